@@ -1,0 +1,34 @@
+# jobq: background jobs run by PostgreSQL background workers (PGXS build)
+
+EXTENSION = jobq
+MODULE_big = jobq
+OBJS = \
+	src/jobq.o \
+	src/guc.o \
+	src/shmem.o \
+	src/launcher.o \
+	src/worker.o \
+	src/queue.o \
+	src/handlers.o \
+	src/api.o \
+	src/monitor.o \
+	src/utility.o
+DATA = jobq--0.1.0.sql
+PGFILEDESC = "jobq - background jobs inside PostgreSQL"
+
+PG_CFLAGS = -Werror
+
+# pg_regress and isolation tests get a temporary instance that preloads jobq
+# (with no workers: they test the SQL surface and the claim step)
+REGRESS = 01_enqueue 02_kinds 03_cancel_retry 04_views
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/jobq.conf
+ISOLATION = claim job_key
+ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/jobq.conf --inputdir=test
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+EXTRA_CLEAN = tmp_check tmp_check_iso output_iso results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

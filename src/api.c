@@ -1,0 +1,445 @@
+/*-------------------------------------------------------------------------
+ *
+ * api.c
+ *	  The SQL-callable functions of schema jobq.
+ *
+ * Each function checks its arguments and the caller's rights with the
+ * caller's identity (GetUserId()), then hands the work to queue.c, which
+ * runs it as a superuser.  Nothing is written before every check passed, so
+ * bad input changes nothing.  Enqueueing and retrying ask for a worker to
+ * be woken when the transaction commits.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "jobq.h"
+
+PG_FUNCTION_INFO_V1(jobq_enqueue);
+PG_FUNCTION_INFO_V1(jobq_enqueue_many);
+PG_FUNCTION_INFO_V1(jobq_cancel);
+PG_FUNCTION_INFO_V1(jobq_retry);
+PG_FUNCTION_INFO_V1(jobq_register_kind);
+PG_FUNCTION_INFO_V1(jobq_unregister_kind);
+PG_FUNCTION_INFO_V1(jobq_prune);
+PG_FUNCTION_INFO_V1(jobq__claim);
+PG_FUNCTION_INFO_V1(jobq__on_create);
+
+/* argument positions shared by enqueue and enqueue_many */
+#define ARG_KIND		0
+#define ARG_PAYLOAD		1
+#define ARG_QUEUE		2
+#define ARG_PRIORITY	3
+#define ARG_RUN_AT		4
+#define ARG_MAX_ATTEMPTS 5
+#define ARG_JOB_KEY		6
+#define ARG_TIMEOUT		7
+
+/* An interval in milliseconds; it must be positive. */
+static int64
+positive_interval_ms(Interval *iv, const char *what)
+{
+	int64		ms;
+
+	ms = iv->time / 1000 +
+		(int64) iv->day * 86400000 +
+		(int64) iv->month * 30 * 86400000;
+	if (ms <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be greater than zero", what)));
+	return ms;
+}
+
+static void
+check_name(const char *name, const char *what)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	if (len > JOBQ_MAX_QUEUE_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s \"%s\" is too long", what, name),
+				 errdetail("It has %zu bytes; the limit is %d.", len, JOBQ_MAX_QUEUE_NAME)));
+}
+
+static void
+check_max_attempts(int32 max_attempts)
+{
+	if (max_attempts < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_attempts must be at least 1"),
+				 errdetail("max_attempts was %d.", max_attempts)));
+}
+
+/*
+ * Read the arguments common to enqueue and enqueue_many into *job, with
+ * the kind's defaults and then the settings where they are NULL.
+ */
+static void
+new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
+{
+	JobqKind   *kind;
+	char	   *name;
+
+	if (PG_ARGISNULL(ARG_KIND))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("job kind must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(ARG_KIND));
+	kind = jobq_queue_lookup_kind(name);
+	if (kind == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("job kind \"%s\" does not exist", name),
+				 errhint("The view jobq.kinds lists the kinds; jobq.register_kind() adds one.")));
+
+	memset(job, 0, sizeof(*job));
+	job->kind = name;
+	job->owner = GetUserId();
+
+	if (PG_ARGISNULL(ARG_QUEUE))
+		job->queue = pstrdup(kind->queue);
+	else
+		job->queue = text_to_cstring(PG_GETARG_TEXT_PP(ARG_QUEUE));
+	check_name(job->queue, "queue name");
+
+	job->priority = PG_ARGISNULL(ARG_PRIORITY) ? kind->priority : PG_GETARG_INT32(ARG_PRIORITY);
+
+	if (PG_ARGISNULL(ARG_RUN_AT))
+		job->run_at = GetCurrentTransactionStartTimestamp();
+	else
+	{
+		job->run_at = PG_GETARG_TIMESTAMPTZ(ARG_RUN_AT);
+		if (TIMESTAMP_NOT_FINITE(job->run_at))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("run_at must be a finite time")));
+	}
+
+	if (!PG_ARGISNULL(ARG_MAX_ATTEMPTS))
+		job->max_attempts = PG_GETARG_INT32(ARG_MAX_ATTEMPTS);
+	else if (kind->max_attempts > 0)
+		job->max_attempts = kind->max_attempts;
+	else
+		job->max_attempts = jobq_default_max_attempts;
+	check_max_attempts(job->max_attempts);
+
+	if (!PG_ARGISNULL(ARG_TIMEOUT))
+		job->timeout_ms = positive_interval_ms(PG_GETARG_INTERVAL_P(ARG_TIMEOUT), "timeout");
+	else if (kind->timeout_ms > 0)
+		job->timeout_ms = kind->timeout_ms;
+	else
+		job->timeout_ms = jobq_default_timeout;
+
+	/* a job the owner could not run is refused now */
+	if (!kind->builtin)
+	{
+		AclResult	aclresult;
+
+		if (!OidIsValid(kind->handler))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("the handler function of job kind \"%s\" does not exist", name),
+					 errhint("Register the kind again with jobq.register_kind().")));
+		aclresult = pg_proc_aclcheck(kind->handler, job->owner, ACL_EXECUTE);
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(kind->handler));
+	}
+}
+
+/* The payload argument, '{}' when NULL. */
+static Jsonb *
+payload_arg(FunctionCallInfo fcinfo)
+{
+	if (PG_ARGISNULL(ARG_PAYLOAD))
+		return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	return PG_GETARG_JSONB_P(ARG_PAYLOAD);
+}
+
+Datum
+jobq_enqueue(PG_FUNCTION_ARGS)
+{
+	JobqNewJob	job;
+	Jsonb	   *payload;
+	char	   *job_key = NULL;
+	int64		id;
+
+	new_job_from_args(fcinfo, &job);
+	payload = payload_arg(fcinfo);
+	jobq_handler_check_payload(job.kind, payload);
+	if (!PG_ARGISNULL(ARG_JOB_KEY))
+	{
+		job_key = text_to_cstring(PG_GETARG_TEXT_PP(ARG_JOB_KEY));
+		if (job_key[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("job_key must not be empty"),
+					 errhint("Pass NULL for a job without a key.")));
+	}
+
+	id = jobq_queue_insert(&job, payload, job_key);
+	jobq_shmem_wake_on_commit();
+	PG_RETURN_INT64(id);
+}
+
+Datum
+jobq_enqueue_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	JobqNewJob	job;
+	ArrayType  *payloads;
+	Datum	   *elems;
+	bool	   *elem_nulls;
+	int			nelems;
+	bool		have_keys = !PG_ARGISNULL(ARG_JOB_KEY);
+	int64	   *ids;
+	int			nids;
+	int			i;
+
+	new_job_from_args(fcinfo, &job);
+	if (PG_ARGISNULL(ARG_PAYLOAD))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payloads must not be null")));
+	payloads = PG_GETARG_ARRAYTYPE_P(ARG_PAYLOAD);
+	if (ARR_NDIM(payloads) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("payloads must be a one-dimensional array")));
+	deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT,
+					  &elems, &elem_nulls, &nelems);
+	for (i = 0; i < nelems; i++)
+	{
+		if (elem_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("payloads must not contain nulls"),
+					 errdetail("Element %d is null.", i + 1)));
+		jobq_handler_check_payload(job.kind, DatumGetJsonbP(elems[i]));
+	}
+	if (have_keys)
+	{
+		ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(ARG_JOB_KEY);
+		Datum	   *kelems;
+		bool	   *knulls;
+		int			nkeys;
+
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT,
+						  &kelems, &knulls, &nkeys);
+		if (ARR_NDIM(keys) > 1 || nkeys != nelems)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("job_keys must have one element per payload"),
+					 errdetail("There are %d payloads and %d job keys.", nelems, nkeys)));
+		for (i = 0; i < nkeys; i++)
+			if (!knulls[i] && VARSIZE_ANY_EXHDR(DatumGetPointer(kelems[i])) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("job_keys must not contain empty strings"),
+						 errhint("Use NULL for a job without a key.")));
+	}
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (nelems == 0)
+		return (Datum) 0;
+
+	jobq_queue_insert_many(&job, PG_GETARG_DATUM(ARG_PAYLOAD),
+						   have_keys ? PG_GETARG_DATUM(ARG_JOB_KEY) : (Datum) 0,
+						   have_keys, &ids, &nids);
+	for (i = 0; i < nids; i++)
+	{
+		Datum		value = Int64GetDatum(ids[i]);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	if (nids > 0)
+		jobq_shmem_wake_on_commit();
+	return (Datum) 0;
+}
+
+static void
+job_not_found(int64 job_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("job " INT64_FORMAT " does not exist", job_id),
+			 errdetail("Either there is no such job, or it belongs to a role the current role is not a member of.")));
+}
+
+Datum
+jobq_cancel(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	int			r = jobq_queue_cancel(job_id, GetUserId());
+
+	if (r == JOBQ_NOT_FOUND)
+		job_not_found(job_id);
+	PG_RETURN_BOOL(r == JOBQ_DONE);
+}
+
+Datum
+jobq_retry(PG_FUNCTION_ARGS)
+{
+	int64		job_id = PG_GETARG_INT64(0);
+	int			r = jobq_queue_retry(job_id, GetUserId());
+
+	if (r == JOBQ_NOT_FOUND)
+		job_not_found(job_id);
+	if (r == JOBQ_WRONG_STATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job " INT64_FORMAT " is neither dead nor cancelled", job_id),
+				 errdetail("Only dead and cancelled jobs can be retried.")));
+	jobq_shmem_wake_on_commit();
+	PG_RETURN_BOOL(true);
+}
+
+/* The kind named by argument 0, checked, not built in. */
+static char *
+registrable_kind_arg(FunctionCallInfo fcinfo)
+{
+	char	   *kind;
+	JobqKind   *existing;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("job kind must not be null")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_name(kind, "job kind");
+	existing = jobq_queue_lookup_kind(kind);
+	if (existing != NULL && existing->builtin)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job kind \"%s\" is built in", kind),
+				 errdetail("Built-in kinds cannot be registered, replaced or removed.")));
+	return kind;
+}
+
+Datum
+jobq_register_kind(PG_FUNCTION_ARGS)
+{
+	char	   *kind = registrable_kind_arg(fcinfo);
+	Oid			handler;
+	char	   *queue;
+	int32		max_attempts = 0;
+	Interval   *timeout = NULL;
+	int32		priority;
+	AclResult	aclresult;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("handler must not be null")));
+	handler = PG_GETARG_OID(1);
+	jobq_handler_check(handler, NULL);
+	aclresult = pg_proc_aclcheck(handler, GetUserId(), ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler));
+
+	queue = PG_ARGISNULL(2) ? "default" : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	check_name(queue, "queue name");
+	if (!PG_ARGISNULL(3))
+	{
+		max_attempts = PG_GETARG_INT32(3);
+		check_max_attempts(max_attempts);
+	}
+	if (!PG_ARGISNULL(4))
+	{
+		timeout = PG_GETARG_INTERVAL_P(4);
+		(void) positive_interval_ms(timeout, "timeout");
+	}
+	priority = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
+
+	jobq_queue_register_kind(kind, format_procedure_qualified(handler), queue,
+							 max_attempts, PG_ARGISNULL(3), timeout, priority,
+							 GetUserId());
+	PG_RETURN_VOID();
+}
+
+Datum
+jobq_unregister_kind(PG_FUNCTION_ARGS)
+{
+	char	   *kind = registrable_kind_arg(fcinfo);
+
+	PG_RETURN_BOOL(jobq_queue_unregister_kind(kind));
+}
+
+Datum
+jobq_prune(PG_FUNCTION_ARGS)
+{
+	int64		total = 0;
+	int64		n;
+
+	do
+	{
+		n = jobq_queue_prune();
+		total += n;
+		CHECK_FOR_INTERRUPTS();
+	} while (n >= 10000);
+	PG_RETURN_INT64(total);
+}
+
+/*
+ * Claim jobs as a worker would, for tests of concurrent claiming.  The jobs
+ * are marked running by this backend; workers reap them once it is gone.
+ */
+Datum
+jobq__claim(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int32		batch = PG_GETARG_INT32(0);
+	JobqJob    *jobs;
+	int			n;
+	int			i;
+
+	if (batch < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be at least 1")));
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	n = jobq_queue_claim(jobq_shmem_next_token(), batch, &jobs);
+	for (i = 0; i < n; i++)
+	{
+		Datum		value = Int64GetDatum(jobs[i].id);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	return (Datum) 0;
+}
+
+/* Called by the install script. */
+Datum
+jobq__on_create(PG_FUNCTION_ARGS)
+{
+	if (!jobq_shmem_available())
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("jobq is not in shared_preload_libraries, so no worker will run jobs"),
+				 errdetail("Jobs can be enqueued; they stay pending."),
+				 errhint("Add jobq to shared_preload_libraries in postgresql.conf and restart the server.")));
+	else
+		jobq_shmem_request_probe_on_commit();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,105 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Every jobq.* setting, defined in one place.
+ *
+ * The README's settings table mirrors this file; keep them in step.
+ * jobq.max_workers sizes shared memory, so it can only be set at server
+ * start; the others take effect on reload (workers and the launcher handle
+ * SIGHUP) or, for the per-enqueue defaults, in the enqueuing session.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "jobq.h"
+
+int			jobq_workers = 2;
+int			jobq_max_workers = 4;
+int			jobq_poll_interval = 10000;
+int			jobq_batch_size = 20;
+int			jobq_default_max_attempts = 20;
+int			jobq_default_timeout = 0;
+int			jobq_retry_base_delay = 1000;
+int			jobq_retry_max_delay = 3600 * 1000;
+int			jobq_retention = 86400;
+int			jobq_dead_retention = 30 * 86400;
+int			jobq_prune_interval = 60;
+
+/*
+ * Define the settings.  Called from _PG_init whether or not the library is
+ * preloaded, so that SHOW and SET work in any session.
+ */
+void
+jobq_guc_define(void)
+{
+	DefineCustomIntVariable("jobq.workers",
+							"Number of job workers started for each database where jobq is installed.",
+							"Zero stops the workers; jobs stay pending.",
+							&jobq_workers, 2, 0, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.max_workers",
+							"Number of job workers in the whole cluster, across databases.",
+							"Each worker is a background worker: max_worker_processes must leave room for these and the launcher.",
+							&jobq_max_workers, 4, 1, 1000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.poll_interval",
+							"Longest time an idle worker sleeps before looking for jobs.",
+							"Workers are woken at once when a job is enqueued; polling is a fallback.",
+							&jobq_poll_interval, 10000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.batch_size",
+							"Number of jobs a worker claims and commits together.",
+							"Each job of a batch runs in its own subtransaction.",
+							&jobq_batch_size, 20, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.default_max_attempts",
+							"Attempts of a job when neither the job nor its kind sets them.",
+							NULL,
+							&jobq_default_max_attempts, 20, 1, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.default_timeout",
+							"Time limit of one attempt when neither the job nor its kind sets one.",
+							"Zero means no limit.",
+							&jobq_default_timeout, 0, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.retry_base_delay",
+							"Delay before the second attempt of a failed job; it doubles with each further attempt.",
+							NULL,
+							&jobq_retry_base_delay, 1000, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.retry_max_delay",
+							"Longest delay between two attempts of a failed job.",
+							NULL,
+							&jobq_retry_max_delay, 3600 * 1000, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.retention",
+							"How long succeeded and cancelled jobs are kept.",
+							"Zero deletes succeeded jobs as they finish; -1 keeps them until deleted by hand.",
+							&jobq_retention, 86400, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.dead_retention",
+							"How long dead jobs are kept for inspection and retry.",
+							"-1 keeps them until deleted by hand.",
+							&jobq_dead_retention, 30 * 86400, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.prune_interval",
+							"How often a worker of each database deletes finished jobs past their retention.",
+							NULL,
+							&jobq_prune_interval, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("jobq");
+}

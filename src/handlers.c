@@ -1,0 +1,187 @@
+/*-------------------------------------------------------------------------
+ *
+ * handlers.c
+ *	  What a job of each kind does: the built-in kinds and the calls to
+ *	  handler functions registered with jobq.register_kind.
+ *
+ * jobq_handler_run is called by a worker inside the job's subtransaction,
+ * with the job's owner as current user and its timeout armed: everything
+ * here runs with the owner's privileges and may throw.  The built-in kind
+ * "sql" runs the owner's statements through SPI; that is the job itself,
+ * not queue bookkeeping, which stays in queue.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "parser/parser.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "jobq.h"
+
+/*
+ * Check that a function can be a handler: a plain function taking one
+ * jsonb and returning jsonb or void.
+ */
+void
+jobq_handler_check(Oid handler, bool *returns_void)
+{
+	HeapTuple	tup;
+	Form_pg_proc proc;
+	char	   *name;
+
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", handler)));
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	name = format_procedure(handler);
+
+	if (proc->prokind != PROKIND_FUNCTION || proc->proretset ||
+		proc->pronargs != 1 || proc->proargtypes.values[0] != JSONBOID ||
+		(proc->prorettype != JSONBOID && proc->prorettype != VOIDOID))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("function %s cannot be a job handler", name),
+				 errdetail("A job handler takes one argument of type jsonb and returns jsonb or void, one row.")));
+	if (returns_void)
+		*returns_void = (proc->prorettype == VOIDOID);
+	ReleaseSysCache(tup);
+}
+
+/* The "sql" member of a payload, or NULL. */
+static char *
+payload_sql(Jsonb *payload)
+{
+	JsonbValue	v;
+
+	if (!JB_ROOT_IS_OBJECT(payload))
+		return NULL;
+	if (getKeyJsonValueFromContainer(&payload->root, "sql", 3, &v) == NULL ||
+		v.type != jbvString)
+		return NULL;
+	return pnstrdup(v.val.string.val, v.val.string.len);
+}
+
+/*
+ * Check a payload for a built-in kind before the job is added, so that a
+ * job that cannot run is refused at once.
+ */
+void
+jobq_handler_check_payload(const char *kind, Jsonb *payload)
+{
+	if (strcmp(kind, "sql") == 0)
+	{
+		char	   *sql = payload_sql(payload);
+
+		if (sql == NULL || sql[0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("payload of a job of kind \"sql\" must have a non-empty string member \"sql\""),
+					 errhint("For example: jobq.enqueue('sql', '{\"sql\": \"REFRESH MATERIALIZED VIEW stats\"}').")));
+		/* a syntax error is reported now, not at every attempt */
+		(void) raw_parser(sql, RAW_PARSE_DEFAULT);
+		pfree(sql);
+	}
+}
+
+static Jsonb *
+run_sql(const JobqJob *job)
+{
+	char	   *sql = payload_sql(job->payload);
+	int			rc;
+	uint64		rows;
+
+	if (sql == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload of job " INT64_FORMAT " has no string member \"sql\"", job->id)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rc = SPI_execute(sql, false, 0);
+	PopActiveSnapshot();
+	if (rc == SPI_ERROR_TRANSACTION)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("a job cannot start, commit or roll back transactions"),
+				 errdetail("Each job runs in a transaction of its own that jobq commits.")));
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not run the job's statements: %s", SPI_result_code_string(rc))));
+	rows = SPI_processed;
+	SPI_finish();
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(psprintf("{\"rows\": " UINT64_FORMAT "}", rows))));
+}
+
+static Jsonb *
+run_function(const JobqJob *job, const JobqKind *kind)
+{
+	FmgrInfo	flinfo;
+	LOCAL_FCINFO(fcinfo, 1);
+	AclResult	aclresult;
+	bool		returns_void;
+	Datum		result;
+
+	if (!OidIsValid(kind->handler))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the handler function of job kind \"%s\" does not exist", kind->name),
+				 errhint("Register the kind again with jobq.register_kind().")));
+
+	/* the function may have been replaced since the kind was registered */
+	jobq_handler_check(kind->handler, &returns_void);
+
+	aclresult = pg_proc_aclcheck(kind->handler, GetUserId(), ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(kind->handler));
+
+	fmgr_info(kind->handler, &flinfo);
+	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = JsonbPGetDatum(job->payload);
+	fcinfo->args[0].isnull = false;
+
+	PushActiveSnapshot(GetTransactionSnapshot());
+	result = FunctionCallInvoke(fcinfo);
+	PopActiveSnapshot();
+
+	if (returns_void || fcinfo->isnull)
+		return NULL;
+	return DatumGetJsonbPCopy(result);
+}
+
+/*
+ * Run one job.  Returns the result to keep with the job, or NULL.
+ */
+Jsonb *
+jobq_handler_run(const JobqJob *job, const JobqKind *kind)
+{
+	CommandCounterIncrement();
+	if (kind->builtin)
+	{
+		if (strcmp(kind->name, "sql") == 0)
+			return run_sql(job);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("built-in job kind \"%s\" is not known to this version of jobq", kind->name)));
+	}
+	return run_function(job, kind);
+}

@@ -1,0 +1,209 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobq.h
+ *	  Declarations shared by the files of jobq.
+ *
+ * Shared memory holds one JobqShared struct: a slot per worker, a slot per
+ * database being served, and the launcher's identity.  One LWLock
+ * (JobqShared->lock) guards all of it; hold it only for short scans and
+ * updates, never across I/O or a transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef JOBQ_H
+#define JOBQ_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/jsonb.h"
+
+/* ---- guc.c ---- */
+extern int	jobq_workers;
+extern int	jobq_max_workers;
+extern int	jobq_poll_interval;
+extern int	jobq_batch_size;
+extern int	jobq_default_max_attempts;
+extern int	jobq_default_timeout;
+extern int	jobq_retry_base_delay;
+extern int	jobq_retry_max_delay;
+extern int	jobq_retention;
+extern int	jobq_dead_retention;
+extern int	jobq_prune_interval;
+
+extern void jobq_guc_define(void);
+
+/* ---- shmem.c ---- */
+#define JOBQ_MAX_QUEUE_NAME 63
+#define JOBQ_PROBE_REQUESTS 16
+#define JOBQ_PAUSES 8
+
+typedef enum JobqWorkerState
+{
+	JOBQ_WORKER_FREE = 0,
+	JOBQ_WORKER_STARTING,
+	JOBQ_WORKER_IDLE,
+	JOBQ_WORKER_CLAIMING,
+	JOBQ_WORKER_RUNNING,
+	JOBQ_WORKER_STOPPING
+} JobqWorkerState;
+
+/* Why a worker ended, as it tells the launcher. */
+typedef enum JobqWorkerExit
+{
+	JOBQ_EXIT_UNKNOWN = 0,		/* died, or never said */
+	JOBQ_EXIT_ABSENT,			/* jobq is not installed in the database */
+	JOBQ_EXIT_ASKED				/* told to stop (pause, fewer workers) */
+} JobqWorkerExit;
+
+typedef struct JobqWorker
+{
+	bool		in_use;			/* slot allocated by the launcher */
+	uint32		generation;		/* bumped at each allocation */
+	Oid			dboid;
+	int			number;			/* worker number within its database */
+	pid_t		pid;			/* 0 until the worker has attached */
+	Latch	   *latch;
+	int64		token;			/* written to locked_by of claimed jobs */
+	bool		sleeping;		/* waiting on its latch for work */
+	bool		stop_requested;
+	bool		has_jobq;		/* the worker found the extension */
+	JobqWorkerExit exit_reason;
+	uint64		wake_seq;		/* bumped by each wake-up for its database */
+	JobqWorkerState state;
+	int64		job_id;
+	uint64		jobs_succeeded;
+	uint64		jobs_failed;
+	TimestampTz started_at;
+	TimestampTz state_since;
+} JobqWorker;
+
+typedef struct JobqPause
+{
+	Oid			dboid;
+	TimestampTz until;
+} JobqPause;
+
+typedef struct JobqShared
+{
+	LWLock	   *lock;
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	int32		boot_id;		/* differs at each shared memory reset */
+	uint32		next_token;
+	bool		rescan_all;		/* probe every database again */
+	int			nprobe_requests;
+	Oid			probe_requests[JOBQ_PROBE_REQUESTS];
+	JobqPause	pauses[JOBQ_PAUSES];
+	int			nworkers;		/* = jobq.max_workers */
+	JobqWorker	workers[FLEXIBLE_ARRAY_MEMBER];
+} JobqShared;
+
+extern JobqShared *jobq_shared;
+
+extern void jobq_shmem_request(void);
+extern bool jobq_shmem_available(void);
+extern int64 jobq_shmem_next_token(void);
+extern void jobq_shmem_wake_on_commit(void);
+extern void jobq_shmem_wake_all_on_commit(void);
+extern void jobq_shmem_wake_database(Oid dboid, int how_many);
+extern void jobq_shmem_wake_launcher(void);
+extern void jobq_shmem_request_probe_on_commit(void);
+extern bool jobq_shmem_paused(Oid dboid);
+extern void jobq_shmem_pause_database(Oid dboid, int seconds);
+
+/* ---- launcher.c / worker.c ---- */
+extern void jobq_launcher_register(void);
+extern PGDLLEXPORT void jobq_launcher_main(Datum main_arg);
+extern PGDLLEXPORT void jobq_worker_main(Datum main_arg);
+
+/* ---- utility.c ---- */
+extern void jobq_utility_install(void);
+
+/* ---- queue.c: every SPI statement of jobq ---- */
+
+/* A kind as stored in jobq._kinds. */
+typedef struct JobqKind
+{
+	char		name[NAMEDATALEN];
+	bool		builtin;
+	Oid			handler;		/* InvalidOid for built-in kinds */
+	bool		handler_returns_void;
+	char		queue[JOBQ_MAX_QUEUE_NAME + 1];
+	int32		priority;
+	int32		max_attempts;	/* 0 = not set */
+	int64		timeout_ms;		/* 0 = not set */
+} JobqKind;
+
+/* A claimed job, as a worker runs it. */
+typedef struct JobqJob
+{
+	int64		id;
+	char	   *kind;
+	Jsonb	   *payload;
+	Oid			owner;
+	int32		priority;
+	TimestampTz run_at;
+	int32		attempts;
+	int32		max_attempts;
+	int64		timeout_ms;
+} JobqJob;
+
+/* What a handler left behind. */
+typedef struct JobqOutcome
+{
+	bool		ok;
+	Jsonb	   *result;			/* may be NULL */
+	char	   *message;		/* on error */
+	char	   *sqlstate;
+	char	   *context;
+} JobqOutcome;
+
+/* Values for a new job, already checked. */
+typedef struct JobqNewJob
+{
+	const char *kind;
+	const char *queue;
+	int32		priority;
+	TimestampTz run_at;
+	int32		max_attempts;
+	int64		timeout_ms;		/* 0 = none */
+	Oid			owner;
+} JobqNewJob;
+
+extern JobqKind *jobq_queue_lookup_kind(const char *name);
+extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,
+							   const char *job_key);
+extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
+								   Datum job_keys, bool have_keys,
+								   int64 **ids, int *nids);
+extern int	jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs);
+extern void jobq_queue_succeed(const JobqJob *job, Jsonb *result);
+extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
+							bool final);
+extern void jobq_queue_release_uncounted(int64 token);
+extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
+							 uint32 max_counter);
+extern TimestampTz jobq_queue_next_due(void);
+extern int64 jobq_queue_prune(void);
+extern int	jobq_queue_cancel(int64 job_id, Oid caller);
+extern int	jobq_queue_retry(int64 job_id, Oid caller);
+extern void jobq_queue_register_kind(const char *kind, const char *handler,
+									 const char *queue, int32 max_attempts,
+									 bool max_attempts_null, Interval *timeout,
+									 int32 priority, Oid registrar);
+extern bool jobq_queue_unregister_kind(const char *kind);
+
+/* results of jobq_queue_cancel / jobq_queue_retry */
+#define JOBQ_NOT_FOUND		0
+#define JOBQ_DONE			1
+#define JOBQ_WRONG_STATE	2
+
+/* ---- handlers.c ---- */
+extern void jobq_handler_check(Oid handler, bool *returns_void);
+extern void jobq_handler_check_payload(const char *kind, Jsonb *payload);
+extern Jsonb *jobq_handler_run(const JobqJob *job, const JobqKind *kind);
+
+#endif							/* JOBQ_H */

@@ -1,0 +1,890 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *	  Every SQL statement jobq runs against its own tables.
+ *
+ * Each function here connects to SPI, runs prepared statements (prepared
+ * once per backend and kept), and disconnects.  It runs them as the
+ * bootstrap superuser with search_path = pg_catalog, pg_temp, whatever the
+ * caller's role and path: callers check the caller's rights first and pass
+ * the caller's role where a statement filters by it.  Callers must be in a
+ * transaction; values returned are allocated in the caller's memory context.
+ *
+ * Moving a job out of jobq._queue always goes through one statement shape
+ * (see move_statement): DELETE ... RETURNING feeding INSERT INTO jobq._done,
+ * so a finished job is never in both tables nor in neither.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "common/pg_prng.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "jobq.h"
+
+/* The columns copied from jobq._queue to jobq._done, in both tables' terms. */
+#define MOVED_COLUMNS \
+	"id, kind, queue, payload, priority, attempts, max_attempts, run_at, " \
+	"timeout, job_key, owner, created_at, started_at"
+
+/* The error recorded for a job whose worker went away. */
+#define ORPHAN_MESSAGE "the worker running this job ended before the job finished"
+#define ORPHAN_SQLSTATE "57P02"
+
+/* The final state of a job that will not be tried again. */
+#define DEAD_OR_CANCELLED "CASE WHEN cancel_requested THEN 'cancelled' ELSE 'dead' END"
+
+typedef struct QueueCall
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	bool		pushed_snapshot;
+	MemoryContext caller_cxt;
+} QueueCall;
+
+/* kept plans */
+static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_find_key = NULL;
+static SPIPlanPtr plan_insert_many = NULL;
+static SPIPlanPtr plan_insert_many_keys = NULL;
+static SPIPlanPtr plan_claim = NULL;
+static SPIPlanPtr plan_succeed_keep = NULL;
+static SPIPlanPtr plan_succeed_drop = NULL;
+static SPIPlanPtr plan_fail_retry = NULL;
+static SPIPlanPtr plan_fail_final = NULL;
+static SPIPlanPtr plan_release = NULL;
+static SPIPlanPtr plan_reap_final = NULL;
+static SPIPlanPtr plan_reap_retry = NULL;
+static SPIPlanPtr plan_next_due = NULL;
+static SPIPlanPtr plan_prune = NULL;
+static SPIPlanPtr plan_cancel_pending = NULL;
+static SPIPlanPtr plan_cancel_running = NULL;
+static SPIPlanPtr plan_visible_state = NULL;
+static SPIPlanPtr plan_retry = NULL;
+static SPIPlanPtr plan_key_taken = NULL;
+static SPIPlanPtr plan_register = NULL;
+static SPIPlanPtr plan_unregister = NULL;
+static SPIPlanPtr plan_kinds = NULL;
+
+/* the kind cache: kind name -> JobqKind, flushed on relcache invalidation */
+static HTAB *kind_cache = NULL;
+static Oid	kind_cache_relid = InvalidOid;
+static bool kind_callback_registered = false;
+
+static void kinds_changed(void);
+
+/*
+ * Connect to SPI as the bootstrap superuser with a safe search_path.
+ */
+static void
+queue_begin(QueueCall *qc)
+{
+	qc->caller_cxt = CurrentMemoryContext;
+	GetUserIdAndSecContext(&qc->save_userid, &qc->save_sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   qc->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	qc->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* a worker's own transactions have no snapshot yet */
+	qc->pushed_snapshot = !ActiveSnapshotSet();
+	if (qc->pushed_snapshot)
+		PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+static void
+queue_end(QueueCall *qc)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+	if (qc->pushed_snapshot)
+		PopActiveSnapshot();
+	AtEOXact_GUC(true, qc->save_nestlevel);
+	SetUserIdAndSecContext(qc->save_userid, qc->save_sec_context);
+	MemoryContextSwitchTo(qc->caller_cxt);
+}
+
+static SPIPlanPtr
+prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/* Run a prepared statement and check that it did what was expected. */
+static uint64
+execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "jobq statement failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * The statement that moves the jobs of jobq._queue matching "cond" to
+ * jobq._done with the given status, result and error expressions.
+ */
+static char *
+move_statement(const char *cond, const char *status, const char *result,
+			   const char *error_columns)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf,
+					 "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) "
+					 "INSERT INTO jobq._done (" MOVED_COLUMNS ", status, finished_at, result, "
+					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
+					 "SELECT " MOVED_COLUMNS ", %s, clock_timestamp(), %s, %s FROM d",
+					 cond, status, result, error_columns);
+	return buf.data;
+}
+
+/* prepare() for a move_statement, built only the first time */
+static SPIPlanPtr
+prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
+			 const char *result, const char *error_columns,
+			 int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+		return prepare(cache, move_statement(cond, status, result, error_columns),
+					   nargs, argtypes);
+	return *cache;
+}
+
+/* The error columns of a job whose error stays as it was. */
+#define KEEP_ERROR "last_error, last_error_sqlstate, last_error_context, last_error_at"
+
+/* ---------------------------------------------------------------------
+ * Kinds
+ * ------------------------------------------------------------------- */
+
+static void
+kind_cache_invalidate(Datum arg, Oid relid)
+{
+	if (kind_cache != NULL &&
+		(relid == InvalidOid || relid == kind_cache_relid))
+	{
+		hash_destroy(kind_cache);
+		kind_cache = NULL;
+	}
+}
+
+static void
+kind_cache_load(void)
+{
+	QueueCall	qc;
+	HASHCTL		ctl;
+	HTAB	   *cache;
+	uint64		i;
+	Oid			nsp;
+
+	if (!kind_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(kind_cache_invalidate, (Datum) 0);
+		kind_callback_registered = true;
+	}
+
+	nsp = get_namespace_oid("jobq", false);
+	kind_cache_relid = get_relname_relid("_kinds", nsp);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = sizeof(JobqKind);
+	ctl.hcxt = CacheMemoryContext;
+	cache = hash_create("jobq kinds", 32, &ctl,
+						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+
+	queue_begin(&qc);
+	execute(prepare(&plan_kinds,
+					"SELECT k.kind, k.builtin, p.oid, p.prorettype = 'void'::regtype, "
+					"k.queue, k.priority, k.max_attempts, "
+					"(EXTRACT(EPOCH FROM k.timeout) * 1000)::bigint "
+					"FROM jobq._kinds k "
+					"LEFT JOIN pg_proc p ON p.oid = to_regprocedure(k.handler)",
+					0, NULL),
+			NULL, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *name = SPI_getvalue(tup, desc, 1);
+		char	   *queue = SPI_getvalue(tup, desc, 5);
+		JobqKind   *k;
+		bool		isnull;
+		bool		found;
+		Datum		d;
+
+		if (strlen(name) >= NAMEDATALEN)
+			continue;
+		k = hash_search(cache, name, HASH_ENTER, &found);
+		k->builtin = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		d = SPI_getbinval(tup, desc, 3, &isnull);
+		k->handler = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		k->handler_returns_void = isnull ? false : DatumGetBool(d);
+		strlcpy(k->queue, queue, sizeof(k->queue));
+		k->priority = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		k->max_attempts = isnull ? 0 : DatumGetInt32(d);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		k->timeout_ms = isnull ? 0 : DatumGetInt64(d);
+	}
+	queue_end(&qc);
+	kind_cache = cache;
+}
+
+/* The kind of that name, or NULL.  The result stays valid until the next call. */
+JobqKind *
+jobq_queue_lookup_kind(const char *name)
+{
+	if (strlen(name) >= NAMEDATALEN)
+		return NULL;
+	if (kind_cache == NULL)
+		kind_cache_load();
+	return hash_search(kind_cache, name, HASH_FIND, NULL);
+}
+
+void
+jobq_queue_register_kind(const char *kind, const char *handler,
+						 const char *queue, int32 max_attempts,
+						 bool max_attempts_null, Interval *timeout,
+						 int32 priority, Oid registrar)
+{
+	QueueCall	qc;
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+	INTERVALOID, OIDOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
+
+	values[0] = CStringGetTextDatum(kind);
+	values[1] = CStringGetTextDatum(handler);
+	values[2] = CStringGetTextDatum(queue);
+	values[3] = Int32GetDatum(priority);
+	values[4] = Int32GetDatum(max_attempts);
+	if (max_attempts_null)
+		nulls[4] = 'n';
+	values[5] = PointerGetDatum(timeout);
+	if (timeout == NULL)
+		nulls[5] = 'n';
+	values[6] = ObjectIdGetDatum(registrar);
+
+	queue_begin(&qc);
+	execute(prepare(&plan_register,
+					"INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, "
+					"max_attempts, timeout, registered_by) "
+					"VALUES ($1, $2, $3, $4, $5, $6, $7::regrole) "
+					"ON CONFLICT (kind) DO UPDATE SET handler = EXCLUDED.handler, "
+					"queue = EXCLUDED.queue, priority = EXCLUDED.priority, "
+					"max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout, "
+					"registered_by = EXCLUDED.registered_by, registered_at = now() "
+					"WHERE NOT k.builtin",
+					7, types),
+			values, nulls, SPI_OK_INSERT);
+	queue_end(&qc);
+	kinds_changed();
+}
+
+bool
+jobq_queue_unregister_kind(const char *kind)
+{
+	QueueCall	qc;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	uint64		n;
+
+	values[0] = CStringGetTextDatum(kind);
+	queue_begin(&qc);
+	n = execute(prepare(&plan_unregister,
+						"DELETE FROM jobq._kinds WHERE kind = $1 AND NOT builtin",
+						1, types),
+				values, NULL, SPI_OK_DELETE);
+	queue_end(&qc);
+	kinds_changed();
+	return n > 0;
+}
+
+/*
+ * Make every backend reload its kind cache when this transaction commits.
+ */
+static void
+kinds_changed(void)
+{
+	Oid			nsp = get_namespace_oid("jobq", false);
+
+	CacheInvalidateRelcacheByRelid(get_relname_relid("_kinds", nsp));
+}
+
+/* ---------------------------------------------------------------------
+ * Enqueue
+ * ------------------------------------------------------------------- */
+
+static void
+new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
+{
+	values[0] = CStringGetTextDatum(job->kind);
+	values[1] = CStringGetTextDatum(job->queue);
+	values[3] = Int32GetDatum(job->priority);
+	values[4] = TimestampTzGetDatum(job->run_at);
+	values[5] = Int32GetDatum(job->max_attempts);
+	values[6] = Int64GetDatum(job->timeout_ms);
+	if (job->timeout_ms <= 0)
+		nulls[6] = 'n';
+	values[8] = ObjectIdGetDatum(job->owner);
+}
+
+#define NEW_JOB_INSERT \
+	"INSERT INTO jobq._queue (kind, queue, payload, priority, run_at, " \
+	"max_attempts, timeout, job_key, owner) "
+#define NEW_JOB_CONFLICT \
+	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING id"
+
+/*
+ * Insert one job; with a job_key that a live job of the same owner holds,
+ * return that job's id instead.
+ */
+int64
+jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
+{
+	QueueCall	qc;
+	Oid			types[9] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, INT8OID, TEXTOID, OIDOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+	int64		id = 0;
+	int			tries;
+
+	new_job_values(job, values, nulls);
+	values[2] = JsonbPGetDatum(payload);
+	if (job_key)
+		values[7] = CStringGetTextDatum(job_key);
+	else
+		nulls[7] = 'n';
+
+	queue_begin(&qc);
+	for (tries = 0; tries < 10; tries++)
+	{
+		bool		isnull;
+
+		execute(prepare(&plan_insert,
+						NEW_JOB_INSERT
+						"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole)"
+						NEW_JOB_CONFLICT,
+						9, types),
+				values, nulls, SPI_OK_INSERT_RETURNING);
+		if (SPI_processed == 1)
+		{
+			id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+			break;
+		}
+
+		/* the key is taken: find the live job that holds it */
+		{
+			Oid			ktypes[2] = {OIDOID, TEXTOID};
+			Datum		kvalues[2];
+
+			kvalues[0] = values[8];
+			kvalues[1] = values[7];
+			execute(prepare(&plan_find_key,
+							"SELECT id FROM jobq._queue WHERE owner = $1::regrole AND job_key = $2",
+							2, ktypes),
+					kvalues, NULL, SPI_OK_SELECT);
+			if (SPI_processed == 1)
+			{
+				id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+				break;
+			}
+			/* it finished in between: try the insert again */
+		}
+	}
+	queue_end(&qc);
+
+	if (id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not enqueue the job with key \"%s\"", job_key),
+				 errdetail("Concurrent transactions kept adding and finishing jobs with that key.")));
+	return id;
+}
+
+/*
+ * Insert one job per element of payloads (a jsonb[] datum), with the
+ * matching element of job_keys (text[]) when have_keys.  Returns the ids
+ * of the jobs added, in array order.
+ */
+void
+jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
+					   bool have_keys, int64 **ids, int *nids)
+{
+	QueueCall	qc;
+	Oid			types[9] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, INT8OID, TEXTARRAYOID, OIDOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+	SPIPlanPtr	plan;
+	uint64		i;
+
+	new_job_values(job, values, nulls);
+	values[2] = payloads;
+	values[7] = job_keys;
+	if (!have_keys)
+		nulls[7] = 'n';
+
+	queue_begin(&qc);
+	if (have_keys)
+		plan = prepare(&plan_insert_many_keys,
+					   NEW_JOB_INSERT
+					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole "
+					   "FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n"
+					   NEW_JOB_CONFLICT,
+					   9, types);
+	else
+		plan = prepare(&plan_insert_many,
+					   NEW_JOB_INSERT
+					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole "
+					   "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n"
+					   NEW_JOB_CONFLICT,
+					   9, types);
+	execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
+
+	*nids = (int) SPI_processed;
+	*ids = MemoryContextAlloc(qc.caller_cxt, sizeof(int64) * Max(*nids, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		(*ids)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	queue_end(&qc);
+}
+
+/* ---------------------------------------------------------------------
+ * The worker's statements
+ * ------------------------------------------------------------------- */
+
+static int
+job_order(const void *a, const void *b)
+{
+	const JobqJob *x = a;
+	const JobqJob *y = b;
+
+	if (x->priority != y->priority)
+		return x->priority < y->priority ? -1 : 1;
+	if (x->run_at != y->run_at)
+		return x->run_at < y->run_at ? -1 : 1;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return 0;
+}
+
+/*
+ * Claim up to batch_size ready jobs for the worker holding token: mark them
+ * running and count the attempt.  The caller commits at once, so the
+ * attempt is durable before any handler runs.  Returns the jobs in claim
+ * order.
+ */
+int
+jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs)
+{
+	QueueCall	qc;
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2];
+	uint64		i;
+	int			n;
+
+	values[0] = Int64GetDatum(token);
+	values[1] = Int32GetDatum(batch_size);
+
+	queue_begin(&qc);
+	execute(prepare(&plan_claim,
+					"UPDATE jobq._queue q SET status = 'running', attempts = q.attempts + 1, "
+					"started_at = clock_timestamp(), locked_by = $1, "
+					"worker_pid = pg_backend_pid() "
+					"FROM (SELECT id FROM jobq._queue "
+					"      WHERE status = 'pending' AND run_at <= now() "
+					"      ORDER BY priority, run_at, id LIMIT $2 "
+					"      FOR UPDATE SKIP LOCKED) c "
+					"WHERE q.id = c.id "
+					"RETURNING q.id, q.kind, q.payload, q.owner::oid, q.priority, q.run_at, "
+					"q.attempts, q.max_attempts, "
+					"(EXTRACT(EPOCH FROM q.timeout) * 1000)::bigint",
+					2, types),
+			values, NULL, SPI_OK_UPDATE_RETURNING);
+
+	n = (int) SPI_processed;
+	*jobs = MemoryContextAllocZero(qc.caller_cxt, sizeof(JobqJob) * Max(n, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		JobqJob    *job = &(*jobs)[i];
+		MemoryContext old;
+		bool		isnull;
+		Datum		d;
+
+		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		old = MemoryContextSwitchTo(qc.caller_cxt);
+		job->kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+		MemoryContextSwitchTo(old);
+		job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		job->priority = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		job->run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
+		job->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		d = SPI_getbinval(tup, desc, 9, &isnull);
+		job->timeout_ms = isnull ? 0 : DatumGetInt64(d);
+	}
+	queue_end(&qc);
+
+	if (n > 1)
+		qsort(*jobs, n, sizeof(JobqJob), job_order);
+	return n;
+}
+
+/* Record success: the job leaves jobq._queue, and is kept in jobq._done
+ * unless jobq.retention is 0. */
+void
+jobq_queue_succeed(const JobqJob *job, Jsonb *result)
+{
+	QueueCall	qc;
+	Oid			types[2] = {INT8OID, JSONBOID};
+	Datum		values[2];
+	char		nulls[2] = "  ";
+
+	values[0] = Int64GetDatum(job->id);
+	values[1] = PointerGetDatum(result);
+	if (result == NULL)
+		nulls[1] = 'n';
+
+	queue_begin(&qc);
+	if (jobq_retention == 0)
+		execute(prepare(&plan_succeed_drop,
+						"DELETE FROM jobq._queue WHERE id = $1", 1, types),
+				values, nulls, SPI_OK_DELETE);
+	else
+		execute(prepare_move(&plan_succeed_keep, "id = $1", "'succeeded'", "$2",
+							 KEEP_ERROR, 2, types),
+				values, nulls, SPI_OK_INSERT);
+	queue_end(&qc);
+}
+
+/*
+ * Record a failed attempt.  The job goes back to pending after the backoff
+ * delay, unless it is out of attempts, was cancelled while it ran, or
+ * "final" says it cannot succeed: then it leaves for jobq._done as dead
+ * (or cancelled).
+ */
+void
+jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final)
+{
+	QueueCall	qc;
+	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
+	double		delay_ms;
+
+	/* delay = base * 2^(attempts-1), capped, then jittered by +-25% */
+	delay_ms = (double) jobq_retry_base_delay *
+		pow(2.0, (double) Max(job->attempts - 1, 0));
+	if (delay_ms > jobq_retry_max_delay)
+		delay_ms = jobq_retry_max_delay;
+	delay_ms *= 0.75 + 0.5 * pg_prng_double(&pg_global_prng_state);
+
+	values[0] = Int64GetDatum(job->id);
+	values[1] = CStringGetTextDatum(outcome->message ? outcome->message : "unknown error");
+	values[2] = CStringGetTextDatum(outcome->sqlstate ? outcome->sqlstate : "XX000");
+	if (outcome->context)
+		values[3] = CStringGetTextDatum(outcome->context);
+	else
+		nulls[3] = 'n';
+	values[4] = Float8GetDatum(delay_ms);
+	values[5] = BoolGetDatum(final);
+
+	queue_begin(&qc);
+	execute(prepare(&plan_fail_retry,
+					"UPDATE jobq._queue SET status = 'pending', "
+					"run_at = clock_timestamp() + $5 * interval '1 ms', "
+					"locked_by = NULL, worker_pid = NULL, last_error = $2, "
+					"last_error_sqlstate = $3, last_error_context = $4, "
+					"last_error_at = clock_timestamp() "
+					"WHERE id = $1 AND NOT $6 AND NOT cancel_requested "
+					"AND attempts < max_attempts",
+					6, types),
+			values, nulls, SPI_OK_UPDATE);
+	if (SPI_processed == 0)
+		execute(prepare_move(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
+							 "$2, $3, $4, clock_timestamp()", 4, types),
+				values, nulls, SPI_OK_INSERT);
+	queue_end(&qc);
+}
+
+/*
+ * Return the jobs a worker holds to pending without counting the attempt:
+ * the worker is being shut down, through no fault of the jobs.
+ */
+void
+jobq_queue_release_uncounted(int64 token)
+{
+	QueueCall	qc;
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+
+	values[0] = Int64GetDatum(token);
+	queue_begin(&qc);
+	execute(prepare(&plan_release,
+					"UPDATE jobq._queue SET status = 'pending', "
+					"attempts = greatest(attempts - 1, 0), locked_by = NULL, "
+					"worker_pid = NULL "
+					"WHERE status = 'running' AND locked_by = $1",
+					1, types),
+			values, NULL, SPI_OK_UPDATE);
+	queue_end(&qc);
+}
+
+/*
+ * Give back the jobs left running by workers that no longer exist.  A job
+ * is orphaned when its token is not among the live tokens and was issued
+ * before the live list was read (a token of another boot, or of this boot
+ * up to max_counter).  The attempt stays counted: the job may be what
+ * killed its worker.
+ */
+int64
+jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter)
+{
+	QueueCall	qc;
+	Oid			types[3] = {INT8ARRAYOID, INT4OID, INT8OID};
+	Datum		values[3];
+	Datum	   *elems;
+	int			i;
+	uint64		n;
+
+#define ORPHANED \
+	"status = 'running' AND locked_by <> ALL ($1) " \
+	"AND NOT (locked_by >> 32 = $2 AND (locked_by & 4294967295) > $3)"
+
+	elems = palloc(sizeof(Datum) * Max(nlive, 1));
+	for (i = 0; i < nlive; i++)
+		elems[i] = Int64GetDatum(live_tokens[i]);
+	values[0] = PointerGetDatum(construct_array(elems, nlive, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = Int32GetDatum(boot_id);
+	values[2] = Int64GetDatum((int64) max_counter);
+
+	queue_begin(&qc);
+	n = execute(prepare_move(&plan_reap_final,
+							 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
+							 DEAD_OR_CANCELLED, "NULL",
+							 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
+							 3, types),
+				values, NULL, SPI_OK_INSERT);
+	n += execute(prepare(&plan_reap_retry,
+						 "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
+						 "locked_by = NULL, worker_pid = NULL, "
+						 "last_error = '" ORPHAN_MESSAGE "', "
+						 "last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
+						 "last_error_context = NULL, last_error_at = clock_timestamp() "
+						 "WHERE " ORPHANED,
+						 3, types),
+				 values, NULL, SPI_OK_UPDATE);
+	queue_end(&qc);
+	return (int64) n;
+}
+
+/* When the next pending job is due, or DT_NOEND when there is none. */
+TimestampTz
+jobq_queue_next_due(void)
+{
+	QueueCall	qc;
+	TimestampTz due = DT_NOEND;
+	bool		isnull;
+	Datum		d;
+
+	queue_begin(&qc);
+	execute(prepare(&plan_next_due,
+					"SELECT min(run_at) FROM jobq._queue WHERE status = 'pending'",
+					0, NULL),
+			NULL, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		due = DatumGetTimestampTz(d);
+	queue_end(&qc);
+	return due;
+}
+
+/*
+ * Delete up to 10,000 finished jobs past their retention; returns how many.
+ * Callers that want everything gone call it until it returns less.
+ */
+int64
+jobq_queue_prune(void)
+{
+	QueueCall	qc;
+	Oid			types[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	uint64		n;
+
+	values[0] = Int32GetDatum(jobq_retention);
+	values[1] = Int32GetDatum(jobq_dead_retention);
+	queue_begin(&qc);
+	n = execute(prepare(&plan_prune,
+						"DELETE FROM jobq._done WHERE id IN ("
+						" SELECT id FROM jobq._done WHERE"
+						" (status IN ('succeeded', 'cancelled') AND $1 >= 0"
+						"  AND finished_at < now() - $1 * interval '1 s')"
+						" OR (status = 'dead' AND $2 >= 0"
+						"  AND finished_at < now() - $2 * interval '1 s')"
+						" LIMIT 10000)",
+						2, types),
+				values, NULL, SPI_OK_DELETE);
+	queue_end(&qc);
+	return (int64) n;
+}
+
+/* ---------------------------------------------------------------------
+ * cancel and retry, on behalf of a caller
+ * ------------------------------------------------------------------- */
+
+#define VISIBLE_TO_CALLER "pg_has_role($2, owner::oid, 'MEMBER')"
+
+/*
+ * The state of a job the caller may see, from either table, or NULL.
+ * Must be called between queue_begin and queue_end.
+ */
+static char *
+visible_state(Datum *values)
+{
+	Oid			types[2] = {INT8OID, OIDOID};
+
+	execute(prepare(&plan_visible_state,
+					"SELECT status FROM jobq._queue WHERE id = $1 AND " VISIBLE_TO_CALLER
+					" UNION ALL "
+					"SELECT status FROM jobq._done WHERE id = $1 AND " VISIBLE_TO_CALLER,
+					2, types),
+			values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+int
+jobq_queue_cancel(int64 job_id, Oid caller)
+{
+	QueueCall	qc;
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+	int			result;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = ObjectIdGetDatum(caller);
+
+	queue_begin(&qc);
+	if (execute(prepare_move(&plan_cancel_pending,
+							 "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
+							 "'cancelled'", "NULL", KEEP_ERROR, 2, types),
+				values, NULL, SPI_OK_INSERT) == 1)
+		result = JOBQ_DONE;
+	else if (execute(prepare(&plan_cancel_running,
+							 "UPDATE jobq._queue SET cancel_requested = true "
+							 "WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
+							 2, types),
+					 values, NULL, SPI_OK_UPDATE) == 1)
+		result = JOBQ_DONE;
+	else if (visible_state(values) != NULL)
+		result = JOBQ_WRONG_STATE;
+	else
+		result = JOBQ_NOT_FOUND;
+	queue_end(&qc);
+	return result;
+}
+
+int
+jobq_queue_retry(int64 job_id, Oid caller)
+{
+	QueueCall	qc;
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2];
+	int			result;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = ObjectIdGetDatum(caller);
+
+	queue_begin(&qc);
+
+	/* a live job holding the same key makes the retry impossible */
+	execute(prepare(&plan_key_taken,
+					"SELECT d.job_key FROM jobq._done d JOIN jobq._queue q "
+					"ON q.owner = d.owner AND q.job_key = d.job_key "
+					"WHERE d.id = $1 AND d.status IN ('dead', 'cancelled') "
+					"AND pg_has_role($2, d.owner::oid, 'MEMBER')",
+					2, types),
+			values, NULL, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("cannot retry job " INT64_FORMAT " while another job with key \"%s\" is pending or running",
+						job_id, key)));
+	}
+
+	if (execute(prepare(&plan_retry,
+						"WITH d AS (DELETE FROM jobq._done WHERE id = $1 "
+						"AND status IN ('dead', 'cancelled') AND " VISIBLE_TO_CALLER
+						" RETURNING *) "
+						"INSERT INTO jobq._queue (id, kind, queue, payload, priority, "
+						"status, attempts, max_attempts, run_at, timeout, job_key, owner, "
+						"created_at, last_error, last_error_sqlstate, last_error_context, "
+						"last_error_at) "
+						"SELECT id, kind, queue, payload, priority, 'pending', 0, "
+						"max_attempts, now(), timeout, job_key, owner, created_at, "
+						"last_error, last_error_sqlstate, last_error_context, last_error_at "
+						"FROM d",
+						2, types),
+				values, NULL, SPI_OK_INSERT) == 1)
+		result = JOBQ_DONE;
+	else if (visible_state(values) != NULL)
+		result = JOBQ_WRONG_STATE;
+	else
+		result = JOBQ_NOT_FOUND;
+	queue_end(&qc);
+	return result;
+}

@@ -1,0 +1,335 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared memory: worker slots, wake-ups at commit, launcher requests.
+ *
+ * Locking: every field of JobqShared is read and written under
+ * jobq_shared->lock, except boot_id and nworkers, which are fixed once
+ * shared memory is initialised.  Latches are set after the lock is released.
+ *
+ * Wake-up protocol (no lost wake-ups): a worker reads its wake_seq, looks
+ * for jobs, and before sleeping checks under the lock that wake_seq did not
+ * move; only then does it mark itself sleeping.  A committing enqueuer bumps
+ * wake_seq of every worker of its database and sets the latch of one
+ * sleeping worker, whom it marks awake.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "port.h"
+#include <signal.h>
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "jobq.h"
+
+JobqShared *jobq_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* per-backend state of the commit callback */
+static bool xact_callback_registered = false;
+static bool wake_at_commit = false;
+static bool wake_all_at_commit = false;
+static bool probe_at_commit = false;
+
+static Size
+shmem_size(void)
+{
+	return add_size(offsetof(JobqShared, workers),
+					mul_size(jobq_max_workers, sizeof(JobqWorker)));
+}
+
+static void
+shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(shmem_size());
+	RequestNamedLWLockTranche("jobq", 1);
+}
+
+static void
+shmem_startup(void)
+{
+	bool		found;
+	Size		size = shmem_size();
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	jobq_shared = ShmemInitStruct("jobq", size, &found);
+	if (!found)
+	{
+		uint32		r;
+
+		memset(jobq_shared, 0, size);
+		jobq_shared->lock = &(GetNamedLWLockTranche("jobq"))->lock;
+		jobq_shared->nworkers = jobq_max_workers;
+		if (!pg_strong_random(&r, sizeof(r)))
+			r = (uint32) GetCurrentTimestamp();
+		/* 31 bits, so that tokens stay positive */
+		jobq_shared->boot_id = (int32) (r & 0x7fffffff);
+		jobq_shared->next_token = 1;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Called from _PG_init while preloading. */
+void
+jobq_shmem_request(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+}
+
+/* Whether this backend has jobq's shared memory (the library was preloaded). */
+bool
+jobq_shmem_available(void)
+{
+	return jobq_shared != NULL;
+}
+
+/*
+ * A token no other claimer of this shared memory's lifetime has: the boot id
+ * in the high half, a counter in the low half.
+ */
+int64
+jobq_shmem_next_token(void)
+{
+	int64		token;
+
+	if (jobq_shared == NULL)
+	{
+		/* not preloaded: a token that no live worker can ever hold */
+		return (int64) 0x7fffffff << 32;
+	}
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	token = ((int64) jobq_shared->boot_id << 32) | jobq_shared->next_token++;
+	LWLockRelease(jobq_shared->lock);
+	return token;
+}
+
+/*
+ * Wake up to how_many sleeping workers of a database, and make every worker
+ * of it look again before its next sleep.
+ */
+void
+jobq_shmem_wake_database(Oid dboid, int how_many)
+{
+	Latch	   *latches[64];
+	int			nlatches = 0;
+	int			i;
+
+	if (jobq_shared == NULL)
+		return;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (!w->in_use || w->dboid != dboid || w->pid == 0)
+			continue;
+		w->wake_seq++;
+		if (w->sleeping && nlatches < how_many && nlatches < lengthof(latches))
+		{
+			w->sleeping = false;
+			latches[nlatches++] = w->latch;
+		}
+	}
+	LWLockRelease(jobq_shared->lock);
+
+	for (i = 0; i < nlatches; i++)
+		SetLatch(latches[i]);
+}
+
+void
+jobq_shmem_wake_launcher(void)
+{
+	Latch	   *latch;
+
+	if (jobq_shared == NULL)
+		return;
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	latch = jobq_shared->launcher_latch;
+	LWLockRelease(jobq_shared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* Ask the launcher to look at this database again (jobq was installed). */
+static void
+request_probe(Oid dboid)
+{
+	int			i;
+	bool		known = false;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < jobq_shared->nprobe_requests; i++)
+		if (jobq_shared->probe_requests[i] == dboid)
+			known = true;
+	if (!known)
+	{
+		if (jobq_shared->nprobe_requests < JOBQ_PROBE_REQUESTS)
+			jobq_shared->probe_requests[jobq_shared->nprobe_requests++] = dboid;
+		else
+			jobq_shared->rescan_all = true;
+	}
+	LWLockRelease(jobq_shared->lock);
+	jobq_shmem_wake_launcher();
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_all_at_commit)
+				jobq_shmem_wake_database(MyDatabaseId, INT_MAX);
+			else if (wake_at_commit)
+				jobq_shmem_wake_database(MyDatabaseId, 1);
+			if (probe_at_commit)
+				request_probe(MyDatabaseId);
+			wake_at_commit = false;
+			wake_all_at_commit = false;
+			probe_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_at_commit = false;
+			wake_all_at_commit = false;
+			probe_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+ensure_xact_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/* Wake a worker of this database when the current transaction commits. */
+void
+jobq_shmem_wake_on_commit(void)
+{
+	if (jobq_shared == NULL)
+		return;
+	ensure_xact_callback();
+	wake_at_commit = true;
+}
+
+/* Wake every worker of this database when the current transaction commits. */
+void
+jobq_shmem_wake_all_on_commit(void)
+{
+	if (jobq_shared == NULL)
+		return;
+	ensure_xact_callback();
+	wake_all_at_commit = true;
+}
+
+/* Have the launcher probe this database when the current transaction commits. */
+void
+jobq_shmem_request_probe_on_commit(void)
+{
+	if (jobq_shared == NULL)
+		return;
+	ensure_xact_callback();
+	probe_at_commit = true;
+}
+
+/* Whether workers of a database must stay away for now. */
+bool
+jobq_shmem_paused(Oid dboid)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		paused = false;
+	int			i;
+
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	for (i = 0; i < JOBQ_PAUSES; i++)
+		if (jobq_shared->pauses[i].dboid == dboid &&
+			jobq_shared->pauses[i].until > now)
+			paused = true;
+	LWLockRelease(jobq_shared->lock);
+	return paused;
+}
+
+/*
+ * Keep workers away from a database for some seconds and stop those it has.
+ * The caller waits for them to be gone.
+ */
+void
+jobq_shmem_pause_database(Oid dboid, int seconds)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz until = TimestampTzPlusMilliseconds(now, seconds * 1000);
+	pid_t		pids[64];
+	int			npids = 0;
+	int			slot = -1;
+	int			i;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < JOBQ_PAUSES; i++)
+	{
+		JobqPause  *p = &jobq_shared->pauses[i];
+
+		if (p->dboid == dboid)
+		{
+			slot = i;
+			break;
+		}
+		if (slot < 0 && (p->dboid == InvalidOid || p->until <= now))
+			slot = i;
+	}
+	if (slot < 0)
+	{
+		/* all in use: take the one that ends first */
+		slot = 0;
+		for (i = 1; i < JOBQ_PAUSES; i++)
+			if (jobq_shared->pauses[i].until < jobq_shared->pauses[slot].until)
+				slot = i;
+	}
+	jobq_shared->pauses[slot].dboid = dboid;
+	jobq_shared->pauses[slot].until = until;
+
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (w->in_use && w->dboid == dboid)
+		{
+			w->stop_requested = true;
+			if (w->pid != 0 && npids < lengthof(pids))
+				pids[npids++] = w->pid;
+		}
+	}
+	LWLockRelease(jobq_shared->lock);
+
+	/*
+	 * SIGTERM interrupts a running job at once; the worker returns its jobs
+	 * to pending without counting the attempt, as at a fast shutdown.
+	 */
+	for (i = 0; i < npids; i++)
+		kill(pids[i], SIGTERM);
+	jobq_shmem_wake_launcher();
+}

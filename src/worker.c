@@ -1,0 +1,584 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  A job worker: claims batches of jobs in its database and runs them.
+ *
+ * Transactions of one round:
+ *	 1. claim: mark up to jobq.batch_size ready jobs running and count their
+ *		attempt; commit.  The attempt is durable before a handler runs.
+ *	 2. run: one transaction for the batch; each job in a subtransaction of
+ *		its own, as its owner, with its timeout armed; its success or failure
+ *		is recorded in the batch transaction, so a job's effects and its
+ *		completion commit together.  If the batch transaction itself fails
+ *		(a deferred constraint at commit, say), each job is run again alone.
+ *
+ * A job runs with SECURITY_LOCAL_USERID_CHANGE and
+ * SECURITY_RESTRICTED_OPERATION: the worker's session user is a superuser,
+ * so SET ROLE and SET SESSION AUTHORIZATION must stay out of reach, and
+ * temporary objects must not outlive the job into another role's job.
+ * Settings a job changes are undone after it; so are prepared statements.
+ *
+ * Memory: worker_cxt lives as long as the process; batch_cxt holds one
+ * round's jobs and results and is reset after each round.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "commands/extension.h"
+#include "commands/prepare.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+
+#include "jobq.h"
+
+static volatile sig_atomic_t got_sigterm = false;
+static volatile bool holding_jobs = false;
+
+static JobqWorker *me = NULL;
+static int64 my_token = 0;
+static Oid	my_dboid = InvalidOid;
+static MemoryContext worker_cxt = NULL;
+static MemoryContext batch_cxt = NULL;
+static TimestampTz last_prune = 0;
+
+/* SIGTERM: note it, then die() as any backend would. */
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	got_sigterm = true;
+	die(postgres_signal_arg);
+}
+
+static void
+set_state(JobqWorkerState state, int64 job_id)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->state = state;
+	me->job_id = job_id;
+	me->state_since = now;
+	LWLockRelease(jobq_shared->lock);
+}
+
+/* Leave the process, telling the launcher why. */
+static void
+worker_exit(JobqWorkerExit reason)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->exit_reason = reason;
+	LWLockRelease(jobq_shared->lock);
+	proc_exit(0);
+}
+
+/* on_shmem_exit: the slot no longer has a process behind it. */
+static void
+worker_detach(int code, Datum arg)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->pid = 0;
+	me->latch = NULL;
+	me->token = 0;
+	me->sleeping = false;
+	me->state = JOBQ_WORKER_FREE;
+	me->job_id = 0;
+	LWLockRelease(jobq_shared->lock);
+}
+
+/*
+ * before_shmem_exit: on SIGTERM (fast shutdown, pg_terminate_backend, a
+ * database being dropped) give the claimed jobs back without counting the
+ * attempt.  On any other exit the jobs stay running under a dead token and
+ * the next worker to start reaps them, attempt counted.
+ */
+static void
+worker_release_at_exit(int code, Datum arg)
+{
+	if (!got_sigterm || !holding_jobs)
+		return;
+	AbortOutOfAnyTransaction();
+	StartTransactionCommand();
+	jobq_queue_release_uncounted(my_token);
+	CommitTransactionCommand();
+	holding_jobs = false;
+}
+
+/* Claim our slot, or leave if the launcher has given it away. */
+static void
+worker_attach(int slot, uint32 generation)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (slot < 0 || slot >= jobq_shared->nworkers)
+		proc_exit(0);
+	me = &jobq_shared->workers[slot];
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	if (!me->in_use || me->generation != generation || me->pid != 0)
+	{
+		LWLockRelease(jobq_shared->lock);
+		me = NULL;
+		proc_exit(0);
+	}
+	me->pid = MyProcPid;
+	me->latch = MyLatch;
+	me->token = ((int64) jobq_shared->boot_id << 32) | jobq_shared->next_token++;
+	me->state = JOBQ_WORKER_STARTING;
+	me->state_since = now;
+	me->started_at = now;
+	my_token = me->token;
+	my_dboid = me->dboid;
+	LWLockRelease(jobq_shared->lock);
+
+	on_shmem_exit(worker_detach, (Datum) 0);
+
+	if (jobq_shmem_paused(my_dboid))
+		worker_exit(JOBQ_EXIT_ASKED);
+}
+
+/*
+ * Return to pending the jobs of workers that no longer exist, e.g. after a
+ * crash or an immediate restart; with self_too, this worker's jobs as well.
+ * Runs in its own transaction.
+ */
+static void
+reap_orphans(bool self_too)
+{
+	int64	   *live;
+	int			nlive = 0;
+	uint32		max_counter;
+	int64		n;
+	int			i;
+
+	live = palloc(sizeof(int64) * jobq_shared->nworkers);
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+		if (jobq_shared->workers[i].in_use && jobq_shared->workers[i].token != 0 &&
+			!(self_too && jobq_shared->workers[i].token == my_token))
+			live[nlive++] = jobq_shared->workers[i].token;
+	max_counter = jobq_shared->next_token - 1;
+	LWLockRelease(jobq_shared->lock);
+
+	StartTransactionCommand();
+	n = jobq_queue_reap(live, nlive, jobq_shared->boot_id, max_counter);
+	CommitTransactionCommand();
+	if (n > 0)
+		ereport(LOG,
+				(errmsg("jobq returned " INT64_FORMAT " jobs left running by workers that ended", n)));
+	pfree(live);
+}
+
+/* Worker 0 of each database deletes finished jobs past their retention. */
+static void
+maybe_prune(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		n;
+
+	if (me->number != 0 ||
+		!TimestampDifferenceExceeds(last_prune, now, jobq_prune_interval * 1000))
+		return;
+	last_prune = now;
+	do
+	{
+		StartTransactionCommand();
+		n = jobq_queue_prune();
+		CommitTransactionCommand();
+		CHECK_FOR_INTERRUPTS();
+	} while (n >= 10000);
+}
+
+/*
+ * Run one job in a subtransaction as its owner.  Fills *out; sets *final
+ * when the job cannot succeed on another attempt.
+ */
+static void
+run_one(const JobqJob *job, JobqOutcome *out, bool *final)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	JobqKind   *cached;
+	JobqKind	kind;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	memset(out, 0, sizeof(*out));
+	*final = false;
+
+	cached = jobq_queue_lookup_kind(job->kind);
+	if (cached == NULL)
+	{
+		out->message = psprintf("job kind \"%s\" does not exist", job->kind);
+		out->sqlstate = "42704";
+		*final = true;
+		return;
+	}
+	kind = *cached;				/* the cache may be flushed while the job runs */
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
+	{
+		out->message = psprintf("role with OID %u, the owner of the job, does not exist", job->owner);
+		out->sqlstate = "42704";
+		*final = true;
+		return;
+	}
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+
+	PG_TRY();
+	{
+		int			nestlevel;
+		Jsonb	   *result;
+
+		SetUserIdAndSecContext(job->owner,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		nestlevel = NewGUCNestLevel();
+		if (job->timeout_ms > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(job->timeout_ms, INT_MAX));
+
+		result = jobq_handler_run(job, &kind);
+
+		if (job->timeout_ms > 0)
+			disable_timeout(STATEMENT_TIMEOUT, false);
+		CHECK_FOR_INTERRUPTS();
+		AtEOXact_GUC(false, nestlevel);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		out->ok = true;
+		out->result = result;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		/* a timeout that fired as the job failed must not hit the batch */
+		QueryCancelPending = false;
+
+		out->ok = false;
+		out->message = edata->message;
+		out->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
+		out->context = edata->context;
+	}
+	PG_END_TRY();
+
+	/* not transactional, so not undone by the rollback */
+	DropAllPreparedStatements();
+}
+
+/*
+ * Run a claimed batch in one transaction.  Throws if the transaction
+ * fails as a whole.
+ */
+static void
+run_batch(JobqJob *jobs, int n)
+{
+	uint64		succeeded = 0;
+	uint64		failed = 0;
+	int			i;
+
+	StartTransactionCommand();
+	MemoryContextSwitchTo(batch_cxt);
+	for (i = 0; i < n; i++)
+	{
+		JobqJob    *job = &jobs[i];
+		JobqOutcome out;
+		bool		final;
+
+		set_state(JOBQ_WORKER_RUNNING, job->id);
+		pgstat_report_activity(STATE_RUNNING,
+								psprintf("jobq job " INT64_FORMAT " (%s)", job->id, job->kind));
+		run_one(job, &out, &final);
+		if (out.ok)
+		{
+			jobq_queue_succeed(job, out.result);
+			succeeded++;
+		}
+		else
+		{
+			ereport(LOG,
+					(errmsg("job " INT64_FORMAT " of kind \"%s\" failed on attempt %d of %d: %s",
+							job->id, job->kind, job->attempts, job->max_attempts, out.message)));
+			jobq_queue_fail(job, &out, final);
+			failed++;
+		}
+	}
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(batch_cxt);
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->jobs_succeeded += succeeded;
+	me->jobs_failed += failed;
+	LWLockRelease(jobq_shared->lock);
+}
+
+/*
+ * Run claimed jobs; if their transaction fails as a whole, run each alone,
+ * and record the failure of a job that fails alone.
+ */
+static void
+run_claimed(JobqJob *jobs, int n)
+{
+	ErrorData  *volatile edata = NULL;
+	int			i;
+
+	PG_TRY();
+	{
+		run_batch(jobs, n);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(batch_cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		disable_timeout(STATEMENT_TIMEOUT, false);
+		QueryCancelPending = false;
+		MemoryContextSwitchTo(batch_cxt);
+	}
+	PG_END_TRY();
+
+	if (edata == NULL)
+		return;
+
+	if (n > 1)
+	{
+		for (i = 0; i < n; i++)
+			run_claimed(&jobs[i], 1);
+		return;
+	}
+
+	{
+		JobqOutcome out;
+
+		memset(&out, 0, sizeof(out));
+		out.message = edata->message;
+		out.sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
+		out.context = edata->context;
+		ereport(LOG,
+				(errmsg("job " INT64_FORMAT " of kind \"%s\" failed at commit: %s",
+						jobs[0].id, jobs[0].kind, out.message)));
+		StartTransactionCommand();
+		MemoryContextSwitchTo(batch_cxt);
+		jobq_queue_fail(&jobs[0], &out, false);
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(batch_cxt);
+	}
+}
+
+/*
+ * One round: claim and run a batch.  Returns 0 when it ran jobs (look
+ * again at once), else how long to sleep in milliseconds.
+ */
+static long
+worker_round(uint64 *seq)
+{
+	JobqJob    *jobs;
+	int			n;
+	TimestampTz due = DT_NOEND;
+	long		sleep_ms;
+
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	*seq = me->wake_seq;
+	LWLockRelease(jobq_shared->lock);
+
+	set_state(JOBQ_WORKER_CLAIMING, 0);
+	holding_jobs = true;
+	StartTransactionCommand();
+	MemoryContextSwitchTo(batch_cxt);
+	if (!OidIsValid(get_extension_oid("jobq", true)))
+		worker_exit(JOBQ_EXIT_ABSENT);
+	n = jobq_queue_claim(my_token, jobq_batch_size, &jobs);
+	if (n == 0)
+		due = jobq_queue_next_due();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(batch_cxt);
+
+	if (n > 0)
+	{
+		/* there may be more: let another worker help */
+		if (n == jobq_batch_size)
+			jobq_shmem_wake_database(my_dboid, 1);
+		run_claimed(jobs, n);
+		holding_jobs = false;
+		MemoryContextReset(batch_cxt);
+		return 0;
+	}
+	holding_jobs = false;
+	MemoryContextReset(batch_cxt);
+
+	sleep_ms = jobq_poll_interval;
+	if (due != DT_NOEND)
+	{
+		long		secs;
+		int			usecs;
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (due <= now)
+			sleep_ms = 10;		/* due but locked by someone: look again soon */
+		else
+		{
+			TimestampDifference(now, due, &secs, &usecs);
+			sleep_ms = Min(sleep_ms, secs * 1000 + usecs / 1000 + 1);
+		}
+	}
+	return sleep_ms;
+}
+
+/* Sleep unless a wake-up came since *seq was read. */
+static void
+worker_sleep(uint64 seq, long sleep_ms)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	if (me->wake_seq != seq || me->stop_requested)
+	{
+		LWLockRelease(jobq_shared->lock);
+		return;
+	}
+	me->sleeping = true;
+	me->state = JOBQ_WORKER_IDLE;
+	me->job_id = 0;
+	me->state_since = GetCurrentTimestamp();
+	LWLockRelease(jobq_shared->lock);
+
+	pgstat_report_activity(STATE_IDLE, NULL);
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 sleep_ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->sleeping = false;
+	LWLockRelease(jobq_shared->lock);
+}
+
+/*
+ * After an unexpected error in a round: give the jobs back (attempt
+ * counted), or leave so that another worker reaps them.
+ */
+static void
+recover_from_error(void)
+{
+	MemoryContextSwitchTo(worker_cxt);
+	EmitErrorReport();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	QueryCancelPending = false;
+	MemoryContextReset(batch_cxt);
+
+	StartTransactionCommand();
+	if (!OidIsValid(get_extension_oid("jobq", true)))
+		worker_exit(JOBQ_EXIT_ABSENT);
+	CommitTransactionCommand();
+	if (holding_jobs)
+	{
+		/* treated as orphans: the attempt stays counted */
+		reap_orphans(true);
+		holding_jobs = false;
+	}
+}
+
+void
+jobq_worker_main(Datum main_arg)
+{
+	int			slot = DatumGetInt32(main_arg);
+	uint32		generation;
+
+	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, worker_sigterm);
+	BackgroundWorkerUnblockSignals();
+
+	worker_attach(slot, generation);
+
+	BackgroundWorkerInitializeConnectionByOid(my_dboid, InvalidOid, 0);
+	pgstat_report_appname("jobq worker");
+
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "jobq worker",
+									   ALLOCSET_DEFAULT_SIZES);
+	batch_cxt = AllocSetContextCreate(worker_cxt, "jobq batch",
+									  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(worker_cxt);
+
+	StartTransactionCommand();
+	if (!OidIsValid(get_extension_oid("jobq", true)))
+		worker_exit(JOBQ_EXIT_ABSENT);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(worker_cxt);
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->has_jobq = true;
+	LWLockRelease(jobq_shared->lock);
+	jobq_shmem_wake_launcher();	/* it may start this database's other workers */
+
+	before_shmem_exit(worker_release_at_exit, (Datum) 0);
+
+	reap_orphans(false);
+	MemoryContextSwitchTo(worker_cxt);
+
+	for (;;)
+	{
+		uint64		seq = 0;
+		long		sleep_ms = 0;
+		bool		stop;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		LWLockAcquire(jobq_shared->lock, LW_SHARED);
+		stop = me->stop_requested;
+		LWLockRelease(jobq_shared->lock);
+		if (stop)
+			worker_exit(JOBQ_EXIT_ASKED);
+
+		PG_TRY();
+		{
+			maybe_prune();
+			MemoryContextSwitchTo(worker_cxt);
+			sleep_ms = worker_round(&seq);
+		}
+		PG_CATCH();
+		{
+			recover_from_error();
+			sleep_ms = 1000;
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(worker_cxt);
+
+		if (sleep_ms > 0)
+			worker_sleep(seq, sleep_ms);
+	}
+}
