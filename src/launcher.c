@@ -113,6 +113,7 @@ scan_databases(void)
 	foreach(lc, databases)
 		((LauncherDb *) lfirst(lc))->seen = false;
 
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	(void) GetTransactionSnapshot();
 	rel = table_open(DatabaseRelationId, AccessShareLock);

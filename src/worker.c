@@ -58,6 +58,17 @@ static MemoryContext worker_cxt = NULL;
 static MemoryContext batch_cxt = NULL;
 static TimestampTz last_prune = 0;
 
+/*
+ * Start a transaction whose now() is the current time: nothing else sets
+ * the statement start time in a background worker.
+ */
+static void
+begin_xact(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+}
+
 /* SIGTERM: note it, then die() as any backend would. */
 static void
 worker_sigterm(SIGNAL_ARGS)
@@ -114,7 +125,7 @@ worker_release_at_exit(int code, Datum arg)
 	if (!got_sigterm || !holding_jobs)
 		return;
 	AbortOutOfAnyTransaction();
-	StartTransactionCommand();
+	begin_xact();
 	jobq_queue_release_uncounted(my_token);
 	CommitTransactionCommand();
 	holding_jobs = false;
@@ -176,7 +187,7 @@ reap_orphans(bool self_too)
 	max_counter = jobq_shared->next_token - 1;
 	LWLockRelease(jobq_shared->lock);
 
-	StartTransactionCommand();
+	begin_xact();
 	n = jobq_queue_reap(live, nlive, jobq_shared->boot_id, max_counter);
 	CommitTransactionCommand();
 	if (n > 0)
@@ -198,7 +209,7 @@ maybe_prune(void)
 	last_prune = now;
 	do
 	{
-		StartTransactionCommand();
+		begin_xact();
 		n = jobq_queue_prune();
 		CommitTransactionCommand();
 		CHECK_FOR_INTERRUPTS();
@@ -306,7 +317,7 @@ run_batch(JobqJob *jobs, int n)
 	uint64		failed = 0;
 	int			i;
 
-	StartTransactionCommand();
+	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
 	for (i = 0; i < n; i++)
 	{
@@ -387,7 +398,7 @@ run_claimed(JobqJob *jobs, int n)
 		ereport(LOG,
 				(errmsg("job " INT64_FORMAT " of kind \"%s\" failed at commit: %s",
 						jobs[0].id, jobs[0].kind, out.message)));
-		StartTransactionCommand();
+		begin_xact();
 		MemoryContextSwitchTo(batch_cxt);
 		jobq_queue_fail(&jobs[0], &out, false);
 		CommitTransactionCommand();
@@ -413,7 +424,7 @@ worker_round(uint64 *seq)
 
 	set_state(JOBQ_WORKER_CLAIMING, 0);
 	holding_jobs = true;
-	StartTransactionCommand();
+	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
 	if (!OidIsValid(get_extension_oid("jobq", true)))
 		worker_exit(JOBQ_EXIT_ABSENT);
@@ -495,7 +506,7 @@ recover_from_error(void)
 	QueryCancelPending = false;
 	MemoryContextReset(batch_cxt);
 
-	StartTransactionCommand();
+	begin_xact();
 	if (!OidIsValid(get_extension_oid("jobq", true)))
 		worker_exit(JOBQ_EXIT_ABSENT);
 	CommitTransactionCommand();
@@ -530,7 +541,7 @@ jobq_worker_main(Datum main_arg)
 									  ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);
 
-	StartTransactionCommand();
+	begin_xact();
 	if (!OidIsValid(get_extension_oid("jobq", true)))
 		worker_exit(JOBQ_EXIT_ABSENT);
 	CommitTransactionCommand();
