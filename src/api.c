@@ -249,7 +249,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 					 errmsg("job_keys must have one element per payload"),
-					 errdetail("There are %d payloads and %d job keys.", nelems, nkeys)));
+					 errdetail("payloads has %d elements, job_keys %d.", nelems, nkeys)));
 		for (i = 0; i < nkeys; i++)
 			if (!knulls[i] && VARSIZE_ANY_EXHDR(DatumGetPointer(kelems[i])) == 0)
 				ereport(ERROR,

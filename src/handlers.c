@@ -78,6 +78,25 @@ payload_sql(Jsonb *payload)
 }
 
 /*
+ * Error context while parsing a job's SQL: report a syntax error's position
+ * within that SQL, not within the statement that enqueues it.
+ */
+static void
+payload_sql_error_callback(void *arg)
+{
+	const char *sql = (const char *) arg;
+	int			position = geterrposition();
+
+	if (position > 0)
+	{
+		errposition(0);
+		internalerrposition(position);
+		internalerrquery(sql);
+	}
+	errcontext("SQL of the job's payload");
+}
+
+/*
  * Check a payload for a built-in kind before the job is added, so that a
  * job that cannot run is refused at once.
  */
@@ -94,7 +113,16 @@ jobq_handler_check_payload(const char *kind, Jsonb *payload)
 					 errmsg("payload of a job of kind \"sql\" must have a non-empty string member \"sql\""),
 					 errhint("For example: jobq.enqueue('sql', '{\"sql\": \"REFRESH MATERIALIZED VIEW stats\"}').")));
 		/* a syntax error is reported now, not at every attempt */
-		(void) raw_parser(sql, RAW_PARSE_DEFAULT);
+		{
+			ErrorContextCallback callback;
+
+			callback.callback = payload_sql_error_callback;
+			callback.arg = sql;
+			callback.previous = error_context_stack;
+			error_context_stack = &callback;
+			(void) raw_parser(sql, RAW_PARSE_DEFAULT);
+			error_context_stack = callback.previous;
+		}
 		pfree(sql);
 	}
 }

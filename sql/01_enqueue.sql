@@ -1,0 +1,87 @@
+-- 01_enqueue: jobq.enqueue and jobq.enqueue_many, defaults, job keys, and
+-- the errors bad input gets (each leaves the queue unchanged).
+-- No worker runs in this instance (jobq.workers = 0): jobs stay pending.
+CREATE EXTENSION jobq;
+SET client_min_messages = warning;
+
+-- the defaults: queue 'default', priority 0, run now, 20 attempts, no timeout
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}') AS id \gset
+SELECT kind, queue, payload, priority, status, attempts, max_attempts,
+       run_at <= now() AS due, timeout, job_key, owner, result
+  FROM jobq.jobs WHERE id = :id;
+
+-- every argument given
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 2"}', queue => 'mail', priority => -5,
+                    run_at => now() + interval '1 hour', max_attempts => 3,
+                    job_key => 'k1', timeout => '90 s') AS id2 \gset
+SELECT queue, priority, run_at BETWEEN now() + interval '59 min' AND now() + interval '61 min' AS in_an_hour,
+       max_attempts, timeout, job_key
+  FROM jobq.jobs WHERE id = :id2;
+
+-- jobq.default_max_attempts and jobq.default_timeout apply when nothing else says
+SET jobq.default_max_attempts = 7;
+SET jobq.default_timeout = '2min';
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 3"}') AS id3 \gset
+SELECT max_attempts, timeout FROM jobq.jobs WHERE id = :id3;
+RESET jobq.default_max_attempts;
+RESET jobq.default_timeout;
+
+-- a job key held by a live job returns that job's id and adds nothing
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 4"}', job_key => 'k1') = :id2 AS same_job;
+SELECT count(*) FROM jobq.jobs WHERE job_key = 'k1';
+
+-- bad input: a clear error, and nothing added
+SELECT count(*) AS before FROM jobq.jobs \gset
+SELECT jobq.enqueue(NULL);
+SELECT jobq.enqueue('no.such.kind');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => '');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => repeat('q', 64));
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', max_attempts => 0);
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '0 s');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '-1 s');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', job_key => '');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', run_at => 'infinity');
+SELECT jobq.enqueue('sql');
+SELECT jobq.enqueue('sql', '{"query": "SELECT 1"}');
+SELECT jobq.enqueue('sql', '{"sql": 42}');
+SELECT jobq.enqueue('sql', '["SELECT 1"]');
+SELECT jobq.enqueue('sql', '{"sql": "SELEC 1"}');
+SELECT count(*) = :before AS unchanged FROM jobq.jobs;
+
+-- a queue name of 63 bytes is fine
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => repeat('q', 63)) AS id4 \gset
+SELECT length(queue) FROM jobq.jobs WHERE id = :id4;
+
+-- enqueue_many: one job per payload, ids in payload order
+SELECT count(*) FROM jobq.enqueue_many('sql',
+    (SELECT array_agg(jsonb_build_object('sql', format('SELECT %s', g)) ORDER BY g)
+       FROM generate_series(1, 10000) g));
+SELECT array_agg(id ORDER BY ord) AS many_ids FROM jobq.enqueue_many('sql',
+    ARRAY['{"sql": "SELECT ''a''"}', '{"sql": "SELECT ''b''"}']::jsonb[], queue => 'many')
+    WITH ORDINALITY AS e(id, ord) \gset
+SELECT array_agg(payload->>'sql' ORDER BY array_position(:'many_ids'::bigint[], id))
+  FROM jobq.jobs WHERE queue = 'many';
+SELECT (:'many_ids'::bigint[])[1] < (:'many_ids'::bigint[])[2] AS ids_ascend;
+
+-- enqueue_many with keys: live keys and repeated keys are skipped
+SELECT count(*) FROM jobq.enqueue_many('sql',
+    ARRAY['{"sql": "SELECT 1"}', '{"sql": "SELECT 2"}', '{"sql": "SELECT 3"}']::jsonb[],
+    job_keys => ARRAY['k1', 'k2', 'k2']);
+SELECT job_key, count(*) FROM jobq.jobs WHERE job_key IS NOT NULL GROUP BY 1 ORDER BY 1;
+SELECT count(*) FROM jobq.enqueue_many('sql', ARRAY[]::jsonb[]);
+
+-- enqueue_many bad input
+SELECT count(*) AS before FROM jobq.jobs \gset
+SELECT jobq.enqueue_many('sql', NULL);
+SELECT jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}', NULL]::jsonb[]);
+SELECT jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}', '{}']::jsonb[]);
+SELECT jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}']::jsonb[], job_keys => ARRAY['a', 'b']);
+SELECT jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}']::jsonb[], job_keys => ARRAY['']);
+SELECT jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}']::jsonb[], max_attempts => -1);
+SELECT count(*) = :before AS unchanged FROM jobq.jobs;
+
+-- a rolled-back enqueue leaves nothing
+BEGIN;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', job_key => 'rolled back') IS NOT NULL AS added;
+ROLLBACK;
+SELECT count(*) FROM jobq.jobs WHERE job_key = 'rolled back';
