@@ -16,6 +16,8 @@
  * SECURITY_RESTRICTED_OPERATION: the worker's session user is a superuser,
  * so SET ROLE and SET SESSION AUTHORIZATION must stay out of reach, and
  * temporary objects must not outlive the job into another role's job.
+ * Deferrable constraints are checked at the end of each statement of a job
+ * (deferred trigger events may not outlive a restricted operation).
  * Settings a job changes are undone after it; so are prepared statements.
  *
  * Memory: worker_cxt lives as long as the process; batch_cxt holds one
@@ -31,6 +33,8 @@
 #include "catalog/pg_authid.h"
 #include "commands/extension.h"
 #include "commands/prepare.h"
+#include "commands/trigger.h"
+#include "nodes/parsenodes.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -264,6 +268,19 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final)
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
 		nestlevel = NewGUCNestLevel();
+
+		/*
+		 * A restricted operation may not leave deferred triggers behind (they
+		 * would fire at commit, as the worker's superuser): check deferrable
+		 * constraints at the end of each statement, as the owner.
+		 */
+		{
+			ConstraintsSetStmt *immediate = makeNode(ConstraintsSetStmt);
+
+			immediate->constraints = NIL;
+			immediate->deferred = false;
+			AfterTriggerSetState(immediate);
+		}
 		if (job->timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(job->timeout_ms, INT_MAX));
 

@@ -1,0 +1,46 @@
+# Shared by tools/test.sh and tools/demo.sh: install what is missing, build,
+# install the extension.  Run as root on Debian 12 (or as a user who already
+# has the packages and may write to PostgreSQL's directories).
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_CONFIG=$PG_BIN/pg_config
+PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
+	postgresql-15-cron libipc-run-perl make gcc rsync)
+
+install_packages() {
+	local missing=() p
+	for p in "${PACKAGES[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing packages: ${missing[*]}; run this as root to install them" >&2
+		exit 1
+	fi
+	echo "== installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+}
+
+build_and_install() {
+	echo "== building jobq"
+	make -s PG_CONFIG="$PG_CONFIG"
+	make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+}
+
+# A copy of the source tree that the postgres user owns (servers and TAP
+# tests refuse to run as root).
+scratch_copy() {
+	local dir
+	dir=$(mktemp -d /tmp/jobq-XXXXXX)
+	rsync -a --exclude .git --exclude 'tmp_check*' --exclude results \
+		--exclude output_iso ./ "$dir/"
+	chown -R postgres: "$dir"
+	echo "$dir"
+}
+
+as_postgres() {
+	if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
+}

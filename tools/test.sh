@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what is missing, build, install, and run every test of jobq:
+# pg_regress (sql/), isolation (test/specs/) and TAP (test/t/), the servers
+# and tests running as the postgres user in a scratch copy of the tree.
+# Usage: bash tools/test.sh [test/t/00N_name.pl ...]   (as root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tools/common.sh
+
+install_packages
+build_and_install
+
+work=$(scratch_copy)
+trap 'rm -rf "$work"' EXIT
+echo "== running the tests in $work"
+prove_tests=()
+[ $# -gt 0 ] && prove_tests=("PROVE_TESTS=$*")
+status=0
+(cd "$work" && as_postgres make -s PG_CONFIG="$PG_CONFIG" installcheck "${prove_tests[@]}") ||
+	status=$?
+if [ $status -ne 0 ]; then
+	for f in "$work"/regression.diffs "$work"/output_iso/regression.diffs; do
+		[ -f "$f" ] && { echo "== $f"; cat "$f"; }
+	done
+	for f in "$work"/tmp_check/log/*.log; do
+		[ -f "$f" ] && { echo "== $f (last 80 lines)"; tail -n 80 "$f"; }
+	done
+	echo "== tests failed" >&2
+fi
+exit $status
