@@ -78,7 +78,7 @@ static SPIPlanPtr plan_next_due = NULL;
 static SPIPlanPtr plan_prune = NULL;
 static SPIPlanPtr plan_cancel_pending = NULL;
 static SPIPlanPtr plan_cancel_running = NULL;
-static SPIPlanPtr plan_visible_state = NULL;
+static SPIPlanPtr plan_visible = NULL;
 static SPIPlanPtr plan_retry = NULL;
 static SPIPlanPtr plan_key_taken = NULL;
 static SPIPlanPtr plan_register = NULL;
@@ -785,23 +785,21 @@ jobq_queue_prune(void)
 #define VISIBLE_TO_CALLER "pg_has_role($2, owner::oid, 'MEMBER')"
 
 /*
- * The state of a job the caller may see, from either table, or NULL.
- * Must be called between queue_begin and queue_end.
+ * Whether the caller may see a job of that id, in either table.  Must be
+ * called between queue_begin and queue_end.
  */
-static char *
-visible_state(Datum *values)
+static bool
+visible_to_caller(Datum *values)
 {
 	Oid			types[2] = {INT8OID, OIDOID};
 
-	execute(prepare(&plan_visible_state,
-					"SELECT status FROM jobq._queue WHERE id = $1 AND " VISIBLE_TO_CALLER
+	execute(prepare(&plan_visible,
+					"SELECT FROM jobq._queue WHERE id = $1 AND " VISIBLE_TO_CALLER
 					" UNION ALL "
-					"SELECT status FROM jobq._done WHERE id = $1 AND " VISIBLE_TO_CALLER,
+					"SELECT FROM jobq._done WHERE id = $1 AND " VISIBLE_TO_CALLER,
 					2, types),
 			values, NULL, SPI_OK_SELECT);
-	if (SPI_processed == 0)
-		return NULL;
-	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return SPI_processed > 0;
 }
 
 int
@@ -827,7 +825,7 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 							 2, types),
 					 values, NULL, SPI_OK_UPDATE) == 1)
 		result = JOBQ_DONE;
-	else if (visible_state(values) != NULL)
+	else if (visible_to_caller(values))
 		result = JOBQ_WRONG_STATE;
 	else
 		result = JOBQ_NOT_FOUND;
@@ -881,7 +879,7 @@ jobq_queue_retry(int64 job_id, Oid caller)
 						2, types),
 				values, NULL, SPI_OK_INSERT) == 1)
 		result = JOBQ_DONE;
-	else if (visible_state(values) != NULL)
+	else if (visible_to_caller(values))
 		result = JOBQ_WRONG_STATE;
 	else
 		result = JOBQ_NOT_FOUND;
