@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "jobq.h"
@@ -30,7 +31,8 @@ int			jobq_prune_interval = 60;
 
 /*
  * Define the settings.  Called from _PG_init whether or not the library is
- * preloaded, so that SHOW and SET work in any session.
+ * preloaded, so that SHOW and SET work in any session; jobq.max_workers,
+ * which sizes shared memory, exists only when preloaded.
  */
 void
 jobq_guc_define(void)
@@ -41,11 +43,13 @@ jobq_guc_define(void)
 							&jobq_workers, 2, 0, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
-	DefineCustomIntVariable("jobq.max_workers",
-							"Number of job workers in the whole cluster, across databases.",
-							"Each worker is a background worker: max_worker_processes must leave room for these and the launcher.",
-							&jobq_max_workers, 4, 1, 1000,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* a server-start setting can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("jobq.max_workers",
+								"Number of job workers in the whole cluster, across databases.",
+								"Each worker is a background worker: max_worker_processes must leave room for these and the launcher.",
+								&jobq_max_workers, 4, 1, 1000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("jobq.poll_interval",
 							"Longest time an idle worker sleeps before looking for jobs.",

@@ -34,6 +34,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -504,7 +505,7 @@ jobq_launcher_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("jobq launcher");
+	SetConfigOption("application_name", "jobq launcher", PGC_USERSET, PGC_S_SESSION);
 
 	launcher_cxt = AllocSetContextCreate(TopMemoryContext, "jobq launcher",
 										 ALLOCSET_DEFAULT_SIZES);

@@ -46,7 +46,7 @@
 	"timeout, job_key, owner, created_at, started_at"
 
 /* The error recorded for a job whose worker went away. */
-#define ORPHAN_MESSAGE "the worker running this job ended before the job finished"
+#define ORPHAN_MESSAGE "the worker process ended while the job was running"
 #define ORPHAN_SQLSTATE "57P02"
 
 /* The final state of a job that will not be tried again. */

@@ -550,7 +550,7 @@ jobq_worker_main(Datum main_arg)
 	worker_attach(slot, generation);
 
 	BackgroundWorkerInitializeConnectionByOid(my_dboid, InvalidOid, 0);
-	pgstat_report_appname("jobq worker");
+	SetConfigOption("application_name", "jobq worker", PGC_USERSET, PGC_S_SESSION);
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "jobq worker",
 									   ALLOCSET_DEFAULT_SIZES);
