@@ -268,4 +268,431 @@ GRANT SELECT ON jobq.workers TO pg_monitor;
 
 GRANT USAGE ON SCHEMA jobq TO PUBLIC;
 
+/* ---------------------------------------------------------------------
+ * The job pack: built-in kinds for the work of school and clinic systems,
+ * each one set-based SQL.  They run as the job's owner (no SECURITY
+ * DEFINER); table names come from the payload, are resolved with
+ * to_regclass and their columns checked before any statement is built.
+ * The default tables are in examples/seed_schema.sql.
+ * ------------------------------------------------------------------- */
+
+CREATE FUNCTION jobq._pack_table(payload jsonb, member text, default_name text)
+RETURNS regclass
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	name text := coalesce(payload ->> member, default_name);
+	rel regclass;
+BEGIN
+	IF name IS NULL OR name = '' THEN
+		RAISE EXCEPTION 'payload must name a table in "%"', member
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	rel := pg_catalog.to_regclass(name);
+	IF rel IS NULL THEN
+		RAISE EXCEPTION 'table "%" does not exist', name
+			USING ERRCODE = 'undefined_table',
+				  HINT = format('Create it (see examples/seed_schema.sql), or name another table in the payload member "%s".', member);
+	END IF;
+	IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = rel) NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '"%" is not a table', name USING ERRCODE = 'wrong_object_type';
+	END IF;
+	RETURN rel;
+END $$;
+COMMENT ON FUNCTION jobq._pack_table(jsonb, text, text)
+	IS 'the table a job pack payload names in a member, or the default; an error if there is none';
+
+CREATE FUNCTION jobq._pack_columns(rel regclass, columns text[])
+RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	missing text;
+BEGIN
+	SELECT c INTO missing
+	  FROM pg_catalog.unnest(columns) AS c
+	 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a
+						WHERE a.attrelid = rel AND a.attname = c
+						  AND a.attnum > 0 AND NOT a.attisdropped)
+	 LIMIT 1;
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'column "%" of table % does not exist', missing, rel
+			USING ERRCODE = 'undefined_column',
+				  HINT = 'The job pack''s tables are described in examples/seed_schema.sql.';
+	END IF;
+END $$;
+COMMENT ON FUNCTION jobq._pack_columns(regclass, text[])
+	IS 'raise an error naming the first of the columns that the table lacks';
+
+CREATE FUNCTION jobq.slots_generate(payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	rules regclass := jobq._pack_table(payload, 'rules_table', 'availability_rules');
+	exceptions regclass := jobq._pack_table(payload, 'exceptions_table', 'availability_exceptions');
+	slots regclass := jobq._pack_table(payload, 'slots_table', 'availability_slots');
+	tz text := coalesce(payload ->> 'timezone', pg_catalog.current_setting('TimeZone'));
+	first_day date;
+	last_day date;
+	candidates bigint;
+	created bigint;
+BEGIN
+	PERFORM pg_catalog.now() AT TIME ZONE tz;	/* an unknown zone fails here */
+	first_day := coalesce((payload ->> 'start_date')::date, (pg_catalog.now() AT TIME ZONE tz)::date);
+	last_day := coalesce((payload ->> 'end_date')::date, first_day + 30);
+	IF last_day < first_day THEN
+		RAISE EXCEPTION 'end_date % is before start_date %', last_day, first_day
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM jobq._pack_columns(rules, ARRAY['id', 'facility_id', 'doctor_id', 'service_id',
+		'day_of_week', 'start_time', 'end_time', 'slot_minutes', 'valid_from', 'valid_until', 'active']);
+	PERFORM jobq._pack_columns(exceptions, ARRAY['facility_id', 'doctor_id', 'starts_at', 'ends_at']);
+	PERFORM jobq._pack_columns(slots, ARRAY['rule_id', 'facility_id', 'doctor_id', 'service_id',
+		'starts_at', 'ends_at', 'status']);
+
+	/*
+	 * Local wall-clock times become timestamptz in the zone, so 08:00 stays
+	 * 08:00 on both sides of a daylight-saving change; a slot lasts
+	 * slot_minutes of real time.
+	 */
+	EXECUTE format($sql$
+		WITH candidate AS (
+			SELECT r.id AS rule_id, r.facility_id, r.doctor_id, r.service_id,
+				   (d.day + r.start_time + i * pg_catalog.make_interval(mins => r.slot_minutes))
+					   AT TIME ZONE $1 AS starts_at,
+				   pg_catalog.make_interval(mins => r.slot_minutes) AS length
+			  FROM %1$s r
+			  JOIN pg_catalog.generate_series($2::timestamp, $3::timestamp, interval '1 day') AS d(day)
+				ON pg_catalog.date_part('dow', d.day) = r.day_of_week
+			   AND d.day::date >= r.valid_from
+			   AND (r.valid_until IS NULL OR d.day::date <= r.valid_until)
+			 CROSS JOIN LATERAL pg_catalog.generate_series(0,
+				   (pg_catalog.date_part('epoch', r.end_time - r.start_time) / 60)::integer
+					   / r.slot_minutes - 1) AS i
+			 WHERE r.active
+			   AND ($4::bigint IS NULL OR r.facility_id = $4)
+			   AND ($5::bigint IS NULL OR r.doctor_id = $5)
+		), free AS (
+			SELECT c.* FROM candidate c
+			 WHERE NOT EXISTS (
+				SELECT FROM %2$s e
+				 WHERE (e.facility_id IS NULL OR e.facility_id = c.facility_id)
+				   AND (e.doctor_id IS NULL OR e.doctor_id = c.doctor_id)
+				   AND e.starts_at < c.starts_at + c.length
+				   AND e.ends_at > c.starts_at)
+		), inserted AS (
+			INSERT INTO %3$s (rule_id, facility_id, doctor_id, service_id, starts_at, ends_at, status)
+			SELECT rule_id, facility_id, doctor_id, service_id, starts_at, starts_at + length, 'open'
+			  FROM free
+			ON CONFLICT (doctor_id, starts_at) DO NOTHING
+			RETURNING 1)
+		SELECT (SELECT pg_catalog.count(*) FROM candidate), (SELECT pg_catalog.count(*) FROM inserted)
+		$sql$, rules, exceptions, slots)
+	INTO candidates, created
+	USING tz, first_day, last_day, (payload ->> 'facility_id')::bigint, (payload ->> 'doctor_id')::bigint;
+
+	RAISE LOG 'jobq slots.generate % to %: % slots created, % skipped', first_day, last_day, created, candidates - created;
+	RETURN pg_catalog.jsonb_build_object('created', created, 'skipped', candidates - created);
+END $$;
+COMMENT ON FUNCTION jobq.slots_generate(jsonb)
+	IS 'job kind slots.generate: availability slots from weekly rules, minus exceptions, in one statement';
+
+CREATE FUNCTION jobq.reservations_release(payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	slots regclass := jobq._pack_table(payload, 'slots_table', 'availability_slots');
+	released bigint;
+BEGIN
+	PERFORM jobq._pack_columns(slots, ARRAY['id', 'status', 'reserved_until']);
+	/* rows a booking holds are skipped, not waited for */
+	EXECUTE format($sql$
+		UPDATE %1$s s SET status = 'open', reserved_until = NULL
+		 WHERE s.id IN (SELECT id FROM %1$s
+						 WHERE status = 'reserved' AND reserved_until < pg_catalog.now()
+						   FOR UPDATE SKIP LOCKED)
+		   AND s.status = 'reserved'
+		$sql$, slots);
+	GET DIAGNOSTICS released = ROW_COUNT;
+	RAISE LOG 'jobq reservations.release: % reservations released', released;
+	RETURN pg_catalog.jsonb_build_object('released', released);
+END $$;
+COMMENT ON FUNCTION jobq.reservations_release(jsonb)
+	IS 'job kind reservations.release: expired reservations become open slots again';
+
+CREATE FUNCTION jobq._pack_month(payload jsonb)
+RETURNS date
+LANGUAGE sql STABLE AS $$
+	SELECT pg_catalog.date_trunc('month', coalesce((payload ->> 'month')::date, pg_catalog.now()::date))::date
+$$;
+COMMENT ON FUNCTION jobq._pack_month(jsonb) IS 'the first day of the month a payload names, or of this month';
+
+CREATE FUNCTION jobq.attendance_aggregate(payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	attendance regclass := jobq._pack_table(payload, 'attendance_table', 'attendance');
+	monthly regclass := jobq._pack_table(payload, 'monthly_table', 'attendance_monthly');
+	month date := jobq._pack_month(payload);
+	written bigint;
+BEGIN
+	PERFORM jobq._pack_columns(attendance, ARRAY['student_id', 'campus_id', 'day', 'status', 'hours']);
+	PERFORM jobq._pack_columns(monthly, ARRAY['student_id', 'campus_id', 'month', 'present', 'absent',
+		'late', 'sick', 'leave', 'total_hours', 'attendance_rate', 'excused_rate']);
+	EXECUTE format($sql$
+		INSERT INTO %2$s AS m (student_id, campus_id, month, present, absent, late, sick, "leave",
+							   total_hours, attendance_rate, excused_rate)
+		SELECT student_id, campus_id, $1,
+			   coalesce(sum(hours) FILTER (WHERE status = 'present'), 0),
+			   coalesce(sum(hours) FILTER (WHERE status = 'absent'), 0),
+			   coalesce(sum(hours) FILTER (WHERE status = 'late'), 0),
+			   coalesce(sum(hours) FILTER (WHERE status = 'sick'), 0),
+			   coalesce(sum(hours) FILTER (WHERE status = 'leave'), 0),
+			   sum(hours),
+			   round(100 * coalesce(sum(hours) FILTER (WHERE status IN ('present', 'late')), 0)
+					 / NULLIF(sum(hours), 0), 2),
+			   round(100 * coalesce(sum(hours) FILTER (WHERE status IN ('sick', 'leave')), 0)
+					 / NULLIF(sum(hours), 0), 2)
+		  FROM %1$s
+		 WHERE day >= $1 AND day < $1 + interval '1 month'
+		   AND ($2::bigint IS NULL OR campus_id = $2)
+		 GROUP BY student_id, campus_id
+		ON CONFLICT (student_id, campus_id, month) DO UPDATE
+		   SET present = EXCLUDED.present, absent = EXCLUDED.absent, late = EXCLUDED.late,
+			   sick = EXCLUDED.sick, "leave" = EXCLUDED."leave", total_hours = EXCLUDED.total_hours,
+			   attendance_rate = EXCLUDED.attendance_rate, excused_rate = EXCLUDED.excused_rate
+		$sql$, attendance, monthly)
+	USING month, (payload ->> 'campus_id')::bigint;
+	GET DIAGNOSTICS written = ROW_COUNT;
+	RAISE LOG 'jobq attendance.aggregate %: % rows written', month, written;
+	RETURN pg_catalog.jsonb_build_object('rows', written, 'month', month);
+END $$;
+COMMENT ON FUNCTION jobq.attendance_aggregate(jsonb)
+	IS 'job kind attendance.aggregate: upsert every student''s month of attendance in one statement';
+
+CREATE FUNCTION jobq.attendance_thresholds(payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	monthly regclass := jobq._pack_table(payload, 'monthly_table', 'attendance_monthly');
+	notices regclass := jobq._pack_table(payload, 'notices_table', 'attendance_notices');
+	month date := jobq._pack_month(payload);
+	notify_kind text := payload ->> 'notify_kind';
+	warning numeric := coalesce((payload #>> '{thresholds,warning}')::numeric, 80);
+	mahroom numeric := coalesce((payload #>> '{thresholds,mahroom}')::numeric, 75);
+	tasdiq numeric := coalesce((payload #>> '{thresholds,tasdiq}')::numeric, 85);
+	urgent_priority integer := coalesce((payload ->> 'urgent_priority')::integer, -10);
+	counts jsonb;
+	links jsonb;
+BEGIN
+	IF notify_kind IS NULL THEN
+		RAISE EXCEPTION 'payload must name the kind of the notification jobs in "notify_kind"'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT EXISTS (SELECT FROM jobq.kinds WHERE kind = notify_kind) THEN
+		RAISE EXCEPTION 'job kind "%" does not exist', notify_kind USING ERRCODE = 'undefined_object';
+	END IF;
+	IF NOT (mahroom < warning AND warning <= 100 AND mahroom >= 0 AND tasdiq BETWEEN 0 AND 100) THEN
+		RAISE EXCEPTION 'thresholds must satisfy 0 <= mahroom < warning <= 100 and 0 <= tasdiq <= 100'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM jobq._pack_columns(monthly, ARRAY['student_id', 'campus_id', 'month', 'total_hours',
+		'attendance_rate', 'excused_rate']);
+	PERFORM jobq._pack_columns(notices, ARRAY['student_id', 'campus_id', 'month', 'threshold', 'rate', 'job_id']);
+	IF coalesce((payload ->> 'refresh')::boolean, true) THEN
+		PERFORM jobq.attendance_aggregate(payload);
+	END IF;
+
+	/*
+	 * warning: attendance under the warning line but above the mahroom line;
+	 * mahroom: at or under the mahroom line (urgent: exams may be barred);
+	 * tasdiq: sick and leave hours above (100 - tasdiq)% of all hours, so the
+	 * student stays over the tasdiq line only with certified absences.
+	 * A notice is recorded once per student, month and threshold, before its
+	 * job is enqueued: a concurrent run waits on the key and adds nothing.
+	 */
+	EXECUTE format($sql$
+		WITH flagged AS (
+			SELECT student_id, campus_id, 'mahroom' AS threshold, attendance_rate AS rate
+			  FROM %1$s WHERE month = $1 AND total_hours > 0 AND attendance_rate <= $3
+			   AND ($7::bigint IS NULL OR campus_id = $7)
+			UNION ALL
+			SELECT student_id, campus_id, 'warning', attendance_rate
+			  FROM %1$s WHERE month = $1 AND total_hours > 0
+			   AND attendance_rate < $2 AND attendance_rate > $3
+			   AND ($7::bigint IS NULL OR campus_id = $7)
+			UNION ALL
+			SELECT student_id, campus_id, 'tasdiq', excused_rate
+			  FROM %1$s WHERE month = $1 AND total_hours > 0 AND excused_rate > 100 - $4
+			   AND ($7::bigint IS NULL OR campus_id = $7)
+		), fresh AS (
+			INSERT INTO %2$s (student_id, campus_id, month, threshold, rate)
+			SELECT student_id, campus_id, $1, threshold, rate FROM flagged
+			ON CONFLICT (student_id, month, threshold) DO NOTHING
+			RETURNING student_id, campus_id, threshold, rate
+		), queued AS (
+			SELECT f.student_id, f.threshold,
+				   jobq.enqueue($5,
+						pg_catalog.jsonb_build_object('student_id', f.student_id, 'campus_id', f.campus_id,
+							'month', $1, 'threshold', f.threshold, 'rate', f.rate),
+						priority => CASE WHEN f.threshold = 'mahroom' THEN $6 ELSE NULL END,
+						job_key => pg_catalog.format('attendance:%%s:%%s:%%s', f.student_id,
+							pg_catalog.to_char($1, 'YYYY-MM'), f.threshold)) AS job_id
+			  FROM fresh f)
+		SELECT pg_catalog.jsonb_build_object(
+				'warning', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'warning'),
+				'mahroom', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'mahroom'),
+				'tasdiq', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'tasdiq'),
+				'notified', (SELECT pg_catalog.count(*) FROM queued)),
+			   (SELECT coalesce(pg_catalog.jsonb_agg(q), '[]') FROM queued q)
+		$sql$, monthly, notices)
+	INTO counts, links
+	USING month, warning, mahroom, tasdiq, notify_kind, urgent_priority, (payload ->> 'campus_id')::bigint;
+
+	/* a WITH query cannot see rows its sibling inserted: link the jobs now */
+	EXECUTE format($sql$
+		UPDATE %1$s n SET job_id = (l ->> 'job_id')::bigint
+		  FROM pg_catalog.jsonb_array_elements($2) AS l
+		 WHERE n.student_id = (l ->> 'student_id')::bigint AND n.month = $1
+		   AND n.threshold = l ->> 'threshold'
+		$sql$, notices)
+	USING month, links;
+
+	RAISE LOG 'jobq attendance.thresholds %: %', month, counts;
+	RETURN counts || pg_catalog.jsonb_build_object('month', month);
+END $$;
+COMMENT ON FUNCTION jobq.attendance_thresholds(jsonb)
+	IS 'job kind attendance.thresholds: notify each student under a threshold once per month and threshold';
+
+CREATE FUNCTION jobq.matview_refresh(payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	name text := payload ->> 'view';
+	view regclass;
+	use_concurrently boolean := coalesce((payload ->> 'concurrently')::boolean, true);
+	populated boolean;
+BEGIN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'payload must name the materialized view in "view"'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	view := pg_catalog.to_regclass(name);
+	IF view IS NULL THEN
+		RAISE EXCEPTION 'materialized view "%" does not exist', name USING ERRCODE = 'undefined_table';
+	END IF;
+	IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = view) <> 'm' THEN
+		RAISE EXCEPTION '"%" is not a materialized view', name USING ERRCODE = 'wrong_object_type';
+	END IF;
+	SELECT relispopulated INTO populated FROM pg_catalog.pg_class WHERE oid = view;
+	IF use_concurrently AND populated AND NOT EXISTS (
+		SELECT FROM pg_catalog.pg_index i
+		 WHERE i.indrelid = view AND i.indisunique AND i.indisvalid
+		   AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+		RAISE EXCEPTION 'cannot refresh materialized view % concurrently', view
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Create a unique index with no WHERE clause on one or more columns of the materialized view, or pass "concurrently": false.';
+	END IF;
+	/* a view never populated can only be refreshed plainly */
+	use_concurrently := use_concurrently AND populated;
+	EXECUTE format('REFRESH MATERIALIZED VIEW %s%s', CASE WHEN use_concurrently THEN 'CONCURRENTLY ' ELSE '' END, view);
+	RAISE LOG 'jobq matview.refresh: % refreshed%', view, CASE WHEN use_concurrently THEN ' concurrently' ELSE '' END;
+	RETURN pg_catalog.jsonb_build_object('view', view::text, 'concurrently', use_concurrently);
+END $$;
+COMMENT ON FUNCTION jobq.matview_refresh(jsonb)
+	IS 'job kind matview.refresh: refresh a materialized view, concurrently when it can be';
+
+CREATE FUNCTION jobq.table_archive(payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	source regclass := jobq._pack_table(payload, 'source', NULL);
+	target regclass := jobq._pack_table(payload, 'target', NULL);
+	ts_column text := payload ->> 'timestamp_column';
+	older_than interval := (payload ->> 'older_than')::interval;
+	batch_size integer := coalesce((payload ->> 'batch_size')::integer, 10000);
+	columns text;
+	missing text;
+	moved bigint;
+	next_job bigint;
+BEGIN
+	IF ts_column IS NULL OR older_than IS NULL THEN
+		RAISE EXCEPTION 'payload must give "timestamp_column" and "older_than"'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF batch_size < 1 THEN
+		RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF source = target THEN
+		RAISE EXCEPTION 'source and target are the same table' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM jobq._pack_columns(source, ARRAY[ts_column]);
+	IF (SELECT relkind FROM pg_catalog.pg_class WHERE oid = source) <> 'r' THEN
+		RAISE EXCEPTION 'source % must be a plain table', source USING ERRCODE = 'wrong_object_type';
+	END IF;
+
+	/* every column of the source goes to the column of the same name */
+	SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+	  INTO columns
+	  FROM pg_catalog.pg_attribute a
+	 WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+	SELECT a.attname INTO missing
+	  FROM pg_catalog.pg_attribute a
+	 WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+	   AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute t
+						WHERE t.attrelid = target AND t.attname = a.attname
+						  AND t.attnum > 0 AND NOT t.attisdropped)
+	 LIMIT 1;
+	IF missing IS NOT NULL THEN
+		RAISE EXCEPTION 'column "%" of table % does not exist', missing, target
+			USING ERRCODE = 'undefined_column',
+				  DETAIL = format('Every column of %s must have a column of the same name in %s.', source, target);
+	END IF;
+
+	/* one batch per job, oldest first; rows locked by others wait for the next */
+	EXECUTE format($sql$
+		WITH moved AS (
+			DELETE FROM %1$s
+			 WHERE ctid = ANY (ARRAY(
+				SELECT ctid FROM %1$s
+				 WHERE %3$I < pg_catalog.now() - $1
+				 ORDER BY %3$I
+				 LIMIT $2
+				   FOR UPDATE SKIP LOCKED))
+			RETURNING %4$s)
+		INSERT INTO %2$s (%4$s) SELECT %4$s FROM moved
+		$sql$, source, target, ts_column, columns)
+	USING older_than, batch_size;
+	GET DIAGNOSTICS moved = ROW_COUNT;
+
+	/* a full batch: the rest goes to a new job, never one endless transaction */
+	IF moved = batch_size THEN
+		next_job := jobq.enqueue('table.archive', payload);
+	END IF;
+	RAISE LOG 'jobq table.archive % to %: % rows moved%', source, target, moved,
+		CASE WHEN next_job IS NULL THEN '' ELSE ', continued in job ' || next_job END;
+	RETURN pg_catalog.jsonb_build_object('moved', moved, 'next_job', next_job);
+END $$;
+COMMENT ON FUNCTION jobq.table_archive(jsonb)
+	IS 'job kind table.archive: move one batch of old rows to another table, and continue in a new job';
+
+CREATE FUNCTION jobq._prune_kind(payload jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+	deleted bigint := jobq.prune();
+BEGIN
+	RAISE LOG 'jobq jobq.prune: % finished jobs deleted', deleted;
+	RETURN pg_catalog.jsonb_build_object('deleted', deleted);
+END $$;
+COMMENT ON FUNCTION jobq._prune_kind(jsonb)
+	IS 'job kind jobq.prune: jobq.prune() as a job, for roles allowed to call it';
+
+INSERT INTO jobq._kinds (kind, builtin, handler, max_attempts) VALUES
+	('slots.generate', true, 'jobq.slots_generate(pg_catalog.jsonb)', 5),
+	('reservations.release', true, 'jobq.reservations_release(pg_catalog.jsonb)', 5),
+	('attendance.aggregate', true, 'jobq.attendance_aggregate(pg_catalog.jsonb)', 5),
+	('attendance.thresholds', true, 'jobq.attendance_thresholds(pg_catalog.jsonb)', 5),
+	('matview.refresh', true, 'jobq.matview_refresh(pg_catalog.jsonb)', 5),
+	('table.archive', true, 'jobq.table_archive(pg_catalog.jsonb)', 5),
+	('jobq.prune', true, 'jobq._prune_kind(pg_catalog.jsonb)', 3);
+
 SELECT jobq._on_create();

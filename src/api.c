@@ -150,8 +150,8 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	else
 		job->timeout_ms = jobq_default_timeout;
 
-	/* a job the owner could not run is refused now */
-	if (!kind->builtin)
+	/* a job the owner could not run is refused now ("sql" has no handler) */
+	if (!(kind->builtin && !OidIsValid(kind->handler)))
 	{
 		AclResult	aclresult;
 

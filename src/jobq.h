@@ -205,5 +205,6 @@ extern bool jobq_queue_unregister_kind(const char *kind);
 extern void jobq_handler_check(Oid handler, bool *returns_void);
 extern void jobq_handler_check_payload(const char *kind, Jsonb *payload);
 extern Jsonb *jobq_handler_run(const JobqJob *job, const JobqKind *kind);
+extern bool jobq_handler_restricted(const JobqKind *kind);
 
 #endif							/* JOBQ_H */

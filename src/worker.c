@@ -12,10 +12,12 @@
  *		completion commit together.  If the batch transaction itself fails
  *		(a deferred constraint at commit, say), each job is run again alone.
  *
- * A job runs with SECURITY_LOCAL_USERID_CHANGE and
+ * A job runs with SECURITY_LOCAL_USERID_CHANGE and (every kind but the
+ * built-in matview.refresh, see jobq_handler_restricted)
  * SECURITY_RESTRICTED_OPERATION: the worker's session user is a superuser,
  * so SET ROLE and SET SESSION AUTHORIZATION must stay out of reach, and
- * temporary objects must not outlive the job into another role's job.
+ * temporary objects must not outlive the job into another role's job (the
+ * temporary schema is emptied after each job once it exists).
  * Deferrable constraints are checked at the end of each statement of a job
  * (deferred trigger events may not outlive a restricted operation).
  * Settings a job changes are undone after it; so are prepared statements.
@@ -30,6 +32,7 @@
 #include <signal.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "commands/extension.h"
 #include "commands/prepare.h"
@@ -266,7 +269,7 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final)
 
 		SetUserIdAndSecContext(job->owner,
 							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
+							   (jobq_handler_restricted(&kind) ? SECURITY_RESTRICTED_OPERATION : 0));
 		nestlevel = NewGUCNestLevel();
 
 		/*
@@ -321,6 +324,21 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final)
 
 	/* not transactional, so not undone by the rollback */
 	DropAllPreparedStatements();
+
+	/*
+	 * Nothing a job leaves in this session's temporary schema may reach the
+	 * next job, perhaps another role's: types there would be found before
+	 * pg_catalog's.  Restricted jobs cannot create the schema, but once an
+	 * unrestricted one has, empty it after every job.
+	 */
+	{
+		Oid			temp_namespace;
+		Oid			temp_toast_namespace;
+
+		GetTempNamespaceState(&temp_namespace, &temp_toast_namespace);
+		if (OidIsValid(temp_namespace))
+			ResetTempTableNamespace();
+	}
 }
 
 /*

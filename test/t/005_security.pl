@@ -59,7 +59,9 @@ sub safe_as
 {
 	my ($user, $sql) = @_;
 	my ($ret, $out, $err) = psql_as($user, $sql);
-	is($ret, 0, "$user can run: $sql") or diag($err);
+	(my $what = $sql) =~ s/\s+/ /g;
+	$what =~ s/^ | $//g;
+	is($ret, 0, "$user can run: $what") or diag($err);
 	return $out;
 }
 
@@ -125,6 +127,9 @@ my $insert_id = enqueue_as('alice',
 for my $sql (@escapes)
 {
 	wait_finished($escape_id{$sql}, "alice runs $sql");
+	note "$sql: "
+	  . $node->safe_psql('postgres',
+		"SELECT last_error FROM jobq.jobs WHERE id = $escape_id{$sql}");
 	is( $node->safe_psql(
 			'postgres', qq{
 SELECT status, last_error_sqlstate FROM jobq.jobs WHERE id = $escape_id{$sql}}

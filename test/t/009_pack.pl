@@ -1,0 +1,215 @@
+# 009_pack.pl: the job pack run by real workers, as the role that owns the
+# data: slots generated, reservations released, attendance aggregated and
+# its thresholds notified through a registered kind whose jobs really run,
+# a materialized view refreshed concurrently, and an archival backlog moved
+# as a chain of jobs.
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('pack');
+$node->init;
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'jobq'
+max_worker_processes = 20
+jobq.max_workers = 4
+jobq.workers = 2
+jobq.poll_interval = '60s'
+timezone = 'UTC'
+});
+$node->start;
+
+my $schema = slurp_file('examples/seed_schema.sql');
+$node->safe_psql(
+	'postgres', qq{
+CREATE EXTENSION jobq;
+CREATE ROLE clinic LOGIN;
+GRANT CREATE ON SCHEMA public TO clinic;
+SET ROLE clinic;
+$schema
+});
+
+# Run a job as "clinic" and wait for it to finish; returns "status|result".
+sub run_job
+{
+	my ($kind, $payload, $more) = @_;
+	$more = $more ? ", $more" : '';
+	my $id = $node->safe_psql('postgres',
+		qq{SET ROLE clinic; SELECT jobq.enqueue('$kind', '$payload'$more)});
+	$node->poll_query_until('postgres',
+		qq{SELECT status IN ('succeeded', 'dead') FROM jobq.jobs WHERE id = $id})
+	  or die "job $id of kind $kind did not finish";
+	return $node->safe_psql('postgres',
+		qq{SELECT status || '|' || coalesce(result::text, last_error) FROM jobq.jobs WHERE id = $id});
+}
+
+# slots.generate: 20 doctors, weekdays 08:00-12:00 in 30-minute slots
+$node->safe_psql(
+	'postgres', q{
+SET ROLE clinic;
+INSERT INTO availability_rules (facility_id, doctor_id, day_of_week, start_time, end_time,
+								slot_minutes, valid_from)
+SELECT d % 3, d, dow, '08:00', '12:00', 30, '2026-01-01'
+  FROM generate_series(1, 20) d, generate_series(1, 5) dow;
+});
+is( run_job(
+		'slots.generate',
+		'{"start_date": "2026-11-02", "end_date": "2026-11-15", "timezone": "Asia/Kabul"}'),
+	'succeeded|{"created": 1600, "skipped": 0}',
+	'slots.generate creates 20 doctors x 10 weekdays x 8 slots');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT count(*), min((starts_at AT TIME ZONE 'Asia/Kabul')::time),
+	   max((ends_at AT TIME ZONE 'Asia/Kabul')::time)
+  FROM availability_slots}),
+	'1600|08:00:00|12:00:00',
+	'the slots are in the requested time zone');
+is( run_job(
+		'slots.generate',
+		'{"start_date": "2026-11-02", "end_date": "2026-11-15", "timezone": "Asia/Kabul"}'),
+	'succeeded|{"created": 0, "skipped": 1600}',
+	'a rerun creates nothing');
+
+# reservations.release
+$node->safe_psql(
+	'postgres', q{
+UPDATE availability_slots SET status = 'reserved', reserved_until = now() - interval '1 s'
+ WHERE doctor_id <= 5;
+UPDATE availability_slots SET status = 'reserved', reserved_until = now() + interval '1 h'
+ WHERE doctor_id = 6;
+});
+is(run_job('reservations.release', '{}'),
+	'succeeded|{"released": 400}', 'expired reservations are released');
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT status, count(*) FROM availability_slots GROUP BY 1 ORDER BY 1}),
+	"open|1520\nreserved|80",
+	'reservations that have not expired stay');
+
+# attendance: 100 students; every tenth at 70 % (mahroom); every other fifth at
+# 80 % with 20 % sick hours (tasdiq only: 80 % is not under the warning line)
+$node->safe_psql(
+	'postgres', q{
+SET ROLE clinic;
+INSERT INTO attendance (student_id, campus_id, day, status)
+SELECT s, 1, date '2026-10-01' + g,
+	   CASE WHEN s % 10 = 0 AND g < 6 THEN 'absent'
+			WHEN s % 5 = 0 AND g < 4 THEN 'sick'
+			ELSE 'present' END
+  FROM generate_series(1, 100) s, generate_series(0, 19) g;
+CREATE TABLE outbox (student_id bigint, threshold text, sent_by text);
+CREATE FUNCTION send_notice(p jsonb) RETURNS jsonb LANGUAGE sql AS $$
+	INSERT INTO outbox VALUES ((p->>'student_id')::bigint, p->>'threshold', current_user)
+	RETURNING jsonb_build_object('sent', true) $$;
+RESET ROLE;
+SELECT jobq.register_kind('notify.outbox', 'send_notice(jsonb)');
+});
+is( run_job(
+		'attendance.thresholds',
+		'{"month": "2026-10-01", "notify_kind": "notify.outbox"}'),
+	'succeeded|{"month": "2026-10-01", "tasdiq": 10, "mahroom": 10, "warning": 0, "notified": 20}',
+	'attendance.thresholds aggregates and flags the students');
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) FROM outbox}, '20'),
+	'the notification jobs run');
+is( $node->safe_psql(
+		'postgres',
+		q{SELECT threshold, count(*), min(sent_by) FROM outbox GROUP BY 1 ORDER BY 1}),
+	"mahroom|10|clinic\ntasdiq|10|clinic",
+	'each flagged student is notified once, by jobs of the owner');
+is( run_job(
+		'attendance.thresholds',
+		'{"month": "2026-10-01", "notify_kind": "notify.outbox"}'),
+	'succeeded|{"month": "2026-10-01", "tasdiq": 10, "mahroom": 10, "warning": 0, "notified": 0}',
+	'the next run notifies nobody again');
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM attendance_monthly}),
+	'100', 'attendance_monthly has every student');
+
+# matview.refresh, concurrently, inside a worker
+$node->safe_psql(
+	'postgres', q{
+SET ROLE clinic;
+CREATE MATERIALIZED VIEW open_slots AS
+	SELECT doctor_id, count(*) AS n FROM availability_slots WHERE status = 'open' GROUP BY doctor_id;
+CREATE UNIQUE INDEX ON open_slots (doctor_id);
+UPDATE availability_slots SET status = 'booked' WHERE doctor_id = 7;
+});
+is( run_job('matview.refresh', '{"view": "open_slots"}'),
+	'succeeded|{"view": "open_slots", "concurrently": true}',
+	'the view is refreshed concurrently by a worker');
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) FROM open_slots WHERE doctor_id = 7}),
+	'0', 'the refresh sees the bookings');
+
+# table.archive: 2,500 old rows in batches of 1,000 become a chain of 3 jobs
+$node->safe_psql(
+	'postgres', q{
+SET ROLE clinic;
+CREATE TABLE audit_log (id int, at timestamptz, note text);
+CREATE TABLE audit_archive (LIKE audit_log);
+INSERT INTO audit_log SELECT g, now() - interval '100 days' + g * interval '1 s', 'x'
+  FROM generate_series(1, 2500) g;
+INSERT INTO audit_log SELECT g, now(), 'recent' FROM generate_series(2501, 2600) g;
+});
+like(
+	run_job(
+		'table.archive',
+		'{"source": "audit_log", "target": "audit_archive", "timestamp_column": "at", "older_than": "90 days", "batch_size": 1000}'
+	),
+	qr/^succeeded\|\{"moved": 1000, "next_job": \d+\}$/,
+	'the first job moves one batch and continues');
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT count(*) FROM jobq.jobs WHERE kind = 'table.archive' AND status = 'succeeded'},
+		'3'),
+	'the chain ends after three jobs');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT (SELECT count(*) FROM audit_log), (SELECT count(DISTINCT id) FROM audit_archive),
+	   (SELECT max(result->>'moved') FROM jobq.jobs WHERE kind = 'table.archive'
+		   AND result->>'next_job' IS NULL)}),
+	'100|2500|500',
+	'every old row moved once; the recent ones stayed');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT count(DISTINCT owner) || ':' || min(owner::text) FROM jobq.jobs WHERE kind = 'table.archive'}),
+	'1:clinic',
+	'the continuations run as the owner of the first job');
+
+# A concurrent refresh leaves the worker with a temporary schema; nothing a
+# job puts there may reach the next job.  One worker, so the jobs share it.
+$node->append_conf('postgresql.conf', 'jobq.workers = 1');
+$node->reload;
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq worker'}, '1'),
+	'one worker left');
+is( run_job('matview.refresh', '{"view": "open_slots"}'),
+	'succeeded|{"view": "open_slots", "concurrently": true}',
+	'a concurrent refresh on the only worker');
+$node->safe_psql('postgres',
+	q{CREATE TABLE temp_seen (seen boolean); GRANT INSERT ON temp_seen TO clinic;});
+# a type in pg_temp would be found before pg_catalog's: PostgreSQL refuses
+# it in a restricted job, and jobq empties the schema after each job anyway
+like(
+	run_job(
+		'sql', '{"sql": "CREATE DOMAIN pg_temp.planted AS int"}',
+		'max_attempts => 1'),
+	qr/^dead\|cannot create a type in a temporary schema/,
+	'a job cannot plant a type in the temporary schema');
+is( run_job(
+		'sql',
+		q{{"sql": "INSERT INTO public.temp_seen SELECT to_regtype(''pg_temp.planted'') IS NOT NULL"}}),
+	'succeeded|{"rows": 1}',
+	'the next job runs');
+is($node->safe_psql('postgres', 'SELECT seen FROM temp_seen'),
+	'f', 'the next job does not see what the previous one left in pg_temp');
+
+$node->stop;
+done_testing();
