@@ -13,19 +13,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('retry');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'jobq'
-max_worker_processes = 20
-jobq.max_workers = 10
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use JobqNode;
+
+my $node = jobq_node(
+	'retry', q{
 jobq.workers = 1
 jobq.poll_interval = '1s'
 jobq.retry_base_delay = '200ms'
-log_min_messages = info
 });
-$node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
 
 # Wait until the job with this id has finished (succeeded, dead or cancelled).

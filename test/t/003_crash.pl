@@ -15,20 +15,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'jobq'
-max_worker_processes = 20
-jobq.max_workers = 10
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use JobqNode;
+
+my $node = jobq_node(
+	'crash', q{
 jobq.workers = 1
 jobq.poll_interval = '1s'
 jobq.retry_base_delay = '100ms'
 restart_after_crash = on
-log_min_messages = info
 });
-$node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
 
 # ---------------------------------------------------------------------

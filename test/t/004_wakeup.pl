@@ -12,18 +12,15 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('wakeup');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'jobq'
-max_worker_processes = 20
-jobq.max_workers = 10
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use JobqNode;
+
+my $node = jobq_node(
+	'wakeup', q{
 jobq.workers = 2
 jobq.poll_interval = '60s'
-log_min_messages = info
 });
-$node->start;
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION jobq;

@@ -13,18 +13,15 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('security');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'jobq'
-max_worker_processes = 20
-jobq.max_workers = 10
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use JobqNode;
+
+my $node = jobq_node(
+	'security', q{
 jobq.workers = 2
 jobq.poll_interval = '1s'
-log_min_messages = info
 });
-$node->start;
 
 my $su = $node->safe_psql('postgres', 'SELECT current_user');
 

@@ -14,20 +14,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('databases');
-$node->init;
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use JobqNode;
+
 # autovacuum is off so that only jobq connects to the database "plain".
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'jobq'
-max_worker_processes = 20
-jobq.max_workers = 10
+my $node = jobq_node(
+	'databases', q{
 jobq.workers = 2
 jobq.poll_interval = '1s'
 autovacuum = off
-log_min_messages = info
 });
-$node->start;
 
 $node->safe_psql(
 	'postgres', q{

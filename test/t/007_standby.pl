@@ -13,19 +13,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'jobq'
-max_worker_processes = 20
-jobq.max_workers = 10
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use JobqNode;
+
+my $primary = jobq_node(
+	'primary', q{
 jobq.workers = 2
 jobq.poll_interval = '1s'
 jobq.retry_base_delay = '100ms'
-log_min_messages = info
-});
-$primary->start;
+}, allows_streaming => 1);
 $primary->safe_psql(
 	'postgres', q{
 CREATE EXTENSION jobq;

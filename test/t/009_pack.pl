@@ -11,18 +11,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('pack');
-$node->init;
-$node->append_conf(
-	'postgresql.conf', q{
-shared_preload_libraries = 'jobq'
-max_worker_processes = 20
+use FindBin;
+use lib "$FindBin::RealBin/../perl";
+use JobqNode;
+
+my $node = jobq_node(
+	'pack', q{
 jobq.max_workers = 4
 jobq.workers = 2
 jobq.poll_interval = '60s'
 timezone = 'UTC'
 });
-$node->start;
 
 my $schema = slurp_file('examples/seed_schema.sql');
 $node->safe_psql(
