@@ -20,7 +20,7 @@
 int			jobq_workers = 2;
 int			jobq_max_workers = 4;
 int			jobq_poll_interval = 10000;
-int			jobq_batch_size = 20;
+int			jobq_batch_size = 100;
 int			jobq_default_max_attempts = 20;
 int			jobq_default_timeout = 0;
 int			jobq_retry_base_delay = 1000;
@@ -59,8 +59,8 @@ jobq_guc_define(void)
 
 	DefineCustomIntVariable("jobq.batch_size",
 							"Number of jobs a worker claims and commits together.",
-							"Each job of a batch runs in its own subtransaction.",
-							&jobq_batch_size, 20, 1, 1000,
+							"Each job of a batch runs in its own subtransaction; jobs not started after 100 ms are given back.",
+							&jobq_batch_size, 100, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("jobq.default_max_attempts",

@@ -22,10 +22,12 @@
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "parser/parser.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -160,13 +162,56 @@ run_sql(const JobqJob *job)
 											  CStringGetDatum(psprintf("{\"rows\": " UINT64_FORMAT "}", rows))));
 }
 
+/*
+ * Handler functions looked up in the current transaction, kept for the jobs
+ * that follow: SQL-language handlers keep their plans in the FmgrInfo.
+ * Reset whenever a new transaction starts, so a replaced function is seen.
+ */
+#define HANDLER_CACHE_SIZE 8
+
+typedef struct HandlerCacheEntry
+{
+	Oid			handler;
+	bool		returns_void;
+	FmgrInfo	flinfo;
+} HandlerCacheEntry;
+
+static HandlerCacheEntry handler_cache[HANDLER_CACHE_SIZE];
+static int	handler_cache_used = 0;
+static LocalTransactionId handler_cache_lxid = InvalidLocalTransactionId;
+
+static HandlerCacheEntry *
+handler_lookup(Oid handler)
+{
+	HandlerCacheEntry *entry;
+	int			i;
+
+	if (handler_cache_lxid != MyProc->lxid)
+	{
+		handler_cache_used = 0;
+		handler_cache_lxid = MyProc->lxid;
+	}
+	for (i = 0; i < handler_cache_used; i++)
+		if (handler_cache[i].handler == handler)
+			return &handler_cache[i];
+
+	/* a new entry, the last one reused when full; filled in before use */
+	i = Min(handler_cache_used, HANDLER_CACHE_SIZE - 1);
+	entry = &handler_cache[i];
+	entry->handler = InvalidOid;
+	jobq_handler_check(handler, &entry->returns_void);
+	fmgr_info_cxt(handler, &entry->flinfo, TopTransactionContext);
+	entry->handler = handler;
+	handler_cache_used = i + 1;
+	return entry;
+}
+
 static Jsonb *
 run_function(const JobqJob *job, const JobqKind *kind)
 {
-	FmgrInfo	flinfo;
+	HandlerCacheEntry *entry;
 	LOCAL_FCINFO(fcinfo, 1);
 	AclResult	aclresult;
-	bool		returns_void;
 	Datum		result;
 
 	if (!OidIsValid(kind->handler))
@@ -175,15 +220,14 @@ run_function(const JobqJob *job, const JobqKind *kind)
 				 errmsg("the handler function of job kind \"%s\" does not exist", kind->name),
 				 errhint("Register the kind again with jobq.register_kind().")));
 
-	/* the function may have been replaced since the kind was registered */
-	jobq_handler_check(kind->handler, &returns_void);
+	/* checked again at each transaction: it may have been replaced */
+	entry = handler_lookup(kind->handler);
 
 	aclresult = pg_proc_aclcheck(kind->handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(kind->handler));
 
-	fmgr_info(kind->handler, &flinfo);
-	InitFunctionCallInfoData(*fcinfo, &flinfo, 1, InvalidOid, NULL, NULL);
+	InitFunctionCallInfoData(*fcinfo, &entry->flinfo, 1, InvalidOid, NULL, NULL);
 	fcinfo->args[0].value = JsonbPGetDatum(job->payload);
 	fcinfo->args[0].isnull = false;
 
@@ -191,7 +235,7 @@ run_function(const JobqJob *job, const JobqKind *kind)
 	result = FunctionCallInvoke(fcinfo);
 	PopActiveSnapshot();
 
-	if (returns_void || fcinfo->isnull)
+	if (entry->returns_void || fcinfo->isnull)
 		return NULL;
 	return DatumGetJsonbPCopy(result);
 }

@@ -180,10 +180,10 @@ extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
 								   Datum job_keys, bool have_keys,
 								   int64 **ids, int *nids);
 extern int	jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs);
-extern void jobq_queue_succeed(const JobqJob *job, Jsonb *result);
+extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n);
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
 							bool final);
-extern void jobq_queue_release_uncounted(int64 token);
+extern void jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids);
 extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
 							 uint32 max_counter);
 extern TimestampTz jobq_queue_next_due(void);

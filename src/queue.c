@@ -5,9 +5,10 @@
  *
  * Each function here connects to SPI, runs prepared statements (prepared
  * once per backend and kept), and disconnects.  It runs them as the
- * bootstrap superuser with search_path = pg_catalog, pg_temp, whatever the
- * caller's role and path: callers check the caller's rights first and pass
- * the caller's role where a statement filters by it.  Callers must be in a
+ * bootstrap superuser with a search path of pg_catalog alone (an override
+ * search path: cheaper than a GUC change, and no temporary schema), whatever
+ * the caller's role and path: callers check the caller's rights first and
+ * pass the caller's role where a statement filters by it.  Callers must be in a
  * transaction; values returned are allocated in the caller's memory context.
  *
  * Moving a job out of jobq._queue always goes through one statement shape
@@ -56,10 +57,12 @@ typedef struct QueueCall
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	int			save_nestlevel;
 	bool		pushed_snapshot;
 	MemoryContext caller_cxt;
 } QueueCall;
+
+/* pg_catalog alone: what every statement of this file resolves names in */
+static OverrideSearchPath catalog_only = {NIL, true, false, 0};
 
 /* kept plans */
 static SPIPlanPtr plan_insert = NULL;
@@ -102,10 +105,7 @@ queue_begin(QueueCall *qc)
 	GetUserIdAndSecContext(&qc->save_userid, &qc->save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   qc->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	qc->save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	PushOverrideSearchPath(&catalog_only);
 	/* a worker's own transactions have no snapshot yet */
 	qc->pushed_snapshot = !ActiveSnapshotSet();
 	if (qc->pushed_snapshot)
@@ -121,7 +121,7 @@ queue_end(QueueCall *qc)
 		elog(ERROR, "SPI_finish failed");
 	if (qc->pushed_snapshot)
 		PopActiveSnapshot();
-	AtEOXact_GUC(true, qc->save_nestlevel);
+	PopOverrideSearchPath();
 	SetUserIdAndSecContext(qc->save_userid, qc->save_sec_context);
 	MemoryContextSwitchTo(qc->caller_cxt);
 }
@@ -155,12 +155,13 @@ execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 }
 
 /*
- * The statement that moves the jobs of jobq._queue matching "cond" to
- * jobq._done with the given status, result and error expressions.
+ * The statement that moves the jobs of jobq._queue matching "cond" (as d)
+ * to jobq._done with the given status, result and error expressions; "join"
+ * may join d to more rows, USING (id).
  */
 static char *
 move_statement(const char *cond, const char *status, const char *result,
-			   const char *error_columns)
+			   const char *error_columns, const char *join)
 {
 	StringInfoData buf;
 
@@ -169,19 +170,19 @@ move_statement(const char *cond, const char *status, const char *result,
 					 "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) "
 					 "INSERT INTO jobq._done (" MOVED_COLUMNS ", status, finished_at, result, "
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
-					 "SELECT " MOVED_COLUMNS ", %s, clock_timestamp(), %s, %s FROM d",
-					 cond, status, result, error_columns);
+					 "SELECT " MOVED_COLUMNS ", %s, clock_timestamp(), %s, %s FROM d %s",
+					 cond, status, result, error_columns, join);
 	return buf.data;
 }
 
 /* prepare() for a move_statement, built only the first time */
 static SPIPlanPtr
 prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
-			 const char *result, const char *error_columns,
+			 const char *result, const char *error_columns, const char *join,
 			 int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
-		return prepare(cache, move_statement(cond, status, result, error_columns),
+		return prepare(cache, move_statement(cond, status, result, error_columns, join),
 					   nargs, argtypes);
 	return *cache;
 }
@@ -516,7 +517,9 @@ job_order(const void *a, const void *b)
 
 /*
  * Claim up to batch_size ready jobs for the worker holding token: mark them
- * running and count the attempt.  The caller commits at once, so the
+ * running and count the attempt.  The rows are locked (SKIP LOCKED) by the
+ * inner query, so their ctids stay valid for the update of the same
+ * statement: a TID scan, not one primary-key lookup per job.  The caller commits at once, so the
  * attempt is durable before any handler runs.  Returns the jobs in claim
  * order.
  */
@@ -534,17 +537,17 @@ jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs)
 
 	queue_begin(&qc);
 	execute(prepare(&plan_claim,
-					"UPDATE jobq._queue q SET status = 'running', attempts = q.attempts + 1, "
+					"UPDATE jobq._queue SET status = 'running', attempts = attempts + 1, "
 					"started_at = clock_timestamp(), locked_by = $1, "
 					"worker_pid = pg_backend_pid() "
-					"FROM (SELECT id FROM jobq._queue "
-					"      WHERE status = 'pending' AND run_at <= now() "
-					"      ORDER BY priority, run_at, id LIMIT $2 "
-					"      FOR UPDATE SKIP LOCKED) c "
-					"WHERE q.id = c.id "
-					"RETURNING q.id, q.kind, q.payload, q.owner::oid, q.priority, q.run_at, "
-					"q.attempts, q.max_attempts, "
-					"(EXTRACT(EPOCH FROM q.timeout) * 1000)::bigint",
+					"WHERE ctid = ANY (ARRAY("
+					"      SELECT ctid FROM jobq._queue "
+					"       WHERE status = 'pending' AND run_at <= now() "
+					"       ORDER BY priority, run_at, id LIMIT $2 "
+					"       FOR UPDATE SKIP LOCKED)) "
+					"RETURNING id, kind, payload, owner::oid, priority, run_at, "
+					"attempts, max_attempts, "
+					"(EXTRACT(EPOCH FROM timeout) * 1000)::bigint",
 					2, types),
 			values, NULL, SPI_OK_UPDATE_RETURNING);
 
@@ -579,30 +582,49 @@ jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs)
 	return n;
 }
 
-/* Record success: the job leaves jobq._queue, and is kept in jobq._done
- * unless jobq.retention is 0. */
+/*
+ * Record the success of n jobs: they leave jobq._queue in one statement and
+ * are kept in jobq._done, with their results, unless jobq.retention is 0.
+ * results[i] may be NULL.
+ */
 void
-jobq_queue_succeed(const JobqJob *job, Jsonb *result)
+jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 {
 	QueueCall	qc;
-	Oid			types[2] = {INT8OID, JSONBOID};
+	Oid			types[2] = {INT8ARRAYOID, JSONBARRAYOID};
 	Datum		values[2];
-	char		nulls[2] = "  ";
+	Datum	   *id_datums = palloc(sizeof(Datum) * n);
+	Datum	   *result_datums = palloc(sizeof(Datum) * n);
+	bool	   *result_nulls = palloc(sizeof(bool) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int			i;
 
-	values[0] = Int64GetDatum(job->id);
-	values[1] = PointerGetDatum(result);
-	if (result == NULL)
-		nulls[1] = 'n';
+	if (n == 0)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		id_datums[i] = Int64GetDatum(ids[i]);
+		result_datums[i] = PointerGetDatum(results[i]);
+		result_nulls[i] = (results[i] == NULL);
+	}
+	values[0] = PointerGetDatum(construct_array(id_datums, n, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_md_array(result_datums, result_nulls, 1,
+												   dims, lbs, JSONBOID, -1,
+												   false, TYPALIGN_INT));
 
 	queue_begin(&qc);
 	if (jobq_retention == 0)
 		execute(prepare(&plan_succeed_drop,
-						"DELETE FROM jobq._queue WHERE id = $1", 1, types),
-				values, nulls, SPI_OK_DELETE);
+						"DELETE FROM jobq._queue WHERE id = ANY ($1)", 1, types),
+				values, NULL, SPI_OK_DELETE);
 	else
-		execute(prepare_move(&plan_succeed_keep, "id = $1", "'succeeded'", "$2",
-							 KEEP_ERROR, 2, types),
-				values, nulls, SPI_OK_INSERT);
+		execute(prepare_move(&plan_succeed_keep,
+							 "id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
+							 "JOIN unnest($1, $2) AS r(id, result) USING (id)",
+							 2, types),
+				values, NULL, SPI_OK_INSERT);
 	queue_end(&qc);
 }
 
@@ -651,31 +673,46 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final)
 			values, nulls, SPI_OK_UPDATE);
 	if (SPI_processed == 0)
 		execute(prepare_move(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
-							 "$2, $3, $4, clock_timestamp()", 4, types),
+							 "$2, $3, $4, clock_timestamp()", "", 4, types),
 				values, nulls, SPI_OK_INSERT);
 	queue_end(&qc);
 }
 
 /*
- * Return the jobs a worker holds to pending without counting the attempt:
- * the worker is being shut down, through no fault of the jobs.
+ * Return jobs a worker holds to pending without counting the attempt: the
+ * worker is being shut down, or gives back jobs it claimed but did not
+ * start, through no fault of the jobs.  With ids NULL, all its jobs.
  */
 void
-jobq_queue_release_uncounted(int64 token)
+jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 {
 	QueueCall	qc;
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
+	Oid			types[2] = {INT8OID, INT8ARRAYOID};
+	Datum		values[2];
+	char		nulls[2] = "  ";
+	Datum	   *elems;
+	int			i;
 
 	values[0] = Int64GetDatum(token);
+	if (ids == NULL)
+		nulls[1] = 'n';
+	else
+	{
+		elems = palloc(sizeof(Datum) * Max(nids, 1));
+		for (i = 0; i < nids; i++)
+			elems[i] = Int64GetDatum(ids[i]);
+		values[1] = PointerGetDatum(construct_array(elems, nids, INT8OID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	}
 	queue_begin(&qc);
 	execute(prepare(&plan_release,
 					"UPDATE jobq._queue SET status = 'pending', "
 					"attempts = greatest(attempts - 1, 0), locked_by = NULL, "
 					"worker_pid = NULL "
-					"WHERE status = 'running' AND locked_by = $1",
-					1, types),
-			values, NULL, SPI_OK_UPDATE);
+					"WHERE status = 'running' AND locked_by = $1 "
+					"AND ($2 IS NULL OR id = ANY ($2))",
+					2, types),
+			values, nulls, SPI_OK_UPDATE);
 	queue_end(&qc);
 }
 
@@ -713,7 +750,7 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 							 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
 							 DEAD_OR_CANCELLED, "NULL",
 							 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
-							 3, types),
+							 "", 3, types),
 				values, NULL, SPI_OK_INSERT);
 	n += execute(prepare(&plan_reap_retry,
 						 "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
@@ -739,7 +776,8 @@ jobq_queue_next_due(void)
 
 	queue_begin(&qc);
 	execute(prepare(&plan_next_due,
-					"SELECT min(run_at) FROM jobq._queue WHERE status = 'pending'",
+					"SELECT min(run_at) FROM jobq._queue "
+					"WHERE status = 'pending' AND run_at > '-infinity'",
 					0, NULL),
 			NULL, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -816,7 +854,7 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 	queue_begin(&qc);
 	if (execute(prepare_move(&plan_cancel_pending,
 							 "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
-							 "'cancelled'", "NULL", KEEP_ERROR, 2, types),
+							 "'cancelled'", "NULL", KEEP_ERROR, "", 2, types),
 				values, NULL, SPI_OK_INSERT) == 1)
 		result = JOBQ_DONE;
 	else if (execute(prepare(&plan_cancel_running,

@@ -6,11 +6,15 @@
  * Transactions of one round:
  *	 1. claim: mark up to jobq.batch_size ready jobs running and count their
  *		attempt; commit.  The attempt is durable before a handler runs.
- *	 2. run: one transaction for the batch; each job in a subtransaction of
- *		its own, as its owner, with its timeout armed; its success or failure
- *		is recorded in the batch transaction, so a job's effects and its
- *		completion commit together.  If the batch transaction itself fails
- *		(a deferred constraint at commit, say), each job is run again alone.
+ *	 2. run: one transaction for the batch, or several: a transaction ends
+ *		after 60 jobs that wrote (see run_chunk); each job in a
+ *		subtransaction of its own, as its owner, with its timeout armed; its
+ *		success or failure is recorded in that transaction, so a job's effects
+ *		and its completion commit together.  If a run transaction fails as a
+ *		whole (a commit-time error, say), each of its jobs runs again alone.
+ *	 3. after 100 ms, the jobs of the batch not started yet are given back
+ *		(attempt not counted) and the next claim is smaller; fast jobs make it
+ *		grow back to jobq.batch_size.
  *
  * A job runs with SECURITY_LOCAL_USERID_CHANGE and (every kind but the
  * built-in matview.refresh, see jobq_handler_restricted)
@@ -45,6 +49,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "access/transam.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -64,6 +69,7 @@ static Oid	my_dboid = InvalidOid;
 static MemoryContext worker_cxt = NULL;
 static MemoryContext batch_cxt = NULL;
 static TimestampTz last_prune = 0;
+static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
 
 /*
  * Start a transaction whose now() is the current time: nothing else sets
@@ -133,7 +139,7 @@ worker_release_at_exit(int code, Datum arg)
 		return;
 	AbortOutOfAnyTransaction();
 	begin_xact();
-	jobq_queue_release_uncounted(my_token);
+	jobq_queue_release_uncounted(my_token, NULL, 0);
 	CommitTransactionCommand();
 	holding_jobs = false;
 }
@@ -225,10 +231,11 @@ maybe_prune(void)
 
 /*
  * Run one job in a subtransaction as its owner.  Fills *out; sets *final
- * when the job cannot succeed on another attempt.
+ * when the job cannot succeed on another attempt, and *wrote when the job
+ * wrote (its subtransaction had an XID).
  */
 static void
-run_one(const JobqJob *job, JobqOutcome *out, bool *final)
+run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -239,6 +246,7 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final)
 
 	memset(out, 0, sizeof(*out));
 	*final = false;
+	*wrote = false;
 
 	cached = jobq_queue_lookup_kind(job->kind);
 	if (cached == NULL)
@@ -295,6 +303,7 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final)
 		AtEOXact_GUC(false, nestlevel);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 
+		*wrote = TransactionIdIsValid(GetCurrentTransactionIdIfAny());
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
@@ -342,32 +351,58 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final)
 }
 
 /*
- * Run a claimed batch in one transaction.  Throws if the transaction
- * fails as a whole.
+ * Run claimed jobs in one transaction, from the first on, until they are
+ * all done or MAX_WRITERS of them wrote: each job that writes holds a
+ * subtransaction XID, and past the 64 a backend advertises, every other
+ * backend's snapshots get slower.  Successes are recorded together before
+ * the commit; failures as they happen.  Returns how many jobs it ran;
+ * *attempted tells, if it throws, how many it had begun.
  */
-static void
-run_batch(JobqJob *jobs, int n)
+#define MAX_WRITERS 60
+
+/* A batch runs this long at most before its unstarted jobs are given back. */
+#define BATCH_TIME_MS 100
+
+static TimestampTz batch_started;
+
+static bool
+batch_time_is_up(void)
 {
-	uint64		succeeded = 0;
+	return TimestampDifferenceExceeds(batch_started, GetCurrentTimestamp(), BATCH_TIME_MS);
+}
+
+static int
+run_chunk(JobqJob *jobs, int n, volatile int *attempted)
+{
+	int64	   *ok_ids = palloc(sizeof(int64) * n);
+	Jsonb	  **ok_results = palloc(sizeof(Jsonb *) * n);
+	int			nok = 0;
+	int			writers = 0;
 	uint64		failed = 0;
 	int			i;
 
+	*attempted = 0;
 	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n && writers < MAX_WRITERS && !(i > 0 && batch_time_is_up()); i++)
 	{
 		JobqJob    *job = &jobs[i];
 		JobqOutcome out;
 		bool		final;
+		bool		wrote;
 
+		*attempted = i + 1;
 		set_state(JOBQ_WORKER_RUNNING, job->id);
 		pgstat_report_activity(STATE_RUNNING,
 								psprintf("jobq job " INT64_FORMAT " (%s)", job->id, job->kind));
-		run_one(job, &out, &final);
+		run_one(job, &out, &final, &wrote);
+		if (wrote)
+			writers++;
 		if (out.ok)
 		{
-			jobq_queue_succeed(job, out.result);
-			succeeded++;
+			ok_ids[nok] = job->id;
+			ok_results[nok] = out.result;
+			nok++;
 		}
 		else
 		{
@@ -378,67 +413,113 @@ run_batch(JobqJob *jobs, int n)
 			failed++;
 		}
 	}
+	jobq_queue_succeed_many(ok_ids, ok_results, nok);
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(batch_cxt);
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-	me->jobs_succeeded += succeeded;
+	me->jobs_succeeded += nok;
 	me->jobs_failed += failed;
 	LWLockRelease(jobq_shared->lock);
+	return i;
 }
 
 /*
- * Run claimed jobs; if their transaction fails as a whole, run each alone,
- * and record the failure of a job that fails alone.
+ * Give back the claimed jobs from "from" on, unstarted, so that idle workers
+ * take them; the attempt is not counted.
  */
 static void
-run_claimed(JobqJob *jobs, int n)
+give_back(JobqJob *jobs, int from, int n)
 {
-	ErrorData  *volatile edata = NULL;
+	int64	   *ids = palloc(sizeof(int64) * (n - from));
 	int			i;
 
-	PG_TRY();
-	{
-		run_batch(jobs, n);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(batch_cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		disable_timeout(STATEMENT_TIMEOUT, false);
-		QueryCancelPending = false;
-		MemoryContextSwitchTo(batch_cxt);
-	}
-	PG_END_TRY();
+	for (i = from; i < n; i++)
+		ids[i - from] = jobs[i].id;
+	begin_xact();
+	MemoryContextSwitchTo(batch_cxt);
+	jobq_queue_release_uncounted(my_token, ids, n - from);
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(batch_cxt);
+	jobq_shmem_wake_database(my_dboid, 1);
+}
 
-	if (edata == NULL)
-		return;
+/*
+ * Run claimed jobs, in as many transactions as run_chunk needs, and give
+ * back those not started when the batch has run for BATCH_TIME_MS.  When a
+ * transaction fails as a whole (a commit-time error, say), each of its jobs
+ * runs again alone, and a job that fails alone has the failure recorded.
+ * Returns how many jobs ran.
+ */
+static int
+run_claimed(JobqJob *jobs, int n)
+{
+	int			done = 0;
 
-	if (n > 1)
+	while (done < n)
 	{
-		for (i = 0; i < n; i++)
-			run_claimed(&jobs[i], 1);
-		return;
-	}
+		volatile int attempted = 0;
+		ErrorData  *volatile edata = NULL;
+		int			ran = 0;
 
-	{
-		JobqOutcome out;
+		if (done > 0 && batch_time_is_up())
+		{
+			give_back(jobs, done, n);
+			return done;
+		}
 
-		memset(&out, 0, sizeof(out));
-		out.message = edata->message;
-		out.sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
-		out.context = edata->context;
-		ereport(LOG,
-				(errmsg("job " INT64_FORMAT " of kind \"%s\" failed at commit: %s",
-						jobs[0].id, jobs[0].kind, out.message)));
-		begin_xact();
-		MemoryContextSwitchTo(batch_cxt);
-		jobq_queue_fail(&jobs[0], &out, false);
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(batch_cxt);
+		PG_TRY();
+		{
+			ran = run_chunk(jobs + done, n - done, &attempted);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(batch_cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			disable_timeout(STATEMENT_TIMEOUT, false);
+			QueryCancelPending = false;
+			MemoryContextSwitchTo(batch_cxt);
+		}
+		PG_END_TRY();
+
+		if (edata == NULL)
+		{
+			done += ran;
+			continue;
+		}
+		if (attempted > 1 || n - done > 1)
+		{
+			int			i;
+
+			for (i = 0; i < Max(attempted, 1); i++)
+				run_claimed(&jobs[done + i], 1);
+			done += Max(attempted, 1);
+			continue;
+		}
+
+		/* one job, failing outside its subtransaction */
+		{
+			JobqJob    *job = &jobs[done];
+			JobqOutcome out;
+
+			memset(&out, 0, sizeof(out));
+			out.message = edata->message;
+			out.sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
+			out.context = edata->context;
+			ereport(LOG,
+					(errmsg("job " INT64_FORMAT " of kind \"%s\" failed at commit: %s",
+							job->id, job->kind, out.message)));
+			begin_xact();
+			MemoryContextSwitchTo(batch_cxt);
+			jobq_queue_fail(job, &out, false);
+			CommitTransactionCommand();
+			MemoryContextSwitchTo(batch_cxt);
+			done++;
+		}
 	}
+	return done;
 }
 
 /*
@@ -463,7 +544,8 @@ worker_round(uint64 *seq)
 	MemoryContextSwitchTo(batch_cxt);
 	if (!OidIsValid(get_extension_oid("jobq", true)))
 		worker_exit(JOBQ_EXIT_ABSENT);
-	n = jobq_queue_claim(my_token, jobq_batch_size, &jobs);
+	claim_size = Min(claim_size, jobq_batch_size);
+	n = jobq_queue_claim(my_token, claim_size, &jobs);
 	if (n == 0)
 		due = jobq_queue_next_due();
 	CommitTransactionCommand();
@@ -471,12 +553,24 @@ worker_round(uint64 *seq)
 
 	if (n > 0)
 	{
+		int			ran;
+
 		/* there may be more: let another worker help */
-		if (n == jobq_batch_size)
+		if (n == claim_size)
 			jobq_shmem_wake_database(my_dboid, 1);
-		run_claimed(jobs, n);
+		batch_started = GetCurrentTimestamp();
+		ran = run_claimed(jobs, n);
 		holding_jobs = false;
 		MemoryContextReset(batch_cxt);
+
+		/*
+		 * Slow jobs: claim about as many as run in BATCH_TIME_MS next time;
+		 * fast ones: grow back towards jobq.batch_size.
+		 */
+		if (ran < n)
+			claim_size = Max(1, ran);
+		else
+			claim_size = Min(jobq_batch_size, Max(claim_size, 1) * 2);
 		return 0;
 	}
 	holding_jobs = false;
