@@ -163,6 +163,9 @@ SELECT jobq._prune_kind('{}');
 CREATE ROLE pack_user;
 SET ROLE pack_user;
 SELECT jobq._prune_kind('{}');
--- a role reaches only the tables it may read
+-- a role reaches only the tables it may read (terse: the statement text
+-- would only repeat the function's)
+\set VERBOSITY terse
 SELECT jobq.slots_generate('{}');
+\set VERBOSITY default
 RESET ROLE;
