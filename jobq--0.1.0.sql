@@ -181,6 +181,13 @@ COMMENT ON FUNCTION jobq.unregister_kind(text)
 	IS 'remove a registered job kind; its pending jobs die when they are claimed';
 REVOKE ALL ON FUNCTION jobq.unregister_kind(text) FROM PUBLIC;
 
+CREATE FUNCTION jobq.current_job()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'jobq_current_job'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION jobq.current_job()
+	IS 'the id of the job whose handler is running, or NULL outside a job';
+
 CREATE FUNCTION jobq.prune()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'jobq_prune'
@@ -685,9 +692,16 @@ BEGIN
 	USING older_than, batch_size;
 	GET DIAGNOSTICS moved = ROW_COUNT;
 
-	/* a full batch: the rest goes to a new job, never one endless transaction */
+	/*
+	 * A full batch: the rest goes to a new job, never one endless transaction;
+	 * it keeps this job's queue, priority, attempts and timeout.
+	 */
 	IF moved = batch_size THEN
-		next_job := jobq.enqueue('table.archive', payload);
+		SELECT jobq.enqueue('table.archive', table_archive.payload, queue => j.queue, priority => j.priority,
+							max_attempts => j.max_attempts, timeout => j.timeout)
+		  INTO next_job
+		  FROM (SELECT NULL) AS dummy
+		  LEFT JOIN jobq.jobs j ON j.id = jobq.current_job();
 	END IF;
 	RAISE LOG 'jobq table.archive % to %: % rows moved%', source, target, moved,
 		CASE WHEN next_job IS NULL THEN '' ELSE ', continued in job ' || next_job END;

@@ -37,6 +37,7 @@ PG_FUNCTION_INFO_V1(jobq_unregister_kind);
 PG_FUNCTION_INFO_V1(jobq_prune);
 PG_FUNCTION_INFO_V1(jobq__claim);
 PG_FUNCTION_INFO_V1(jobq__on_create);
+PG_FUNCTION_INFO_V1(jobq_current_job);
 
 /* argument positions shared by enqueue and enqueue_many */
 #define ARG_KIND		0
@@ -442,4 +443,15 @@ jobq__on_create(PG_FUNCTION_ARGS)
 	else
 		jobq_shmem_request_probe_on_commit();
 	PG_RETURN_VOID();
+}
+
+/* The id of the job being run, for a handler; NULL outside a job. */
+Datum
+jobq_current_job(PG_FUNCTION_ARGS)
+{
+	int64		id = jobq_worker_current_job();
+
+	if (id == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(id);
 }

@@ -118,6 +118,7 @@ extern void jobq_shmem_pause_database(Oid dboid, int seconds);
 extern void jobq_launcher_register(void);
 extern PGDLLEXPORT void jobq_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void jobq_worker_main(Datum main_arg);
+extern int64 jobq_worker_current_job(void);
 
 /* ---- utility.c ---- */
 extern void jobq_utility_install(void);

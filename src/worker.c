@@ -70,6 +70,14 @@ static MemoryContext worker_cxt = NULL;
 static MemoryContext batch_cxt = NULL;
 static TimestampTz last_prune = 0;
 static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
+static int64 current_job_id = 0;	/* the job whose handler runs, or 0 */
+
+/* The id of the job this process is running, or 0: jobq.current_job(). */
+int64
+jobq_worker_current_job(void)
+{
+	return current_job_id;
+}
 
 /*
  * Start a transaction whose now() is the current time: nothing else sets
@@ -295,7 +303,9 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote)
 		if (job->timeout_ms > 0)
 			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(job->timeout_ms, INT_MAX));
 
+		current_job_id = job->id;
 		result = jobq_handler_run(job, &kind);
+		current_job_id = 0;
 
 		if (job->timeout_ms > 0)
 			disable_timeout(STATEMENT_TIMEOUT, false);
@@ -314,6 +324,7 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote)
 	{
 		ErrorData  *edata;
 
+		current_job_id = 0;
 		disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();

@@ -159,8 +159,8 @@ INSERT INTO audit_log SELECT g, now(), 'recent' FROM generate_series(2501, 2600)
 like(
 	run_job(
 		'table.archive',
-		'{"source": "audit_log", "target": "audit_archive", "timestamp_column": "at", "older_than": "90 days", "batch_size": 1000}'
-	),
+		'{"source": "audit_log", "target": "audit_archive", "timestamp_column": "at", "older_than": "90 days", "batch_size": 1000}',
+		q{queue => 'archive', priority => 5, max_attempts => 2}),
 	qr/^succeeded\|\{"moved": 1000, "next_job": \d+\}$/,
 	'the first job moves one batch and continues');
 ok( $node->poll_query_until(
@@ -180,6 +180,23 @@ is( $node->safe_psql(
 SELECT count(DISTINCT owner) || ':' || min(owner::text) FROM jobq.jobs WHERE kind = 'table.archive'}),
 	'1:clinic',
 	'the continuations run as the owner of the first job');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT DISTINCT queue || '|' || priority || '|' || max_attempts FROM jobq.jobs WHERE kind = 'table.archive'}),
+	'archive|5|2',
+	'and keep its queue, priority and attempts');
+
+# jobq.current_job() tells a handler which job it runs
+$node->safe_psql('postgres',
+	q{CREATE TABLE whoami (job bigint); GRANT INSERT ON whoami TO clinic;});
+my $me = $node->safe_psql('postgres',
+	q{SET ROLE clinic; SELECT jobq.enqueue('sql', '{"sql": "INSERT INTO public.whoami SELECT jobq.current_job()"}')});
+ok($node->poll_query_until('postgres', 'SELECT count(*) FROM whoami', '1'),
+	'the job ran');
+is($node->safe_psql('postgres', 'SELECT job FROM whoami'),
+	$me, 'jobq.current_job() is the id of the running job');
+is($node->safe_psql('postgres', 'SELECT jobq.current_job() IS NULL'),
+	't', 'and NULL outside a job');
 
 # A concurrent refresh leaves the worker with a temporary schema; nothing a
 # job puts there may reach the next job.  One worker, so the jobs share it.
