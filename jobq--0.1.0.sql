@@ -386,12 +386,15 @@ BEGIN
 			SELECT facility_id, doctor_id, starts_at, ends_at FROM %2$s
 			 WHERE ends_at > ($2::timestamp - interval '1 day') AT TIME ZONE $1
 			   AND starts_at < ($3::timestamp + interval '2 days') AT TIME ZONE $1
+		), everywhere AS MATERIALIZED (
+			SELECT starts_at, ends_at FROM exception
+			 WHERE doctor_id IS NULL AND facility_id IS NULL
 		), free AS (
 			/*
-			 * One test per kind of exception, each on an equality the planner
-			 * can hash: a doctor's own, a facility's, and the cluster-wide
-			 * ones; a single test with ORs would compare every candidate with
-			 * every exception.
+			 * One test per kind of exception: a doctor's own and a facility's
+			 * on an equality the planner can hash, the cluster-wide ones (few)
+			 * on their own.  A single test with ORs would compare every
+			 * candidate with every exception.
 			 */
 			SELECT c.* FROM candidate c
 			 WHERE NOT EXISTS (
@@ -404,9 +407,8 @@ BEGIN
 				 WHERE e.doctor_id IS NULL AND e.facility_id = c.facility_id
 				   AND e.starts_at < c.starts_at + c.length AND e.ends_at > c.starts_at)
 			   AND NOT EXISTS (
-				SELECT FROM exception e
-				 WHERE e.doctor_id IS NULL AND e.facility_id IS NULL
-				   AND e.starts_at < c.starts_at + c.length AND e.ends_at > c.starts_at)
+				SELECT FROM everywhere e
+				 WHERE e.starts_at < c.starts_at + c.length AND e.ends_at > c.starts_at)
 		), inserted AS (
 			INSERT INTO %3$s (rule_id, facility_id, doctor_id, service_id, starts_at, ends_at, status)
 			SELECT rule_id, facility_id, doctor_id, service_id, starts_at, starts_at + length, 'open'
