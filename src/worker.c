@@ -90,6 +90,18 @@ begin_xact(void)
 	StartTransactionCommand();
 }
 
+/*
+ * Commit, and pass on the table statistics the transaction gathered (at
+ * most about once a second): without them autovacuum never learns of the
+ * dead rows claims and completions leave in jobq._queue.
+ */
+static void
+commit_xact(void)
+{
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+}
+
 /* SIGTERM: note it, then die() as any backend would. */
 static void
 worker_sigterm(SIGNAL_ARGS)
@@ -210,7 +222,7 @@ reap_orphans(bool self_too)
 
 	begin_xact();
 	n = jobq_queue_reap(live, nlive, jobq_shared->boot_id, max_counter);
-	CommitTransactionCommand();
+	commit_xact();
 	if (n > 0)
 		ereport(LOG,
 				(errmsg("jobq returned " INT64_FORMAT " jobs left running by workers that ended", n)));
@@ -232,7 +244,7 @@ maybe_prune(void)
 	{
 		begin_xact();
 		n = jobq_queue_prune();
-		CommitTransactionCommand();
+		commit_xact();
 		CHECK_FOR_INTERRUPTS();
 	} while (n >= 10000);
 }
@@ -425,7 +437,7 @@ run_chunk(JobqJob *jobs, int n, volatile int *attempted)
 		}
 	}
 	jobq_queue_succeed_many(ok_ids, ok_results, nok);
-	CommitTransactionCommand();
+	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
@@ -450,7 +462,7 @@ give_back(JobqJob *jobs, int from, int n)
 	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
 	jobq_queue_release_uncounted(my_token, ids, n - from);
-	CommitTransactionCommand();
+	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 	jobq_shmem_wake_database(my_dboid, 1);
 }
@@ -525,7 +537,7 @@ run_claimed(JobqJob *jobs, int n)
 			begin_xact();
 			MemoryContextSwitchTo(batch_cxt);
 			jobq_queue_fail(job, &out, false);
-			CommitTransactionCommand();
+			commit_xact();
 			MemoryContextSwitchTo(batch_cxt);
 			done++;
 		}
@@ -559,7 +571,7 @@ worker_round(uint64 *seq)
 	n = jobq_queue_claim(my_token, claim_size, &jobs);
 	if (n == 0)
 		due = jobq_queue_next_due();
-	CommitTransactionCommand();
+	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 
 	if (n > 0)
@@ -622,6 +634,7 @@ worker_sleep(uint64 seq, long sleep_ms)
 	LWLockRelease(jobq_shared->lock);
 
 	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(true);
 	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					 sleep_ms, PG_WAIT_EXTENSION);
 	ResetLatch(MyLatch);
@@ -649,7 +662,7 @@ recover_from_error(void)
 	begin_xact();
 	if (!OidIsValid(get_extension_oid("jobq", true)))
 		worker_exit(JOBQ_EXIT_ABSENT);
-	CommitTransactionCommand();
+	commit_xact();
 	if (holding_jobs)
 	{
 		/* treated as orphans: the attempt stays counted */
@@ -684,7 +697,7 @@ jobq_worker_main(Datum main_arg)
 	begin_xact();
 	if (!OidIsValid(get_extension_oid("jobq", true)))
 		worker_exit(JOBQ_EXIT_ABSENT);
-	CommitTransactionCommand();
+	commit_xact();
 	MemoryContextSwitchTo(worker_cxt);
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);

@@ -1,7 +1,8 @@
 # 010_batches.pl: how workers batch.  Slow jobs claimed in one batch are
 # given back when the batch has run 100 ms and taken by the idle worker
 # (without counting the attempt); a large batch of jobs that write runs in
-# several transactions, each job exactly once.
+# several transactions, each job exactly once; workers report their table
+# statistics while they run, so that autovacuum keeps jobq._queue small.
 
 use strict;
 use warnings;
@@ -69,6 +70,20 @@ SELECT count(*), count(DISTINCT n), (SELECT max(attempts) FROM jobq.jobs WHERE q
   FROM hits}),
 	'500|500|1',
 	'each inserted its row once, at the first attempt');
+
+# Autovacuum learns of the dead rows that claims and completions leave in
+# jobq._queue only if the workers report their table statistics: they do
+# after their transactions (at most about once a second) and before they
+# sleep, not only when they exit.
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT n_tup_upd >= 512 AND n_tup_del >= 512 FROM pg_stat_user_tables
+ WHERE relid = 'jobq._queue'::regclass}),
+	'the running workers have reported their claims and deletions');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq worker'}),
+	'2', 'with both workers still running');
 
 $node->stop;
 done_testing();
