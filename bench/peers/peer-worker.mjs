@@ -1,0 +1,117 @@
+// peer-worker.mjs: one worker process of a peer, started by harness.mjs.
+//
+//   node peer-worker.mjs graphile-worker|pg-boss '<json settings>'
+//
+// Settings: { db, concurrency, localQueue, batch }: localQueue is
+// graphile-worker's localQueue.size, batch pg-boss's batchSize.  The process serves three task names on the
+// database db of the cluster in PGHOST/PGPORT:
+//   noop    does nothing
+//   row     inserts one row into public.bench_rows with its own pool
+//   pickup  inserts (i, the handler's start time) into public.pickups
+// It prints "ready" once it is serving and stops cleanly on SIGTERM or when
+// its standard input closes, printing "stopped".
+
+import pg from 'pg';
+import { nowUs } from './clock.mjs';
+
+const [peer, settingsJson] = process.argv.slice(2);
+const settings = JSON.parse(settingsJson);
+// application_name lets the harness find this process's server backends.
+const conn = `postgres:///${settings.db}?host=${encodeURIComponent(process.env.PGHOST)}` +
+	`&port=${process.env.PGPORT}&user=${process.env.PGUSER || 'postgres'}` +
+	`&application_name=bench-${peer}`;
+
+// The handlers' own pool (the application's pool, not the queue's).
+const appPool = new pg.Pool({ connectionString: conn, max: settings.concurrency + 1 });
+
+async function insertRow(i) {
+	await appPool.query({ name: 'row', text: 'INSERT INTO public.bench_rows (i) VALUES ($1)', values: [i] });
+}
+
+async function insertPickup(i, startedUs) {
+	await appPool.query({
+		name: 'pickup',
+		text: 'INSERT INTO public.pickups (i, started_at) VALUES ($1, to_timestamp($2::float8 / 1e6))',
+		values: [i, startedUs],
+	});
+}
+
+let stop;
+
+if (peer === 'graphile-worker') {
+	const { run, Logger } = await import('graphile-worker');
+	const runner = await run({
+		noHandleSignals: true,
+		taskList: {
+			noop: async () => {},
+			row: async (payload) => insertRow(payload.i),
+			pickup: async (payload) => insertPickup(payload.i, nowUs()),
+		},
+		// The settings of graphile-worker's performance page: a local queue
+		// that fetches (and locks) jobs in batches, and batched completion.
+		preset: {
+			worker: {
+				connectionString: conn,
+				concurrentJobs: settings.concurrency,
+				maxPoolSize: Math.max(10, settings.concurrency + 2),
+				pollInterval: 2000,
+				localQueue: { size: settings.localQueue },
+				completeJobBatchDelay: 0,
+				failJobBatchDelay: 0,
+			},
+		},
+		logger: new Logger(() => (level, message) => {
+			if (level === 'error')
+				console.error(message);
+		}),
+	});
+	stop = async () => runner.stop();
+} else if (peer === 'pg-boss') {
+	const { PgBoss } = await import('pg-boss');
+	const boss = new PgBoss({
+		connectionString: conn,
+		application_name: `bench-${peer}`,
+		max: settings.concurrency + 4,
+		useListenNotify: true,   // wake workers at once on notify-enabled queues
+		schedule: false,         // no cron in this process
+		supervise: false,        // maintenance is done by the harness's instance
+		migrate: false,
+	});
+	boss.on('error', (e) => console.error('pg-boss error:', e.message));
+	await boss.start();
+	const opts = {
+		batchSize: settings.batch,
+		localConcurrency: settings.concurrency,
+		burstWhenBatchFull: true,       // fetch again at once while batches come back full
+		pollingIntervalSeconds: 0.5,    // the smallest allowed
+	};
+	await boss.work('noop', opts, async () => {});
+	await boss.work('row', opts, async (jobs) => {
+		for (const job of jobs)
+			await insertRow(job.data.i);
+	});
+	await boss.work('pickup', opts, async (jobs) => {
+		const t = nowUs();
+		for (const job of jobs)
+			await insertPickup(job.data.i, t);
+	});
+	stop = async () => boss.stop({ graceful: true, wait: true, timeout: 30000 });
+} else {
+	console.error(`unknown peer ${peer}`);
+	process.exit(2);
+}
+
+let stopping = false;
+async function shutdown() {
+	if (stopping)
+		return;
+	stopping = true;
+	await stop();
+	await appPool.end();
+	console.log('stopped');
+	process.exit(0);
+}
+process.on('SIGTERM', shutdown);
+process.stdin.on('end', shutdown);
+process.stdin.resume();
+console.log('ready');
