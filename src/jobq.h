@@ -46,8 +46,7 @@ typedef enum JobqWorkerState
 	JOBQ_WORKER_STARTING,
 	JOBQ_WORKER_IDLE,
 	JOBQ_WORKER_CLAIMING,
-	JOBQ_WORKER_RUNNING,
-	JOBQ_WORKER_STOPPING
+	JOBQ_WORKER_RUNNING
 } JobqWorkerState;
 
 /* Why a worker ended, as it tells the launcher. */
@@ -102,6 +101,12 @@ typedef struct JobqShared
 } JobqShared;
 
 extern JobqShared *jobq_shared;
+
+/*
+ * A worker token: the boot id in the high half, a counter in the low half
+ * (jobq_queue_reap decodes it the same way in SQL).
+ */
+#define JOBQ_TOKEN(boot_id, counter) (((int64) (boot_id) << 32) | (uint32) (counter))
 
 extern void jobq_shmem_request(void);
 extern bool jobq_shmem_available(void);

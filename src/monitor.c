@@ -37,8 +37,6 @@ state_name(JobqWorkerState state)
 			return "claiming";
 		case JOBQ_WORKER_RUNNING:
 			return "running";
-		case JOBQ_WORKER_STOPPING:
-			return "stopping";
 	}
 	return "unknown";
 }

@@ -154,6 +154,19 @@ execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 	return SPI_processed;
 }
 
+/* A bigint[] datum of n values. */
+static Datum
+int8_array(const int64 *values, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		elems[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8,
+										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /*
  * The statement that moves the jobs of jobq._queue matching "cond" (as d)
  * to jobq._done with the given status, result and error expressions; "join"
@@ -593,23 +606,22 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 	QueueCall	qc;
 	Oid			types[2] = {INT8ARRAYOID, JSONBARRAYOID};
 	Datum		values[2];
-	Datum	   *id_datums = palloc(sizeof(Datum) * n);
-	Datum	   *result_datums = palloc(sizeof(Datum) * n);
-	bool	   *result_nulls = palloc(sizeof(bool) * n);
+	Datum	   *result_datums;
+	bool	   *result_nulls;
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
 	int			i;
 
 	if (n == 0)
 		return;
+	result_datums = palloc(sizeof(Datum) * n);
+	result_nulls = palloc(sizeof(bool) * n);
 	for (i = 0; i < n; i++)
 	{
-		id_datums[i] = Int64GetDatum(ids[i]);
 		result_datums[i] = PointerGetDatum(results[i]);
 		result_nulls[i] = (results[i] == NULL);
 	}
-	values[0] = PointerGetDatum(construct_array(id_datums, n, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[0] = int8_array(ids, n);
 	values[1] = PointerGetDatum(construct_md_array(result_datums, result_nulls, 1,
 												   dims, lbs, JSONBOID, -1,
 												   false, TYPALIGN_INT));
@@ -690,20 +702,12 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 	Oid			types[2] = {INT8OID, INT8ARRAYOID};
 	Datum		values[2];
 	char		nulls[2] = "  ";
-	Datum	   *elems;
-	int			i;
 
 	values[0] = Int64GetDatum(token);
 	if (ids == NULL)
 		nulls[1] = 'n';
 	else
-	{
-		elems = palloc(sizeof(Datum) * Max(nids, 1));
-		for (i = 0; i < nids; i++)
-			elems[i] = Int64GetDatum(ids[i]);
-		values[1] = PointerGetDatum(construct_array(elems, nids, INT8OID, 8,
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	}
+		values[1] = int8_array(ids, nids);
 	queue_begin(&qc);
 	execute(prepare(&plan_release,
 					"UPDATE jobq._queue SET status = 'pending', "
@@ -729,19 +733,13 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	QueueCall	qc;
 	Oid			types[3] = {INT8ARRAYOID, INT4OID, INT8OID};
 	Datum		values[3];
-	Datum	   *elems;
-	int			i;
 	uint64		n;
 
 #define ORPHANED \
 	"status = 'running' AND locked_by <> ALL ($1) " \
 	"AND NOT (locked_by >> 32 = $2 AND (locked_by & 4294967295) > $3)"
 
-	elems = palloc(sizeof(Datum) * Max(nlive, 1));
-	for (i = 0; i < nlive; i++)
-		elems[i] = Int64GetDatum(live_tokens[i]);
-	values[0] = PointerGetDatum(construct_array(elems, nlive, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[0] = int8_array(live_tokens, nlive);
 	values[1] = Int32GetDatum(boot_id);
 	values[2] = Int64GetDatum((int64) max_counter);
 

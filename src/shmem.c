@@ -110,10 +110,10 @@ jobq_shmem_next_token(void)
 	if (jobq_shared == NULL)
 	{
 		/* not preloaded: a token that no live worker can ever hold */
-		return (int64) 0x7fffffff << 32;
+		return JOBQ_TOKEN(0x7fffffff, 0);
 	}
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-	token = ((int64) jobq_shared->boot_id << 32) | jobq_shared->next_token++;
+	token = JOBQ_TOKEN(jobq_shared->boot_id, jobq_shared->next_token++);
 	LWLockRelease(jobq_shared->lock);
 	return token;
 }

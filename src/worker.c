@@ -102,6 +102,28 @@ commit_xact(void)
 	pgstat_report_stat(false);
 }
 
+/*
+ * After an error: a job's timeout must neither fire later nor leave a
+ * pending cancel behind for the statements that follow.
+ */
+static void
+forget_job_timeout(void)
+{
+	disable_timeout(STATEMENT_TIMEOUT, false);
+	QueryCancelPending = false;
+}
+
+/* A failed outcome carrying an error's message, SQLSTATE and context. */
+static void
+outcome_from_error(JobqOutcome *out, ErrorData *edata)
+{
+	memset(out, 0, sizeof(*out));
+	out->ok = false;
+	out->message = edata->message;
+	out->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
+	out->context = edata->context;
+}
+
 /* SIGTERM: note it, then die() as any backend would. */
 static void
 worker_sigterm(SIGNAL_ARGS)
@@ -130,6 +152,17 @@ worker_exit(JobqWorkerExit reason)
 	me->exit_reason = reason;
 	LWLockRelease(jobq_shared->lock);
 	proc_exit(0);
+}
+
+/*
+ * Leave if jobq is no longer installed in this database (DROP EXTENSION).
+ * The caller is in a transaction.
+ */
+static void
+exit_unless_installed(void)
+{
+	if (!OidIsValid(get_extension_oid("jobq", true)))
+		worker_exit(JOBQ_EXIT_ABSENT);
 }
 
 /* on_shmem_exit: the slot no longer has a process behind it. */
@@ -183,7 +216,7 @@ worker_attach(int slot, uint32 generation)
 	}
 	me->pid = MyProcPid;
 	me->latch = MyLatch;
-	me->token = ((int64) jobq_shared->boot_id << 32) | jobq_shared->next_token++;
+	me->token = JOBQ_TOKEN(jobq_shared->boot_id, jobq_shared->next_token++);
 	me->state = JOBQ_WORKER_STARTING;
 	me->state_since = now;
 	me->started_at = now;
@@ -337,20 +370,15 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote)
 		ErrorData  *edata;
 
 		current_job_id = 0;
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		/* a timeout that fired as the job failed must not hit the batch */
+		forget_job_timeout();
 		MemoryContextSwitchTo(oldcxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		/* a timeout that fired as the job failed must not hit the batch */
-		QueryCancelPending = false;
-
-		out->ok = false;
-		out->message = edata->message;
-		out->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
-		out->context = edata->context;
+		outcome_from_error(out, edata);
 	}
 	PG_END_TRY();
 
@@ -501,8 +529,7 @@ run_claimed(JobqJob *jobs, int n)
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortCurrentTransaction();
-			disable_timeout(STATEMENT_TIMEOUT, false);
-			QueryCancelPending = false;
+			forget_job_timeout();
 			MemoryContextSwitchTo(batch_cxt);
 		}
 		PG_END_TRY();
@@ -527,10 +554,7 @@ run_claimed(JobqJob *jobs, int n)
 			JobqJob    *job = &jobs[done];
 			JobqOutcome out;
 
-			memset(&out, 0, sizeof(out));
-			out.message = edata->message;
-			out.sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
-			out.context = edata->context;
+			outcome_from_error(&out, edata);
 			ereport(LOG,
 					(errmsg("job " INT64_FORMAT " of kind \"%s\" failed at commit: %s",
 							job->id, job->kind, out.message)));
@@ -565,8 +589,7 @@ worker_round(uint64 *seq)
 	holding_jobs = true;
 	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
-	if (!OidIsValid(get_extension_oid("jobq", true)))
-		worker_exit(JOBQ_EXIT_ABSENT);
+	exit_unless_installed();
 	claim_size = Min(claim_size, jobq_batch_size);
 	n = jobq_queue_claim(my_token, claim_size, &jobs);
 	if (n == 0)
@@ -655,13 +678,11 @@ recover_from_error(void)
 	EmitErrorReport();
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
-	disable_timeout(STATEMENT_TIMEOUT, false);
-	QueryCancelPending = false;
+	forget_job_timeout();
 	MemoryContextReset(batch_cxt);
 
 	begin_xact();
-	if (!OidIsValid(get_extension_oid("jobq", true)))
-		worker_exit(JOBQ_EXIT_ABSENT);
+	exit_unless_installed();
 	commit_xact();
 	if (holding_jobs)
 	{
@@ -695,8 +716,7 @@ jobq_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(worker_cxt);
 
 	begin_xact();
-	if (!OidIsValid(get_extension_oid("jobq", true)))
-		worker_exit(JOBQ_EXIT_ABSENT);
+	exit_unless_installed();
 	commit_xact();
 	MemoryContextSwitchTo(worker_cxt);
 
