@@ -25,17 +25,6 @@ jobq.retry_base_delay = '200ms'
 });
 $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
 
-# Wait until the job with this id has finished (succeeded, dead or cancelled).
-sub wait_finished
-{
-	my ($id, $what) = @_;
-	ok( $node->poll_query_until(
-			'postgres', qq{
-SELECT status NOT IN ('pending', 'running') FROM jobq.jobs WHERE id = $id}),
-		"$what: the job has finished");
-	return;
-}
-
 # Run $sql and return (psql exit code, stderr).
 sub psql_err
 {
@@ -118,7 +107,7 @@ ok(defined $delay{2} && $delay{2} >= 200 && $delay{2} <= 600,
 ok(defined $delay{1} && defined $delay{2} && $delay{2} > $delay{1},
 	'the delays grow');
 
-wait_finished($flaky_id, 'flaky job');
+jobq_wait_finished($node, $flaky_id, 'flaky job');
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT status, attempts, last_error_sqlstate, finished_at IS NOT NULL
@@ -147,7 +136,7 @@ SELECT status, attempts FROM jobq.jobs WHERE id = $flaky_id;
 COMMIT;}),
 	"t\npending|0",
 	'jobq.retry makes a dead job pending with no attempts');
-wait_finished($flaky_id, 'retried flaky job');
+jobq_wait_finished($node, $flaky_id, 'retried flaky job');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT status, attempts FROM jobq.jobs WHERE id = $flaky_id"),
@@ -158,7 +147,7 @@ is( $node->safe_psql(
 $node->safe_psql('postgres', 'UPDATE flag SET ok = true');
 is($node->safe_psql('postgres', "SELECT jobq.retry($flaky_id)"),
 	't', 'jobq.retry of a dead job returns true');
-wait_finished($flaky_id, 'fixed flaky job');
+jobq_wait_finished($node, $flaky_id, 'fixed flaky job');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT status, attempts, result FROM jobq.jobs WHERE id = $flaky_id"),
@@ -184,7 +173,7 @@ like($err, qr/42704.*job 987654321 does not exist/,
 my $div_id = $node->safe_psql('postgres',
 	q{SELECT jobq.enqueue('sql', '{"sql": "SELECT 1/0"}', max_attempts => 2)}
 );
-wait_finished($div_id, 'division by zero');
+jobq_wait_finished($node, $div_id, 'division by zero');
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT status, attempts, last_error_sqlstate, last_error_context IS NOT NULL
@@ -205,7 +194,7 @@ my $slow_id = $node->safe_psql(
 	'postgres', q{
 SELECT jobq.enqueue('sql', '{"sql": "SELECT pg_sleep(30)"}',
 					max_attempts => 1, timeout => '300ms')});
-wait_finished($slow_id, 'job over its timeout');
+jobq_wait_finished($node, $slow_id, 'job over its timeout');
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT status, attempts, last_error_sqlstate FROM jobq.jobs WHERE id = $slow_id}
@@ -229,7 +218,7 @@ SELECT jobq.register_kind('test.nap', 'nap(jsonb)', timeout => '300ms',
 });
 my $nap_id = $node->safe_psql('postgres',
 	q{SELECT jobq.enqueue('test.nap', '{"s": 30}')});
-wait_finished($nap_id, 'job over its kind timeout');
+jobq_wait_finished($node, $nap_id, 'job over its kind timeout');
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT status, attempts, last_error_sqlstate FROM jobq.jobs WHERE id = $nap_id}
@@ -275,7 +264,7 @@ SELECT payload->>'sql' LIKE 'SET work_mem%', status FROM jobq.jobs
 my $b3_id = $node->safe_psql(
 	'postgres', q{
 SELECT jobq.enqueue('sql', jsonb_build_object('sql', $s$INSERT INTO public.seen SELECT 'b3', current_setting('work_mem'), current_setting('search_path'), current_setting('statement_timeout'), current_setting('application_name')$s$))});
-wait_finished($b3_id, 'settings job in a later batch');
+jobq_wait_finished($node, $b3_id, 'settings job in a later batch');
 
 my $defaults = $node->safe_psql('postgres',
 	q{SELECT current_setting('work_mem'), current_setting('search_path'), current_setting('statement_timeout')}

@@ -72,16 +72,6 @@ sub enqueue_as
 	);
 }
 
-sub wait_finished
-{
-	my ($id, $what) = @_;
-	ok( $node->poll_query_until(
-			'postgres', qq{
-SELECT status NOT IN ('pending', 'running') FROM jobq.jobs WHERE id = $id}),
-		"$what: the job has finished");
-	return;
-}
-
 # ---------------------------------------------------------------------
 # alice's jobs run as alice
 # ---------------------------------------------------------------------
@@ -90,7 +80,7 @@ my ($ret, $out, $err) = psql_as('alice', 'SELECT * FROM public.secret');
 like($err, qr/42501/, 'alice herself cannot read the secret table');
 
 my $read_id = enqueue_as('alice', 'SELECT * FROM public.secret');
-wait_finished($read_id, 'alice reads the secret table');
+jobq_wait_finished($node, $read_id, 'alice reads the secret table');
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT status, owner, last_error_sqlstate FROM jobq.jobs WHERE id = $read_id}
@@ -100,7 +90,7 @@ SELECT status, owner, last_error_sqlstate FROM jobq.jobs WHERE id = $read_id}
 
 my $su_read_id = $node->safe_psql('postgres',
 	q{SELECT jobq.enqueue('sql', '{"sql": "SELECT * FROM public.secret"}')});
-wait_finished($su_read_id, 'the superuser reads the secret table');
+jobq_wait_finished($node, $su_read_id, 'the superuser reads the secret table');
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT status, owner, result FROM jobq.jobs WHERE id = $su_read_id}),
@@ -123,7 +113,7 @@ my $insert_id = enqueue_as('alice',
 
 for my $sql (@escapes)
 {
-	wait_finished($escape_id{$sql}, "alice runs $sql");
+	jobq_wait_finished($node, $escape_id{$sql}, "alice runs $sql");
 	note "$sql: "
 	  . $node->safe_psql('postgres',
 		"SELECT last_error FROM jobq.jobs WHERE id = $escape_id{$sql}");
@@ -135,7 +125,7 @@ SELECT status, last_error_sqlstate FROM jobq.jobs WHERE id = $escape_id{$sql}}
 		"a job of alice cannot run $sql: 42501");
 }
 
-wait_finished($insert_id, 'alice inserts into her table');
+jobq_wait_finished($node, $insert_id, 'alice inserts into her table');
 is( $node->safe_psql(
 		'postgres', "SELECT status FROM jobq.jobs WHERE id = $insert_id"),
 	'succeeded',
@@ -150,7 +140,7 @@ my $later_id = safe_as('alice',
 
 # bob has one job of his own.
 my $bob_id = enqueue_as('bob', 'SELECT 2');
-wait_finished($bob_id, "bob's job");
+jobq_wait_finished($node, $bob_id, "bob's job");
 
 # ---------------------------------------------------------------------
 # What bob may not see or do
