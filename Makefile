@@ -12,15 +12,19 @@ OBJS = \
 	src/handlers.o \
 	src/api.o \
 	src/monitor.o \
-	src/utility.o
+	src/utility.o \
+	src/http.o \
+	src/net.o
 DATA = jobq--0.1.0.sql
 PGFILEDESC = "jobq - background jobs inside PostgreSQL"
 
 PG_CFLAGS = -Werror
+# libcurl: network jobs (src/http.c, src/net.c)
+SHLIB_LINK += -lcurl
 
 # pg_regress and isolation tests get a temporary instance that preloads jobq
 # (with no workers: they test the SQL surface and the claim step)
-REGRESS = 01_enqueue 02_kinds 03_cancel_retry 04_views 05_pack
+REGRESS = 01_enqueue 02_kinds 03_cancel_retry 04_views 05_pack 06_net
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/jobq.conf
 ISOLATION = claim job_key release
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/jobq.conf --inputdir=test

@@ -21,6 +21,7 @@ CREATE TABLE jobq._queue (
 	timeout interval,
 	job_key text,
 	owner regrole NOT NULL,
+	net boolean NOT NULL DEFAULT false,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	started_at timestamptz,
 	locked_by bigint,
@@ -34,14 +35,17 @@ CREATE TABLE jobq._queue (
 COMMENT ON TABLE jobq._queue IS 'jobs that are pending or running; read jobq.jobs instead';
 
 CREATE INDEX _queue_claim_idx ON jobq._queue (priority, run_at, id)
-	WHERE status = 'pending';
-COMMENT ON INDEX jobq._queue_claim_idx IS 'the claim order among pending jobs';
+	WHERE status = 'pending' AND NOT net;
+COMMENT ON INDEX jobq._queue_claim_idx IS 'the claim order among pending jobs of the SQL workers';
+CREATE INDEX _queue_net_claim_idx ON jobq._queue (priority, run_at, id)
+	WHERE status = 'pending' AND net;
+COMMENT ON INDEX jobq._queue_net_claim_idx IS 'the claim order among pending network jobs (http, email, sms, webhook)';
 /*
  * The extra predicate is always true (run_at is finite) but the claim's
  * "run_at <= now()" cannot prove it, so the planner can never claim through
  * this index and sort the whole backlog: the claim takes _queue_claim_idx.
  */
-CREATE INDEX _queue_due_idx ON jobq._queue (run_at)
+CREATE INDEX _queue_due_idx ON jobq._queue (net, run_at)
 	WHERE status = 'pending' AND run_at > '-infinity';
 COMMENT ON INDEX jobq._queue_due_idx IS 'when the next pending job is due, for idle workers (not for claims)';
 CREATE UNIQUE INDEX _queue_key_idx ON jobq._queue (owner, job_key)
@@ -100,11 +104,18 @@ CREATE TABLE jobq._kinds (
 	timeout interval CHECK (timeout > '0'),
 	registered_by regrole,
 	registered_at timestamptz NOT NULL DEFAULT now(),
-	CHECK (builtin OR handler IS NOT NULL)
+	net boolean NOT NULL DEFAULT false,
+	CHECK (builtin OR handler IS NOT NULL),
+	CHECK (NOT net OR builtin)
 );
 COMMENT ON TABLE jobq._kinds IS 'job kinds; read jobq.kinds instead';
 
 INSERT INTO jobq._kinds (kind, builtin) VALUES ('sql', true);
+INSERT INTO jobq._kinds (kind, builtin, net, queue) VALUES
+	('http', true, true, 'net'),
+	('email', true, true, 'net'),
+	('sms', true, true, 'net'),
+	('webhook', true, true, 'net');
 
 SELECT pg_catalog.pg_extension_config_dump('jobq._queue', '');
 SELECT pg_catalog.pg_extension_config_dump('jobq._done', '');
@@ -217,12 +228,14 @@ CREATE FUNCTION jobq._worker_status(
 	OUT pid integer,
 	OUT datname name,
 	OUT worker integer,
+	OUT lane text,
 	OUT state text,
 	OUT job_id bigint,
 	OUT jobs_succeeded bigint,
 	OUT jobs_failed bigint,
 	OUT started_at timestamptz,
-	OUT state_since timestamptz)
+	OUT state_since timestamptz,
+	OUT in_flight integer)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'jobq__worker_status'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -257,7 +270,7 @@ GRANT SELECT ON jobq.jobs TO PUBLIC;
 
 CREATE VIEW jobq.kinds AS
 	SELECT kind, builtin, handler, queue, priority, max_attempts, timeout,
-		   registered_by, registered_at
+		   registered_by, registered_at, net
 	  FROM jobq._kinds;
 COMMENT ON VIEW jobq.kinds IS 'the job kinds that jobq.enqueue accepts';
 GRANT SELECT ON jobq.kinds TO PUBLIC;
@@ -279,6 +292,551 @@ REVOKE ALL ON jobq.workers FROM PUBLIC;
 GRANT SELECT ON jobq.workers TO pg_monitor;
 
 GRANT USAGE ON SCHEMA jobq TO PUBLIC;
+
+/* ---------------------------------------------------------------------
+ * Network jobs: channels, grants, the delivery log, and the request a
+ * job of kind http, email, sms or webhook makes.  The net worker of each
+ * database runs these kinds (see src/net.c); the SQL workers never claim
+ * them.
+ * ------------------------------------------------------------------- */
+
+/*
+ * Channels: where notifications go.  config is shown to the roles that
+ * may use the channel; secrets only to superusers (the table is not
+ * readable by anyone else, and no view shows the values).
+ */
+CREATE TABLE jobq._channels (
+	name text PRIMARY KEY CHECK (name <> '' AND length(name) <= 63),
+	type text NOT NULL CHECK (type IN ('http', 'smtp')),
+	config jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(config) = 'object'),
+	secrets jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(secrets) = 'object'),
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE jobq._channels IS 'notification channels with their secrets; superusers only, read jobq.channels instead';
+REVOKE ALL ON jobq._channels FROM PUBLIC;
+
+/* Who may send through a channel; grantee 0 is PUBLIC. */
+CREATE TABLE jobq._channel_grants (
+	channel text NOT NULL REFERENCES jobq._channels ON DELETE CASCADE ON UPDATE CASCADE,
+	grantee oid NOT NULL,
+	PRIMARY KEY (channel, grantee)
+);
+COMMENT ON TABLE jobq._channel_grants IS 'roles allowed to enqueue to a channel (0 = PUBLIC)';
+REVOKE ALL ON jobq._channel_grants FROM PUBLIC;
+
+/* Who may enqueue http jobs and webhooks to a URL of their own; 0 is PUBLIC. */
+CREATE TABLE jobq._http_grants (
+	grantee oid PRIMARY KEY
+);
+COMMENT ON TABLE jobq._http_grants IS 'roles allowed to name URLs in http and webhook jobs (0 = PUBLIC)';
+REVOKE ALL ON jobq._http_grants FROM PUBLIC;
+
+/* One row per attempt of a network job. */
+CREATE TABLE jobq._deliveries (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	job_id bigint NOT NULL,
+	attempt integer NOT NULL,
+	kind text NOT NULL,
+	owner regrole NOT NULL,
+	channel text,
+	recipient text,
+	url text,
+	status_code integer,
+	outcome text NOT NULL CHECK (outcome IN ('delivered', 'retry', 'failed')),
+	error text,
+	error_sqlstate text,
+	response text,
+	duration_ms double precision NOT NULL,
+	started_at timestamptz NOT NULL,
+	finished_at timestamptz NOT NULL
+);
+COMMENT ON TABLE jobq._deliveries IS 'the delivery log of network jobs; read jobq.deliveries instead';
+CREATE INDEX _deliveries_job_idx ON jobq._deliveries (job_id);
+CREATE INDEX _deliveries_finished_idx ON jobq._deliveries (finished_at);
+REVOKE ALL ON jobq._deliveries FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('jobq._channels', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq._channel_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq._http_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('jobq._deliveries', '');
+
+/* The grantee oid of a role name, or 0 for PUBLIC. */
+CREATE FUNCTION jobq._grantee(role_name text)
+RETURNS oid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+	r oid;
+BEGIN
+	IF role_name IS NULL THEN
+		RAISE EXCEPTION 'role name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF upper(role_name) = 'PUBLIC' THEN
+		RETURN 0;
+	END IF;
+	SELECT oid INTO r FROM pg_roles WHERE rolname = role_name;
+	IF r IS NULL THEN
+		RAISE EXCEPTION 'role "%" does not exist', role_name USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN r;
+END $$;
+REVOKE ALL ON FUNCTION jobq._grantee(text) FROM PUBLIC;
+
+/* Whether a role is a superuser or a member of a grantee in the list. */
+CREATE FUNCTION jobq._granted(role oid, grantees oid[])
+RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+	SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = role), false)
+		OR EXISTS (SELECT FROM unnest(grantees) AS g
+					WHERE g = 0 OR pg_has_role(role, g, 'MEMBER'))
+$$;
+COMMENT ON FUNCTION jobq._granted(oid, oid[]) IS 'whether a role is a superuser or a member of one of the grantees (0 = PUBLIC)';
+
+/* Check a channel's type, config and secrets; an error names what is wrong. */
+CREATE FUNCTION jobq._check_channel(type text, config jsonb, secrets jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+DECLARE
+	url text := config ->> 'url';
+	bad text;
+BEGIN
+	IF type IS NULL OR type NOT IN ('http', 'smtp') THEN
+		RAISE EXCEPTION 'channel type must be "http" or "smtp"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_typeof(config) IS DISTINCT FROM 'object' OR jsonb_typeof(secrets) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'channel config and secrets must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF url IS NULL THEN
+		RAISE EXCEPTION 'channel config must have a "url"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF type = 'http' AND url !~* '^https?://[^/?#]' THEN
+		RAISE EXCEPTION 'the url of an http channel must be an http:// or https:// URL'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF type = 'smtp' AND url !~* '^smtps?://[^/?#]' THEN
+		RAISE EXCEPTION 'the url of an smtp channel must be an smtp:// or smtps:// URL'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF url ~ '^[a-zA-Z]+://[^/?#]*@' THEN
+		RAISE EXCEPTION 'the url of a channel must not hold credentials'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Put them in the secrets: "username" and "password", "bearer_token" or "headers".';
+	END IF;
+	IF type = 'smtp' AND config ->> 'from' IS NULL THEN
+		RAISE EXCEPTION 'an smtp channel needs a "from" address in its config' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF coalesce(config ->> 'format', 'json') NOT IN ('json', 'form') THEN
+		RAISE EXCEPTION 'channel format must be "json" or "form"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF coalesce(config ->> 'starttls', 'try') NOT IN ('try', 'required', 'never') THEN
+		RAISE EXCEPTION 'channel starttls must be "try", "required" or "never"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF coalesce(config ->> 'method', 'POST') !~ '^[A-Z]+$' THEN
+		RAISE EXCEPTION 'channel method must be an HTTP method in capitals' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT k INTO bad FROM jsonb_object_keys(config) AS k
+	 WHERE k NOT IN ('url', 'method', 'format', 'headers', 'timeout_ms', 'connect_timeout_ms',
+					 'follow_redirects', 'fields', 'from', 'starttls') LIMIT 1;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown channel config member "%"', bad USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Secrets go in the secrets argument: bearer_token, username, password, headers, signing_key.';
+	END IF;
+	SELECT k INTO bad FROM jsonb_object_keys(secrets) AS k
+	 WHERE k NOT IN ('bearer_token', 'username', 'password', 'headers', 'signing_key') LIMIT 1;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown channel secret "%"', bad USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_typeof(coalesce(config -> 'headers', '{}')) <> 'object'
+	   OR jsonb_typeof(coalesce(secrets -> 'headers', '{}')) <> 'object'
+	   OR jsonb_typeof(coalesce(config -> 'fields', '{}')) <> 'object' THEN
+		RAISE EXCEPTION 'channel headers and fields must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+END $$;
+REVOKE ALL ON FUNCTION jobq._check_channel(text, jsonb, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION jobq.create_channel(name text, type text, config jsonb DEFAULT '{}', secrets jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	PERFORM jobq._check_channel(type, config, secrets);
+	INSERT INTO jobq._channels (name, type, config, secrets) VALUES (name, type, config, secrets);
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'channel "%" already exists', name USING ERRCODE = 'duplicate_object',
+		HINT = 'jobq.alter_channel() changes it.';
+END $$;
+COMMENT ON FUNCTION jobq.create_channel(text, text, jsonb, jsonb)
+	IS 'create a notification channel: an http endpoint or an smtp server, with its secrets';
+REVOKE ALL ON FUNCTION jobq.create_channel(text, text, jsonb, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION jobq.alter_channel(name text, config jsonb DEFAULT NULL, secrets jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	ch jobq._channels;
+BEGIN
+	SELECT * INTO ch FROM jobq._channels c WHERE c.name = alter_channel.name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', name USING ERRCODE = 'undefined_object';
+	END IF;
+	PERFORM jobq._check_channel(ch.type, coalesce(config, ch.config), coalesce(secrets, ch.secrets));
+	UPDATE jobq._channels c SET config = coalesce(alter_channel.config, c.config),
+		   secrets = coalesce(alter_channel.secrets, c.secrets), updated_at = now()
+	 WHERE c.name = alter_channel.name;
+END $$;
+COMMENT ON FUNCTION jobq.alter_channel(text, jsonb, jsonb)
+	IS 'replace the config or the secrets of a channel (NULL keeps them)';
+REVOKE ALL ON FUNCTION jobq.alter_channel(text, jsonb, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION jobq.drop_channel(name text)
+RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog AS $$
+	WITH d AS (DELETE FROM jobq._channels c WHERE c.name = drop_channel.name RETURNING 1)
+	SELECT EXISTS (SELECT FROM d)
+$$;
+COMMENT ON FUNCTION jobq.drop_channel(text)
+	IS 'remove a channel and its grants; its pending jobs die when they run';
+REVOKE ALL ON FUNCTION jobq.drop_channel(text) FROM PUBLIC;
+
+CREATE FUNCTION jobq.grant_channel(channel text, role_name text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM jobq._channels c WHERE c.name = channel) THEN
+		RAISE EXCEPTION 'channel "%" does not exist', channel USING ERRCODE = 'undefined_object';
+	END IF;
+	INSERT INTO jobq._channel_grants VALUES (channel, jobq._grantee(role_name)) ON CONFLICT DO NOTHING;
+END $$;
+COMMENT ON FUNCTION jobq.grant_channel(text, text)
+	IS 'let a role (and its members), or PUBLIC, enqueue jobs to a channel';
+REVOKE ALL ON FUNCTION jobq.grant_channel(text, text) FROM PUBLIC;
+
+CREATE FUNCTION jobq.revoke_channel(channel text, role_name text)
+RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog AS $$
+	WITH d AS (DELETE FROM jobq._channel_grants g
+				WHERE g.channel = revoke_channel.channel AND g.grantee = jobq._grantee(role_name)
+			   RETURNING 1)
+	SELECT EXISTS (SELECT FROM d)
+$$;
+COMMENT ON FUNCTION jobq.revoke_channel(text, text)
+	IS 'take back a role''s right to a channel; its pending jobs die when they run';
+REVOKE ALL ON FUNCTION jobq.revoke_channel(text, text) FROM PUBLIC;
+
+CREATE FUNCTION jobq.grant_http(role_name text)
+RETURNS void
+LANGUAGE sql SET search_path = pg_catalog AS $$
+	INSERT INTO jobq._http_grants VALUES (jobq._grantee(role_name)) ON CONFLICT DO NOTHING
+$$;
+COMMENT ON FUNCTION jobq.grant_http(text)
+	IS 'let a role (and its members), or PUBLIC, name URLs in http and webhook jobs (hosts still limited by jobq.http_allowed_hosts)';
+REVOKE ALL ON FUNCTION jobq.grant_http(text) FROM PUBLIC;
+
+CREATE FUNCTION jobq.revoke_http(role_name text)
+RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog AS $$
+	WITH d AS (DELETE FROM jobq._http_grants g WHERE g.grantee = jobq._grantee(role_name) RETURNING 1)
+	SELECT EXISTS (SELECT FROM d)
+$$;
+COMMENT ON FUNCTION jobq.revoke_http(text)
+	IS 'take back a role''s right to name URLs in http and webhook jobs';
+REVOKE ALL ON FUNCTION jobq.revoke_http(text) FROM PUBLIC;
+
+CREATE VIEW jobq.channels WITH (security_barrier) AS
+	SELECT c.name, c.type, c.config,
+		   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(c.secrets) AS k ORDER BY k) AS secret_names,
+		   c.created_at, c.updated_at
+	  FROM jobq._channels c
+	 WHERE jobq._granted(current_user::regrole::oid,
+						 ARRAY(SELECT g.grantee FROM jobq._channel_grants g WHERE g.channel = c.name));
+COMMENT ON VIEW jobq.channels
+	IS 'the channels the current role may enqueue to: config and the names (never the values) of the secrets';
+GRANT SELECT ON jobq.channels TO PUBLIC;
+
+CREATE VIEW jobq.deliveries WITH (security_barrier) AS
+	SELECT id, job_id, attempt, kind, channel, recipient, url, status_code, outcome,
+		   error, error_sqlstate, response, duration_ms, started_at, finished_at, owner
+	  FROM jobq._deliveries
+	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER');
+COMMENT ON VIEW jobq.deliveries
+	IS 'one row per attempt of a network job, for the jobs of roles the current role is a member of';
+GRANT SELECT ON jobq.deliveries TO PUBLIC;
+
+/* RFC 2047 for a header value that is not plain ASCII. */
+CREATE FUNCTION jobq._mime_header(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+	SELECT CASE WHEN value ~ '^[ -~]*$' THEN value
+		   ELSE '=?UTF-8?B?' || translate(encode(convert_to(value, 'UTF8'), 'base64'), E'\n', '') || '?='
+		   END
+$$;
+
+/* A text part, base64 in lines of 76 with CRLF. */
+CREATE FUNCTION jobq._mime_part(content_type text, body text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+	SELECT 'Content-Type: ' || content_type || E'; charset=UTF-8\r\n'
+		|| E'Content-Transfer-Encoding: base64\r\n\r\n'
+		|| replace(encode(convert_to(body, 'UTF8'), 'base64'), E'\n', E'\r\n') || E'\r\n'
+$$;
+
+/* The addresses of a member that is a string or an array of strings. */
+CREATE FUNCTION jobq._addresses(payload jsonb, member text, required boolean)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+DECLARE
+	v jsonb := payload -> member;
+	list text[];
+BEGIN
+	IF v IS NULL OR v = 'null' THEN
+		IF required THEN
+			RAISE EXCEPTION 'payload must have a member "%"', member USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN '{}';
+	END IF;
+	IF jsonb_typeof(v) = 'string' THEN
+		list := ARRAY[v #>> '{}'];
+	ELSIF jsonb_typeof(v) = 'array' AND NOT EXISTS (SELECT FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'string') THEN
+		list := ARRAY(SELECT jsonb_array_elements_text(v));
+	ELSE
+		RAISE EXCEPTION 'payload member "%" must be a string or an array of strings', member
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF required AND cardinality(list) = 0 THEN
+		RAISE EXCEPTION 'payload member "%" must name at least one recipient', member
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF EXISTS (SELECT FROM unnest(list) a WHERE a = '' OR a ~ '[\r\n<>]' AND a !~ '^[^\r\n<>]*<[^\r\n<>@]+@[^\r\n<>]+>$') THEN
+		RAISE EXCEPTION 'payload member "%" holds an invalid address', member USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN list;
+END $$;
+
+/* The bare address of "Name <address>" or of "address". */
+CREATE FUNCTION jobq._bare_address(address text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
+	SELECT coalesce(substring(address FROM '<([^<>]+)>\s*$'), btrim(address))
+$$;
+
+/* A member that must be a non-empty string without line breaks. */
+CREATE FUNCTION jobq._payload_text(payload jsonb, member text, required boolean, one_line boolean)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+DECLARE
+	v jsonb := payload -> member;
+BEGIN
+	IF v IS NULL OR v = 'null' THEN
+		IF required THEN
+			RAISE EXCEPTION 'payload must have a member "%"', member USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(v) <> 'string' THEN
+		RAISE EXCEPTION 'payload member "%" must be a string', member USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF one_line AND (v #>> '{}') ~ '[\r\n]' THEN
+		RAISE EXCEPTION 'payload member "%" must not contain line breaks', member USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN v #>> '{}';
+END $$;
+
+/*
+ * The request a network job makes, as the net worker (src/http.c) reads
+ * it: url, type (http or smtp), method, headers, body or form, username and
+ * password, mail_from and mail_rcpt, starttls, sign and sign_key,
+ * payload_url, follow_redirects, timeout_ms, connect_timeout_ms, channel,
+ * recipient.  Raises the error the job dies of when the owner may not use
+ * the channel or the http kind, or the payload is wrong.  jobq.enqueue runs
+ * it with job_id NULL to check a new job.
+ */
+CREATE FUNCTION jobq._net_request(job_id bigint, kind text, payload jsonb, owner oid, created_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+	chan text;
+	ch jobq._channels;
+	key text;
+	req jsonb;
+	headers jsonb := '{}';
+	fields jsonb;
+	body_format text;
+	to_list text[];
+	cc_list text[];
+	subject text;
+	text_body text;
+	html_body text;
+	reply_to text;
+	boundary text;
+	message text;
+	url text;
+	path text;
+BEGIN
+	IF jsonb_typeof(payload) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'payload of a job of kind "%" must be a JSON object', kind
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	chan := jobq._payload_text(payload, 'channel', kind IN ('email', 'sms'), true);
+	IF chan IS NOT NULL THEN
+		IF payload ? 'url' THEN
+			RAISE EXCEPTION 'payload must have either "channel" or "url", not both' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		SELECT * INTO ch FROM jobq._channels c WHERE c.name = chan;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'channel "%" does not exist', chan USING ERRCODE = 'undefined_object';
+		END IF;
+		IF NOT jobq._granted(owner, ARRAY(SELECT grantee FROM jobq._channel_grants g WHERE g.channel = chan)) THEN
+			RAISE EXCEPTION 'permission denied for channel "%"', chan USING ERRCODE = 'insufficient_privilege',
+				HINT = 'A superuser can allow it with jobq.grant_channel().';
+		END IF;
+		IF ch.type <> 'http' AND kind <> 'email' THEN
+			RAISE EXCEPTION 'channel "%" is an smtp channel; jobs of kind "%" need an http channel', chan, kind
+				USING ERRCODE = 'wrong_object_type';
+		END IF;
+		req := jsonb_build_object('type', ch.type, 'url', ch.config ->> 'url', 'channel', chan,
+			'method', coalesce(ch.config ->> 'method', 'POST'),
+			'follow_redirects', coalesce((ch.config ->> 'follow_redirects')::boolean, false),
+			'timeout_ms', ch.config -> 'timeout_ms', 'connect_timeout_ms', ch.config -> 'connect_timeout_ms',
+			'username', ch.secrets -> 'username', 'password', ch.secrets -> 'password',
+			'sign_key', ch.secrets -> 'signing_key', 'payload_url', false);
+		headers := coalesce(ch.config -> 'headers', '{}') || coalesce(ch.secrets -> 'headers', '{}');
+		IF ch.secrets ? 'bearer_token' THEN
+			headers := headers || jsonb_build_object('Authorization', 'Bearer ' || (ch.secrets ->> 'bearer_token'));
+			req := req - 'username' - 'password';
+		END IF;
+	ELSIF kind IN ('http', 'webhook') THEN
+		url := jobq._payload_text(payload, 'url', true, true);
+		IF url !~* '^https?://' THEN
+			RAISE EXCEPTION 'only http and https URLs may be requested, not "%"', url
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF NOT jobq._granted(owner, ARRAY(SELECT grantee FROM jobq._http_grants)) THEN
+			RAISE EXCEPTION 'permission denied to send % jobs to a URL', kind USING ERRCODE = 'insufficient_privilege',
+				HINT = 'A superuser can allow it with jobq.grant_http(), or give a channel with jobq.grant_channel().';
+		END IF;
+		req := jsonb_build_object('type', 'http', 'url', url, 'method', 'POST', 'payload_url', true,
+			'follow_redirects', false);
+	END IF;
+
+	key := format('jobq-%s-%s-%s', (SELECT system_identifier FROM pg_control_system()),
+				  (SELECT oid FROM pg_database WHERE datname = current_database()),
+				  coalesce(job_id::text, 'new'));
+	body_format := coalesce(ch.config ->> 'format', 'json');
+
+	IF kind = 'http' THEN
+		IF chan IS NOT NULL THEN
+			path := jobq._payload_text(payload, 'path', false, true);
+			IF path IS NOT NULL THEN
+				IF path ~ '\s' THEN
+					RAISE EXCEPTION 'payload member "path" must not contain white space' USING ERRCODE = 'invalid_parameter_value';
+				END IF;
+				req := jsonb_set(req, '{url}', to_jsonb(rtrim(ch.config ->> 'url', '/') || '/' || ltrim(path, '/')));
+			END IF;
+		END IF;
+		IF (payload ? 'body')::int + (payload ? 'json')::int + (payload ? 'form')::int > 1 THEN
+			RAISE EXCEPTION 'payload may have only one of "body", "json" and "form"' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF payload ? 'headers' THEN
+			IF jsonb_typeof(payload -> 'headers') <> 'object'
+			   OR EXISTS (SELECT FROM jsonb_each(payload -> 'headers') h WHERE jsonb_typeof(h.value) <> 'string') THEN
+				RAISE EXCEPTION 'payload member "headers" must be an object of strings' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			headers := (payload -> 'headers') || headers;	/* a channel's own headers win */
+		END IF;
+		IF payload ? 'body' THEN
+			req := req || jsonb_build_object('body', jobq._payload_text(payload, 'body', true, false));
+		ELSIF payload ? 'json' THEN
+			req := req || jsonb_build_object('body', (payload -> 'json')::text);
+			headers := jsonb_build_object('Content-Type', 'application/json') || headers;
+		ELSIF payload ? 'form' THEN
+			IF jsonb_typeof(payload -> 'form') <> 'object' THEN
+				RAISE EXCEPTION 'payload member "form" must be an object' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			req := req || jsonb_build_object('form', payload -> 'form');
+		END IF;
+		IF payload ? 'method' THEN
+			IF jobq._payload_text(payload, 'method', true, true) !~ '^[A-Z]+$' THEN
+				RAISE EXCEPTION 'payload member "method" must be an HTTP method in capitals' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			req := req || jsonb_build_object('method', payload ->> 'method');
+		ELSIF chan IS NULL THEN
+			req := req || jsonb_build_object('method',
+				CASE WHEN req ? 'body' OR req ? 'form' THEN 'POST' ELSE 'GET' END);
+		END IF;
+		IF payload ? 'timeout_ms' THEN
+			req := req || jsonb_build_object('timeout_ms', (payload ->> 'timeout_ms')::integer);
+		END IF;
+	ELSIF kind = 'sms' THEN
+		fields := jsonb_build_object('to', jobq._payload_text(payload, 'to', true, true),
+									 'message', jobq._payload_text(payload, 'message', true, false));
+		req := req || jsonb_build_object('recipient', payload ->> 'to');
+	ELSIF kind = 'email' THEN
+		to_list := jobq._addresses(payload, 'to', true);
+		cc_list := jobq._addresses(payload, 'cc', false);
+		subject := jobq._payload_text(payload, 'subject', true, true);
+		text_body := jobq._payload_text(payload, 'text', true, false);
+		html_body := jobq._payload_text(payload, 'html', false, false);
+		reply_to := jobq._payload_text(payload, 'reply_to', false, true);
+		req := req || jsonb_build_object('recipient', array_to_string(to_list, ', '));
+		IF ch.type = 'smtp' THEN
+			boundary := 'jobq=' || md5(key || clock_timestamp()::text);
+			message := 'From: ' || (ch.config ->> 'from') || E'\r\n'
+				|| 'To: ' || array_to_string(to_list, ', ') || E'\r\n'
+				|| CASE WHEN cardinality(cc_list) > 0 THEN 'Cc: ' || array_to_string(cc_list, ', ') || E'\r\n' ELSE '' END
+				|| CASE WHEN reply_to IS NOT NULL THEN 'Reply-To: ' || reply_to || E'\r\n' ELSE '' END
+				|| 'Subject: ' || jobq._mime_header(subject) || E'\r\n'
+				|| 'Date: ' || to_char(now() AT TIME ZONE 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS') || E' +0000\r\n'
+				|| 'Message-ID: <' || key || '@jobq>' || E'\r\n'
+				|| E'MIME-Version: 1.0\r\n';
+			IF html_body IS NULL THEN
+				message := message || jobq._mime_part('text/plain', text_body);
+			ELSE
+				message := message || 'Content-Type: multipart/alternative; boundary="' || boundary || E'"\r\n\r\n'
+					|| '--' || boundary || E'\r\n' || jobq._mime_part('text/plain', text_body)
+					|| '--' || boundary || E'\r\n' || jobq._mime_part('text/html', html_body)
+					|| '--' || boundary || E'--\r\n';
+			END IF;
+			req := req || jsonb_build_object('body', message,
+				'mail_from', jobq._bare_address(ch.config ->> 'from'),
+				'mail_rcpt', ARRAY(SELECT jobq._bare_address(a) FROM unnest(to_list || cc_list) AS a),
+				'starttls', coalesce(ch.config ->> 'starttls', 'try'));
+		ELSE
+			fields := jsonb_strip_nulls(jsonb_build_object('to', to_jsonb(to_list),
+				'cc', CASE WHEN cardinality(cc_list) > 0 THEN to_jsonb(cc_list) END,
+				'subject', subject, 'text', text_body, 'html', html_body, 'reply_to', reply_to));
+		END IF;
+	ELSIF kind = 'webhook' THEN
+		IF jobq._payload_text(payload, 'event', true, true) = '' THEN
+			RAISE EXCEPTION 'payload member "event" must not be empty' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		req := req || jsonb_build_object('method', 'POST', 'sign', true,
+			'body', jsonb_build_object('id', key, 'event', payload ->> 'event',
+				'created_at', created_at, 'data', coalesce(payload -> 'data', 'null'))::text);
+		headers := headers || jsonb_build_object('Content-Type', 'application/json',
+												 'Jobq-Event', payload ->> 'event');
+	ELSE
+		RAISE EXCEPTION 'job kind "%" is not a network kind', kind USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	/* sms and email through an http channel: the fields, renamed, as JSON or a form */
+	IF fields IS NOT NULL THEN
+		IF ch.config ? 'from' THEN
+			fields := fields || jsonb_build_object('from', ch.config ->> 'from');
+		END IF;
+		SELECT jsonb_object_agg(coalesce(ch.config -> 'fields' ->> f.key, f.key), f.value)
+		  INTO fields FROM jsonb_each(fields) f;
+		IF body_format = 'form' THEN
+			req := req || jsonb_build_object('form', fields);
+		ELSE
+			req := req || jsonb_build_object('body', fields::text);
+			headers := jsonb_build_object('Content-Type', 'application/json') || headers;
+		END IF;
+	END IF;
+
+	RETURN req || jsonb_build_object('headers', headers || jsonb_build_object('Idempotency-Key', key));
+END $$;
+COMMENT ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz)
+	IS 'the request a network job makes, or the error it dies of; for the net worker and jobq.enqueue';
+REVOKE ALL ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz) FROM PUBLIC;
 
 /* ---------------------------------------------------------------------
  * The job pack: built-in kinds for the work of school and clinic systems,
@@ -507,10 +1065,25 @@ DECLARE
 	notices regclass := jobq._pack_table(payload, 'notices_table', 'attendance_notices');
 	month date := jobq._pack_month(payload);
 	notify_kind text := payload ->> 'notify_kind';
+	channel text := payload ->> 'channel';
 	warning numeric := coalesce((payload #>> '{thresholds,warning}')::numeric, 80);
 	mahroom numeric := coalesce((payload #>> '{thresholds,mahroom}')::numeric, 75);
 	tasdiq numeric := coalesce((payload #>> '{thresholds,tasdiq}')::numeric, 85);
 	urgent_priority integer := coalesce((payload ->> 'urgent_priority')::integer, -10);
+	messages jsonb := jsonb_build_object(
+		'warning', 'Attendance warning: student %student_id% attended %rate%% of classes in %month%.',
+		'mahroom', 'URGENT: student %student_id% attended %rate%% of classes in %month% and may be barred from exams (mahroom).',
+		'tasdiq', 'Student %student_id% was absent sick or on leave for %rate%% of classes in %month%: please send the certificates (tasdiq).')
+		|| coalesce(payload -> 'messages', '{}');
+	subjects jsonb := jsonb_build_object(
+		'warning', 'Attendance warning',
+		'mahroom', 'Urgent: attendance under the exam line',
+		'tasdiq', 'Certificates needed for absences')
+		|| coalesce(payload -> 'subjects', '{}');
+	contacts regclass;
+	to_column text;
+	contact_join text := '';
+	notification text;
 	counts jsonb;
 	links jsonb;
 BEGIN
@@ -521,13 +1094,56 @@ BEGIN
 	IF NOT EXISTS (SELECT FROM jobq.kinds WHERE kind = notify_kind) THEN
 		RAISE EXCEPTION 'job kind "%" does not exist', notify_kind USING ERRCODE = 'undefined_object';
 	END IF;
+	IF notify_kind = 'sql' THEN
+		RAISE EXCEPTION 'notify_kind cannot be "sql"' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Use sms, email, webhook or a registered kind.';
+	END IF;
 	IF NOT (mahroom < warning AND warning <= 100 AND mahroom >= 0 AND tasdiq BETWEEN 0 AND 100) THEN
 		RAISE EXCEPTION 'thresholds must satisfy 0 <= mahroom < warning <= 100 and 0 <= tasdiq <= 100'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF EXISTS (SELECT FROM unnest(ARRAY['warning', 'mahroom', 'tasdiq']) t
+				WHERE jsonb_typeof(messages -> t) IS DISTINCT FROM 'string'
+				   OR jsonb_typeof(subjects -> t) IS DISTINCT FROM 'string') THEN
+		RAISE EXCEPTION 'payload members "messages" and "subjects" must map thresholds to strings'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	PERFORM jobq._pack_columns(monthly, ARRAY['student_id', 'campus_id', 'month', 'total_hours',
 		'attendance_rate', 'excused_rate']);
 	PERFORM jobq._pack_columns(notices, ARRAY['student_id', 'campus_id', 'month', 'threshold', 'rate', 'job_id']);
+
+	/*
+	 * The payload of each notification job, over the columns of flagged
+	 * (student_id, campus_id, threshold, rate), contact (c.to_value), $1
+	 * month, $8 channel, the text of the message (m.text), $11 subjects.  sms and email need a contact: the
+	 * students without one are left for a later run (no notice recorded).
+	 */
+	IF notify_kind IN ('sms', 'email') THEN
+		IF channel IS NULL THEN
+			RAISE EXCEPTION 'payload must name the channel of the % notifications in "channel"', notify_kind
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		contacts := jobq._pack_table(payload, 'contacts_table', 'student_contacts');
+		to_column := coalesce(payload ->> 'to_column', CASE notify_kind WHEN 'sms' THEN 'phone' ELSE 'email' END);
+		PERFORM jobq._pack_columns(contacts, ARRAY['student_id', to_column]);
+		contact_join := format('JOIN (SELECT student_id, %I::text AS to_value FROM %s WHERE %I IS NOT NULL) c USING (student_id)',
+							   to_column, contacts, to_column);
+		notification := $n$pg_catalog.jsonb_build_object('channel', $8, 'to', c.to_value,
+			CASE WHEN $5 = 'sms' THEN 'message' ELSE 'text' END, m.text)
+			|| CASE WHEN $5 = 'email' THEN pg_catalog.jsonb_build_object('subject', $11 ->> f.threshold)
+					ELSE '{}' END$n$;
+	ELSIF notify_kind = 'webhook' THEN
+		notification := $n$pg_catalog.jsonb_build_object('event', 'attendance.threshold',
+			'data', pg_catalog.jsonb_build_object('student_id', f.student_id, 'campus_id', f.campus_id,
+				'month', $1, 'threshold', f.threshold, 'rate', f.rate))
+			|| CASE WHEN $8 IS NULL THEN pg_catalog.jsonb_build_object('url', $10)
+					ELSE pg_catalog.jsonb_build_object('channel', $8) END$n$;
+	ELSE
+		notification := $n$pg_catalog.jsonb_build_object('student_id', f.student_id, 'campus_id', f.campus_id,
+			'month', $1, 'threshold', f.threshold, 'rate', f.rate)
+			|| CASE WHEN $8 IS NULL THEN '{}' ELSE pg_catalog.jsonb_build_object('channel', $8) END$n$;
+	END IF;
+
 	IF coalesce((payload ->> 'refresh')::boolean, true) THEN
 		PERFORM jobq.attendance_aggregate(payload);
 	END IF;
@@ -554,29 +1170,37 @@ BEGIN
 			SELECT student_id, campus_id, 'tasdiq', excused_rate
 			  FROM %1$s WHERE month = $1 AND total_hours > 0 AND excused_rate > 100 - $4
 			   AND ($7::bigint IS NULL OR campus_id = $7)
+		), reachable AS (
+			SELECT f.* FROM flagged f %3$s
 		), fresh AS (
 			INSERT INTO %2$s (student_id, campus_id, month, threshold, rate)
-			SELECT student_id, campus_id, $1, threshold, rate FROM flagged
+			SELECT student_id, campus_id, $1, threshold, rate FROM reachable
 			ON CONFLICT (student_id, month, threshold) DO NOTHING
 			RETURNING student_id, campus_id, threshold, rate
 		), queued AS (
 			SELECT f.student_id, f.threshold,
-				   jobq.enqueue($5,
-						pg_catalog.jsonb_build_object('student_id', f.student_id, 'campus_id', f.campus_id,
-							'month', $1, 'threshold', f.threshold, 'rate', f.rate),
+				   jobq.enqueue($5, %4$s,
 						priority => CASE WHEN f.threshold = 'mahroom' THEN $6 ELSE NULL END,
-						job_key => pg_catalog.format('attendance:%%s:%%s:%%s', f.student_id,
-							pg_catalog.to_char($1, 'YYYY-MM'), f.threshold)) AS job_id
-			  FROM fresh f)
+						job_key => pg_catalog.format('attendance:%%s:%%s:%%s:%%s', $5, f.student_id,
+							pg_catalog.to_char($1, 'YYYY-MM'), f.threshold) %5$s) AS job_id
+			  FROM fresh f %3$s
+			  CROSS JOIN LATERAL (SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
+						$9 ->> f.threshold, '%%student_id%%', f.student_id::text),
+						'%%rate%%', pg_catalog.round(f.rate, 1)::text),
+						'%%month%%', pg_catalog.to_char($1, 'YYYY-MM')),
+						'%%threshold%%', f.threshold) AS text) m)
 		SELECT pg_catalog.jsonb_build_object(
 				'warning', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'warning'),
 				'mahroom', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'mahroom'),
 				'tasdiq', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'tasdiq'),
+				'no_contact', (SELECT pg_catalog.count(*) FROM flagged) - (SELECT pg_catalog.count(*) FROM reachable),
 				'notified', (SELECT pg_catalog.count(*) FROM queued)),
 			   (SELECT coalesce(pg_catalog.jsonb_agg(q), '[]') FROM queued q)
-		$sql$, monthly, notices)
+		$sql$, monthly, notices, contact_join, notification,
+		CASE WHEN contact_join <> '' THEN $k$|| ':' || c.to_value$k$ ELSE '' END)
 	INTO counts, links
-	USING month, warning, mahroom, tasdiq, notify_kind, urgent_priority, (payload ->> 'campus_id')::bigint;
+	USING month, warning, mahroom, tasdiq, notify_kind, urgent_priority, (payload ->> 'campus_id')::bigint,
+		  channel, messages, payload ->> 'url', subjects;
 
 	/* a WITH query cannot see rows its sibling inserted: link the jobs now */
 	EXECUTE format($sql$

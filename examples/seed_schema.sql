@@ -87,3 +87,13 @@ CREATE TABLE attendance_notices (
 	notified_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (student_id, month, threshold)	-- required: at most once
 );
+
+-- Who attendance.thresholds notifies by sms or email: one row per contact
+-- (a guardian, say); a student with several contacts gets one notification
+-- for each.  Students without a row are not notified until they have one.
+CREATE TABLE student_contacts (
+	student_id bigint NOT NULL,
+	phone text,
+	email text
+);
+CREATE INDEX ON student_contacts (student_id);

@@ -117,6 +117,39 @@ SELECT jobq.attendance_thresholds('{"month": "2026-10-01"}');
 SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "no.such.kind"}');
 SELECT jobq.attendance_thresholds('{"notify_kind": "notify.stub", "thresholds": {"warning": 70, "mahroom": 75}}');
 SELECT jobq.attendance_aggregate('{"monthly_table": "attendance_notices"}');
+-- through an sms channel: one job per contact, the text of its threshold;
+-- student 4 has no phone yet, and is notified once one is known
+CREATE TABLE sms_notices (LIKE attendance_notices INCLUDING ALL);
+INSERT INTO student_contacts (student_id, phone, email) VALUES
+	(5, '+15550005', NULL), (5, '+15550055', 'mum5@example.org'), (8, '+15550008', NULL),
+	(4, NULL, 'dad4@example.org');
+SELECT jobq.create_channel('school-sms', 'http', '{"url": "https://sms.example.org/send"}');
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "sms", "channel": "school-sms",
+	"notices_table": "sms_notices", "messages": {"tasdiq": "Please send the certificates for %student_id% (%rate%%)."}}');
+SELECT payload->>'to' AS "to", payload->>'message' AS message, priority
+  FROM jobq.jobs WHERE kind = 'sms' ORDER BY payload->>'to', payload->>'message';
+SELECT student_id, threshold FROM sms_notices ORDER BY 1, 2;
+UPDATE student_contacts SET phone = '+15550004' WHERE student_id = 4;
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "sms", "channel": "school-sms",
+	"notices_table": "sms_notices"}') ->> 'notified' AS notified_later;
+-- by email, and as webhooks
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "email", "channel": "school-sms",
+	"notices_table": "sms_notices"}') ->> 'notified' AS nothing_new;
+TRUNCATE sms_notices;
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "email", "channel": "school-sms",
+	"notices_table": "sms_notices", "campus_id": 1}');
+SELECT payload->>'to' AS "to", payload->>'subject' AS subject FROM jobq.jobs WHERE kind = 'email' ORDER BY 1, 2;
+TRUNCATE sms_notices;
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "webhook", "channel": "school-sms",
+	"notices_table": "sms_notices"}') ->> 'notified' AS webhooks;
+SELECT payload->'data'->>'student_id' AS student, payload->>'event' AS event, payload->'data'->>'threshold' AS threshold
+  FROM jobq.jobs WHERE kind = 'webhook' ORDER BY 1, 3;
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "sms"}');
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "sql"}');
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "email", "channel": "school-sms", "subjects": {"warning": 1}}');
+SELECT jobq.attendance_thresholds('{"month": "2026-10-01", "notify_kind": "sms", "channel": "school-sms", "to_column": "mobile"}');
+DELETE FROM jobq._queue WHERE net;
+SELECT jobq.drop_channel('school-sms');
 
 -- matview.refresh -----------------------------------------------------
 CREATE MATERIALIZED VIEW slots_per_doctor AS

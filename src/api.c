@@ -116,6 +116,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	memset(job, 0, sizeof(*job));
 	job->kind = name;
 	job->owner = GetUserId();
+	job->net = kind->net;
 
 	if (PG_ARGISNULL(ARG_QUEUE))
 		job->queue = pstrdup(kind->queue);
@@ -167,6 +168,22 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	}
 }
 
+/*
+ * Refuse a payload the job could not run with: an sql job's statement must
+ * parse; a network job's owner must be allowed its channel or URL, and its
+ * request must be complete and allowed (jobq._net_request, then the URL
+ * checks of http.c).
+ */
+static void
+check_payload(const JobqNewJob *job, Jsonb *payload)
+{
+	if (job->net)
+		jobq_http_check_request(jobq_queue_net_request(0, job->kind, payload, job->owner,
+													   GetCurrentTransactionStartTimestamp()));
+	else
+		jobq_handler_check_payload(job->kind, payload);
+}
+
 /* The payload argument, '{}' when NULL. */
 static Jsonb *
 payload_arg(FunctionCallInfo fcinfo)
@@ -186,7 +203,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 
 	new_job_from_args(fcinfo, &job);
 	payload = payload_arg(fcinfo);
-	jobq_handler_check_payload(job.kind, payload);
+	check_payload(&job, payload);
 	if (!PG_ARGISNULL(ARG_JOB_KEY))
 	{
 		job_key = text_to_cstring(PG_GETARG_TEXT_PP(ARG_JOB_KEY));
@@ -198,7 +215,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	}
 
 	id = jobq_queue_insert(&job, payload, job_key);
-	jobq_shmem_wake_on_commit();
+	jobq_shmem_wake_on_commit(job.net);
 	PG_RETURN_INT64(id);
 }
 
@@ -235,7 +252,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("payloads must not contain nulls"),
 					 errdetail("Element %d is null.", i + 1)));
-		jobq_handler_check_payload(job.kind, DatumGetJsonbP(elems[i]));
+		check_payload(&job, DatumGetJsonbP(elems[i]));
 	}
 	if (have_keys)
 	{
@@ -274,7 +291,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
 	}
 	if (nids > 0)
-		jobq_shmem_wake_on_commit();
+		jobq_shmem_wake_on_commit(job.net);
 	return (Datum) 0;
 }
 
@@ -311,7 +328,8 @@ jobq_retry(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job " INT64_FORMAT " is neither dead nor cancelled", job_id),
 				 errdetail("Only dead and cancelled jobs can be retried.")));
-	jobq_shmem_wake_on_commit();
+	jobq_shmem_wake_on_commit(false);
+	jobq_shmem_wake_on_commit(true);
 	PG_RETURN_BOOL(true);
 }
 
@@ -419,7 +437,7 @@ jobq__claim(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_size must be at least 1")));
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	n = jobq_queue_claim(jobq_shmem_next_token(), batch, &jobs);
+	n = jobq_queue_claim(jobq_shmem_next_token(), false, batch, &jobs);
 	for (i = 0; i < n; i++)
 	{
 		Datum		value = Int64GetDatum(jobs[i].id);

@@ -28,6 +28,13 @@ int			jobq_retry_max_delay = 3600 * 1000;
 int			jobq_retention = 86400;
 int			jobq_dead_retention = 30 * 86400;
 int			jobq_prune_interval = 60;
+int			jobq_http_max_in_flight = 50;
+int			jobq_http_timeout = 30000;
+int			jobq_http_connect_timeout = 10000;
+int			jobq_http_max_response_size = 64;
+char	   *jobq_http_allowed_hosts = NULL;
+char	   *jobq_webhook_signing_key = NULL;
+int			jobq_delivery_retention = 30 * 86400;
 
 /*
  * Define the settings.  Called from _PG_init whether or not the library is
@@ -103,6 +110,48 @@ jobq_guc_define(void)
 							"How often a worker of each database deletes finished jobs past their retention.",
 							NULL,
 							&jobq_prune_interval, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.http_max_in_flight",
+							"Network requests (http, email, sms, webhook jobs) in flight at once in each database.",
+							"Zero starts no net worker: network jobs stay pending.",
+							&jobq_http_max_in_flight, 50, 0, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.http_timeout",
+							"Time limit of one network request when neither its channel nor its job sets one.",
+							NULL,
+							&jobq_http_timeout, 30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.http_connect_timeout",
+							"Time limit for connecting to a server when the channel sets none.",
+							NULL,
+							&jobq_http_connect_timeout, 10000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.http_max_response_size",
+							"Size of a response body kept by a network job; the rest is read and discarded.",
+							NULL,
+							&jobq_http_max_response_size, 64, 1, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("jobq.http_allowed_hosts",
+							   "Hosts that http and webhook jobs may name in a URL of their own: host, host:port, *.domain or *, comma-separated.",
+							   "Channels are not limited by it: a superuser chose their URLs.  Empty allows no URL of a job's own.",
+							   &jobq_http_allowed_hosts, "",
+							   PGC_SUSET, GUC_LIST_INPUT, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("jobq.webhook_signing_key",
+							   "Key that signs webhook jobs sent to a URL of their own (channels have their own signing_key).",
+							   "Empty sends them unsigned.",
+							   &jobq_webhook_signing_key, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.delivery_retention",
+							"How long the delivery log of network jobs is kept.",
+							"-1 keeps it until deleted by hand.",
+							&jobq_delivery_retention, 30 * 86400, -1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("jobq");

@@ -32,6 +32,13 @@ extern int	jobq_retry_max_delay;
 extern int	jobq_retention;
 extern int	jobq_dead_retention;
 extern int	jobq_prune_interval;
+extern int	jobq_http_max_in_flight;
+extern int	jobq_http_timeout;
+extern int	jobq_http_connect_timeout;
+extern int	jobq_http_max_response_size;
+extern char *jobq_http_allowed_hosts;
+extern char *jobq_webhook_signing_key;
+extern int	jobq_delivery_retention;
 
 extern void jobq_guc_define(void);
 
@@ -62,7 +69,8 @@ typedef struct JobqWorker
 	bool		in_use;			/* slot allocated by the launcher */
 	uint32		generation;		/* bumped at each allocation */
 	Oid			dboid;
-	int			number;			/* worker number within its database */
+	bool		net;			/* the net worker: network jobs only */
+	int			number;			/* worker number within its database and lane */
 	pid_t		pid;			/* 0 until the worker has attached */
 	Latch	   *latch;
 	int64		token;			/* written to locked_by of claimed jobs */
@@ -73,6 +81,7 @@ typedef struct JobqWorker
 	uint64		wake_seq;		/* bumped by each wake-up for its database */
 	JobqWorkerState state;
 	int64		job_id;
+	int			in_flight;		/* the net worker's requests under way */
 	uint64		jobs_succeeded;
 	uint64		jobs_failed;
 	TimestampTz started_at;
@@ -111,9 +120,9 @@ extern JobqShared *jobq_shared;
 extern void jobq_shmem_request(void);
 extern bool jobq_shmem_available(void);
 extern int64 jobq_shmem_next_token(void);
-extern void jobq_shmem_wake_on_commit(void);
+extern void jobq_shmem_wake_on_commit(bool net);
 extern void jobq_shmem_wake_all_on_commit(void);
-extern void jobq_shmem_wake_database(Oid dboid, int how_many);
+extern void jobq_shmem_wake_database(Oid dboid, bool net, int how_many);
 extern void jobq_shmem_wake_launcher(void);
 extern void jobq_shmem_request_probe_on_commit(void);
 extern bool jobq_shmem_paused(Oid dboid);
@@ -124,6 +133,17 @@ extern void jobq_launcher_register(void);
 extern PGDLLEXPORT void jobq_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void jobq_worker_main(Datum main_arg);
 extern int64 jobq_worker_current_job(void);
+
+/* what worker.c shares with the net worker's loop in net.c */
+extern void jobq_worker_begin_xact(void);
+extern void jobq_worker_commit_xact(void);
+extern void jobq_worker_exit_unless_installed(void);
+extern void jobq_worker_check_stop(void);
+extern void jobq_worker_holding_jobs(bool holding);
+extern void jobq_worker_reap_own(void);
+extern void jobq_worker_report(int in_flight, uint64 succeeded, uint64 failed);
+extern uint64 jobq_worker_wake_seq(void);
+extern void jobq_net_main(JobqWorker *me, int64 token);
 
 /* ---- utility.c ---- */
 extern void jobq_utility_install(void);
@@ -141,6 +161,7 @@ typedef struct JobqKind
 	int32		priority;
 	int32		max_attempts;	/* 0 = not set */
 	int64		timeout_ms;		/* 0 = not set */
+	bool		net;			/* run by the net worker */
 } JobqKind;
 
 /* A claimed job, as a worker runs it. */
@@ -155,6 +176,7 @@ typedef struct JobqJob
 	int32		attempts;
 	int32		max_attempts;
 	int64		timeout_ms;
+	TimestampTz created_at;
 } JobqJob;
 
 /* What a handler left behind. */
@@ -177,6 +199,7 @@ typedef struct JobqNewJob
 	int32		max_attempts;
 	int64		timeout_ms;		/* 0 = none */
 	Oid			owner;
+	bool		net;			/* a network kind */
 } JobqNewJob;
 
 extern JobqKind *jobq_queue_lookup_kind(const char *name);
@@ -185,14 +208,14 @@ extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,
 extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
 								   Datum job_keys, bool have_keys,
 								   int64 **ids, int *nids);
-extern int	jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs);
+extern int	jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs);
 extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n);
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
-							bool final);
+							bool final, double min_delay_ms);
 extern void jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids);
 extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
 							 uint32 max_counter);
-extern TimestampTz jobq_queue_next_due(void);
+extern TimestampTz jobq_queue_next_due(bool net);
 extern int64 jobq_queue_prune(void);
 extern int	jobq_queue_cancel(int64 job_id, Oid caller);
 extern int	jobq_queue_retry(int64 job_id, Oid caller);
@@ -201,6 +224,30 @@ extern void jobq_queue_register_kind(const char *kind, const char *handler,
 									 bool max_attempts_null, Interval *timeout,
 									 int32 priority, Oid registrar);
 extern bool jobq_queue_unregister_kind(const char *kind);
+
+/* One attempt of a network job, for the delivery log. */
+typedef struct JobqDelivery
+{
+	int64		job_id;
+	int32		attempt;
+	const char *kind;
+	Oid			owner;
+	const char *channel;		/* may be NULL */
+	const char *recipient;		/* may be NULL */
+	const char *url;			/* without user info or query */
+	int32		status_code;	/* 0: no response */
+	const char *outcome;		/* delivered, retry or failed */
+	const char *error;			/* may be NULL */
+	const char *error_sqlstate; /* may be NULL */
+	const char *response;		/* may be NULL */
+	double		duration_ms;
+	TimestampTz started_at;
+	TimestampTz finished_at;
+} JobqDelivery;
+
+extern Jsonb *jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
+									 Oid owner, TimestampTz created_at);
+extern void jobq_queue_log_delivery(const JobqDelivery *d);
 
 /* results of jobq_queue_cancel / jobq_queue_retry */
 #define JOBQ_NOT_FOUND		0
@@ -212,5 +259,10 @@ extern void jobq_handler_check(Oid handler, bool *returns_void);
 extern void jobq_handler_check_payload(const char *kind, Jsonb *payload);
 extern Jsonb *jobq_handler_run(const JobqJob *job, const JobqKind *kind);
 extern bool jobq_handler_restricted(const JobqKind *kind);
+
+/* ---- http.c: a network job's request, checked and made into a transfer ---- */
+typedef struct JobqTransfer JobqTransfer;
+
+extern void jobq_http_check_request(Jsonb *request);
 
 #endif							/* JOBQ_H */

@@ -269,9 +269,9 @@ collect_stopped_workers(void)
 	return rescan;
 }
 
-/* Allocate a slot and start a worker for a database. */
+/* Allocate a slot and start a worker for a database: a SQL worker, or its net worker. */
 static bool
-start_worker(LauncherDb *db)
+start_worker(LauncherDb *db, bool net)
 {
 	BackgroundWorker bgw;
 	int			slot = -1;
@@ -291,7 +291,7 @@ start_worker(LauncherDb *db)
 			if (slot < 0)
 				slot = i;
 		}
-		else if (w->dboid == db->dboid && w->number < lengthof(taken))
+		else if (w->dboid == db->dboid && w->net == net && w->number < lengthof(taken))
 			taken[w->number] = true;
 	}
 	if (slot >= 0)
@@ -305,6 +305,7 @@ start_worker(LauncherDb *db)
 		w->in_use = true;
 		w->generation = generation;
 		w->dboid = db->dboid;
+		w->net = net;
 		w->number = number;
 		w->state = JOBQ_WORKER_STARTING;
 		w->started_at = GetCurrentTimestamp();
@@ -320,8 +321,16 @@ start_worker(LauncherDb *db)
 	bgw.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "jobq");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "jobq_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "jobq worker %d for database %u", number, db->dboid);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "jobq worker");
+	if (net)
+	{
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "jobq net worker for database %u", db->dboid);
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "jobq net worker");
+	}
+	else
+	{
+		snprintf(bgw.bgw_name, BGW_MAXLEN, "jobq worker %d for database %u", number, db->dboid);
+		snprintf(bgw.bgw_type, BGW_MAXLEN, "jobq worker");
+	}
 	bgw.bgw_main_arg = Int32GetDatum(slot);
 	memcpy(bgw.bgw_extra, &generation, sizeof(generation));
 	bgw.bgw_notify_pid = MyProcPid;
@@ -349,9 +358,9 @@ start_worker(LauncherDb *db)
 	return true;
 }
 
-/* Ask a database's workers numbered from "keep" on to stop. */
+/* Ask a database's workers of a lane numbered from "keep" on to stop. */
 static void
-trim_workers(Oid dboid, int keep)
+trim_workers(Oid dboid, bool net, int keep)
 {
 	Latch	   *latches[64];
 	int			nlatches = 0;
@@ -362,7 +371,8 @@ trim_workers(Oid dboid, int keep)
 	{
 		JobqWorker *w = &jobq_shared->workers[i];
 
-		if (w->in_use && w->dboid == dboid && w->number >= keep && !w->stop_requested)
+		if (w->in_use && w->dboid == dboid && w->net == net && w->number >= keep &&
+			!w->stop_requested)
 		{
 			w->stop_requested = true;
 			if (w->latch && nlatches < lengthof(latches))
@@ -375,13 +385,14 @@ trim_workers(Oid dboid, int keep)
 }
 
 /*
- * How many worker slots a database holds; a worker that found jobq makes it
- * present.
+ * How many worker slots a database holds, and how many of them are net
+ * workers (*net, may be NULL); a worker that found jobq makes it present.
  */
 static int
-workers_of(LauncherDb *db)
+workers_of(LauncherDb *db, int *net)
 {
 	int			count = 0;
+	int			nnet = 0;
 	bool		has_jobq = false;
 	int			i;
 
@@ -393,13 +404,24 @@ workers_of(LauncherDb *db)
 		if (w->in_use && w->dboid == db->dboid)
 		{
 			count++;
+			if (w->net)
+				nnet++;
 			has_jobq |= w->has_jobq;
 		}
 	}
 	LWLockRelease(jobq_shared->lock);
 	if (has_jobq)
 		db->state = DB_PRESENT;
+	if (net)
+		*net = nnet;
 	return count;
+}
+
+/* Whether each database with jobq gets a net worker. */
+static bool
+net_wanted(void)
+{
+	return jobq_workers > 0 && jobq_http_max_in_flight > 0;
 }
 
 /* Start and stop workers so that each database has its share. */
@@ -415,15 +437,18 @@ balance(void)
 	foreach(lc, databases)
 	{
 		LauncherDb *db = lfirst(lc);
-		int			count = workers_of(db);
+		int			net;
+		int			count = workers_of(db, &net);
 
 		total += count;
 
 		if (db->state == DB_ABSENT &&
 			TimestampDifferenceExceeds(db->probed_at, now, REPROBE_INTERVAL_MS))
 			db->state = DB_UNKNOWN;
-		if (db->state == DB_PRESENT && count > jobq_workers)
-			trim_workers(db->dboid, jobq_workers);
+		if (db->state == DB_PRESENT && count - net > jobq_workers)
+			trim_workers(db->dboid, false, jobq_workers);
+		if (db->state == DB_PRESENT && net > 0 && !net_wanted())
+			trim_workers(db->dboid, true, 0);
 	}
 
 	/* every unknown database gets one worker, which probes it */
@@ -435,27 +460,35 @@ balance(void)
 			jobq_workers == 0 || db->restart_after > now ||
 			jobq_shmem_paused(db->dboid))
 			continue;
-		if (workers_of(db) > 0)
+		if (workers_of(db, NULL) > 0)
 			continue;
 		db->probed_at = now;
-		if (start_worker(db))
+		if (start_worker(db, false))
 			total++;
 	}
 
-	/* then one more worker per database and round, while the budget lasts */
+	/*
+	 * then one more worker per database and round, while the budget lasts:
+	 * a first SQL worker, the net worker, then the other SQL workers
+	 */
 	do
 	{
 		progress = false;
 		foreach(lc, databases)
 		{
 			LauncherDb *db = lfirst(lc);
+			int			net;
+			int			sql;
+			bool		start_net;
 
 			if (db->state != DB_PRESENT || total >= jobq_shared->nworkers ||
 				db->restart_after > now || jobq_shmem_paused(db->dboid))
 				continue;
-			if (workers_of(db) >= jobq_workers)
+			sql = workers_of(db, &net) - net;
+			start_net = sql > 0 && net == 0 && net_wanted();
+			if (!start_net && sql >= jobq_workers)
 				continue;
-			if (start_worker(db))
+			if (start_worker(db, start_net))
 			{
 				total++;
 				progress = true;

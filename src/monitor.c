@@ -62,8 +62,8 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 	{
 		JobqWorker *w = &copy[i];
-		Datum		values[9];
-		bool		nulls[9];
+		Datum		values[11];
+		bool		nulls[11];
 		char	   *datname;
 
 		if (!w->in_use)
@@ -81,15 +81,18 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 			values[1] = NameGetDatum(nm);
 		}
 		values[2] = Int32GetDatum(w->number);
-		values[3] = CStringGetTextDatum(state_name(w->state));
-		values[4] = Int64GetDatum(w->job_id);
-		nulls[4] = (w->job_id == 0);
-		values[5] = Int64GetDatum((int64) w->jobs_succeeded);
-		values[6] = Int64GetDatum((int64) w->jobs_failed);
-		values[7] = TimestampTzGetDatum(w->started_at);
-		nulls[7] = (w->started_at == 0);
-		values[8] = TimestampTzGetDatum(w->state_since);
-		nulls[8] = (w->state_since == 0);
+		values[3] = CStringGetTextDatum(w->net ? "net" : "sql");
+		values[4] = CStringGetTextDatum(state_name(w->state));
+		values[5] = Int64GetDatum(w->job_id);
+		nulls[5] = (w->job_id == 0);
+		values[6] = Int64GetDatum((int64) w->jobs_succeeded);
+		values[7] = Int64GetDatum((int64) w->jobs_failed);
+		values[8] = TimestampTzGetDatum(w->started_at);
+		nulls[8] = (w->started_at == 0);
+		values[9] = TimestampTzGetDatum(w->state_since);
+		nulls[9] = (w->state_since == 0);
+		values[10] = Int32GetDatum(w->in_flight);
+		nulls[10] = !w->net;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

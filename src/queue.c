@@ -70,6 +70,7 @@ static SPIPlanPtr plan_find_key = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
 static SPIPlanPtr plan_insert_many_keys = NULL;
 static SPIPlanPtr plan_claim = NULL;
+static SPIPlanPtr plan_claim_net = NULL;
 static SPIPlanPtr plan_succeed_keep = NULL;
 static SPIPlanPtr plan_succeed_drop = NULL;
 static SPIPlanPtr plan_fail_retry = NULL;
@@ -79,6 +80,9 @@ static SPIPlanPtr plan_reap_final = NULL;
 static SPIPlanPtr plan_reap_retry = NULL;
 static SPIPlanPtr plan_next_due = NULL;
 static SPIPlanPtr plan_prune = NULL;
+static SPIPlanPtr plan_prune_deliveries = NULL;
+static SPIPlanPtr plan_net_request = NULL;
+static SPIPlanPtr plan_log_delivery = NULL;
 static SPIPlanPtr plan_cancel_pending = NULL;
 static SPIPlanPtr plan_cancel_running = NULL;
 static SPIPlanPtr plan_visible = NULL;
@@ -247,7 +251,7 @@ kind_cache_load(void)
 	execute(prepare(&plan_kinds,
 					"SELECT k.kind, k.builtin, p.oid, p.prorettype = 'void'::regtype, "
 					"k.queue, k.priority, k.max_attempts, "
-					"(EXTRACT(EPOCH FROM k.timeout) * 1000)::bigint "
+					"(EXTRACT(EPOCH FROM k.timeout) * 1000)::bigint, k.net "
 					"FROM jobq._kinds k "
 					"LEFT JOIN pg_proc p ON p.oid = to_regprocedure(k.handler)",
 					0, NULL),
@@ -277,6 +281,7 @@ kind_cache_load(void)
 		k->max_attempts = isnull ? 0 : DatumGetInt32(d);
 		d = SPI_getbinval(tup, desc, 8, &isnull);
 		k->timeout_ms = isnull ? 0 : DatumGetInt64(d);
+		k->net = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 	}
 	queue_end(&qc);
 	kind_cache = cache;
@@ -379,11 +384,12 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 	if (job->timeout_ms <= 0)
 		nulls[6] = 'n';
 	values[8] = ObjectIdGetDatum(job->owner);
+	values[9] = BoolGetDatum(job->net);
 }
 
 #define NEW_JOB_INSERT \
 	"INSERT INTO jobq._queue (kind, queue, payload, priority, run_at, " \
-	"max_attempts, timeout, job_key, owner) "
+	"max_attempts, timeout, job_key, owner, net) "
 #define NEW_JOB_CONFLICT \
 	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING id"
 
@@ -395,10 +401,10 @@ int64
 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 {
 	QueueCall	qc;
-	Oid			types[9] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, INT8OID, TEXTOID, OIDOID};
-	Datum		values[9];
-	char		nulls[9] = "         ";
+	Oid			types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, INT8OID, TEXTOID, OIDOID, BOOLOID};
+	Datum		values[10];
+	char		nulls[10] = "          ";
 	int64		id = 0;
 	int			tries;
 
@@ -416,9 +422,9 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 
 		execute(prepare(&plan_insert,
 						NEW_JOB_INSERT
-						"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole)"
+						"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10)"
 						NEW_JOB_CONFLICT,
-						9, types),
+						10, types),
 				values, nulls, SPI_OK_INSERT_RETURNING);
 		if (SPI_processed == 1)
 		{
@@ -467,10 +473,10 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 					   bool have_keys, int64 **ids, int *nids)
 {
 	QueueCall	qc;
-	Oid			types[9] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, INT8OID, TEXTARRAYOID, OIDOID};
-	Datum		values[9];
-	char		nulls[9] = "         ";
+	Oid			types[10] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
+	INT4OID, INT8OID, TEXTARRAYOID, OIDOID, BOOLOID};
+	Datum		values[10];
+	char		nulls[10] = "          ";
 	SPIPlanPtr	plan;
 	uint64		i;
 
@@ -484,17 +490,17 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 	if (have_keys)
 		plan = prepare(&plan_insert_many_keys,
 					   NEW_JOB_INSERT
-					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole "
+					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10 "
 					   "FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n"
 					   NEW_JOB_CONFLICT,
-					   9, types);
+					   10, types);
 	else
 		plan = prepare(&plan_insert_many,
 					   NEW_JOB_INSERT
-					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole "
+					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10 "
 					   "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n"
 					   NEW_JOB_CONFLICT,
-					   9, types);
+					   10, types);
 	execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
 
 	*nids = (int) SPI_processed;
@@ -529,15 +535,33 @@ job_order(const void *a, const void *b)
 }
 
 /*
- * Claim up to batch_size ready jobs for the worker holding token: mark them
- * running and count the attempt.  The rows are locked (SKIP LOCKED) by the
+ * The claim statement of a lane: "NOT net" for the SQL workers, "net" for
+ * the net worker.  Each lane has its own partial index, which the literal
+ * condition matches.
+ */
+#define CLAIM_STATEMENT(lane) \
+	"UPDATE jobq._queue SET status = 'running', attempts = attempts + 1, " \
+	"started_at = clock_timestamp(), locked_by = $1, " \
+	"worker_pid = pg_backend_pid() " \
+	"WHERE ctid = ANY (ARRAY(" \
+	"      SELECT ctid FROM jobq._queue " \
+	"       WHERE status = 'pending' AND " lane " AND run_at <= now() " \
+	"       ORDER BY priority, run_at, id LIMIT $2 " \
+	"       FOR UPDATE SKIP LOCKED)) " \
+	"RETURNING id, kind, payload, owner::oid, priority, run_at, " \
+	"attempts, max_attempts, " \
+	"(EXTRACT(EPOCH FROM timeout) * 1000)::bigint, created_at"
+
+/*
+ * Claim up to batch_size ready jobs of a lane for the worker holding token:
+ * mark them running and count the attempt.  The rows are locked (SKIP LOCKED) by the
  * inner query, so their ctids stay valid for the update of the same
  * statement: a TID scan, not one primary-key lookup per job.  The caller commits at once, so the
  * attempt is durable before any handler runs.  Returns the jobs in claim
  * order.
  */
 int
-jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs)
+jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 {
 	QueueCall	qc;
 	Oid			types[2] = {INT8OID, INT4OID};
@@ -549,20 +573,12 @@ jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs)
 	values[1] = Int32GetDatum(batch_size);
 
 	queue_begin(&qc);
-	execute(prepare(&plan_claim,
-					"UPDATE jobq._queue SET status = 'running', attempts = attempts + 1, "
-					"started_at = clock_timestamp(), locked_by = $1, "
-					"worker_pid = pg_backend_pid() "
-					"WHERE ctid = ANY (ARRAY("
-					"      SELECT ctid FROM jobq._queue "
-					"       WHERE status = 'pending' AND run_at <= now() "
-					"       ORDER BY priority, run_at, id LIMIT $2 "
-					"       FOR UPDATE SKIP LOCKED)) "
-					"RETURNING id, kind, payload, owner::oid, priority, run_at, "
-					"attempts, max_attempts, "
-					"(EXTRACT(EPOCH FROM timeout) * 1000)::bigint",
-					2, types),
-			values, NULL, SPI_OK_UPDATE_RETURNING);
+	if (net)
+		execute(prepare(&plan_claim_net, CLAIM_STATEMENT("net"), 2, types),
+				values, NULL, SPI_OK_UPDATE_RETURNING);
+	else
+		execute(prepare(&plan_claim, CLAIM_STATEMENT("NOT net"), 2, types),
+				values, NULL, SPI_OK_UPDATE_RETURNING);
 
 	n = (int) SPI_processed;
 	*jobs = MemoryContextAllocZero(qc.caller_cxt, sizeof(JobqJob) * Max(n, 1));
@@ -587,6 +603,7 @@ jobq_queue_claim(int64 token, int batch_size, JobqJob **jobs)
 		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		d = SPI_getbinval(tup, desc, 9, &isnull);
 		job->timeout_ms = isnull ? 0 : DatumGetInt64(d);
+		job->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull));
 	}
 	queue_end(&qc);
 
@@ -642,12 +659,13 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 
 /*
  * Record a failed attempt.  The job goes back to pending after the backoff
- * delay, unless it is out of attempts, was cancelled while it ran, or
+ * delay (at least min_delay_ms), unless it is out of attempts, was cancelled while it ran, or
  * "final" says it cannot succeed: then it leaves for jobq._done as dead
  * (or cancelled).
  */
 void
-jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final)
+jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
+				double min_delay_ms)
 {
 	QueueCall	qc;
 	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID};
@@ -661,6 +679,8 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final)
 	if (delay_ms > jobq_retry_max_delay)
 		delay_ms = jobq_retry_max_delay;
 	delay_ms *= 0.75 + 0.5 * pg_prng_double(&pg_global_prng_state);
+	if (delay_ms < min_delay_ms)
+		delay_ms = min_delay_ms;
 
 	values[0] = Int64GetDatum(job->id);
 	values[1] = CStringGetTextDatum(outcome->message ? outcome->message : "unknown error");
@@ -763,21 +783,24 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	return (int64) n;
 }
 
-/* When the next pending job is due, or DT_NOEND when there is none. */
+/* When the next pending job of a lane is due, or DT_NOEND when there is none. */
 TimestampTz
-jobq_queue_next_due(void)
+jobq_queue_next_due(bool net)
 {
 	QueueCall	qc;
 	TimestampTz due = DT_NOEND;
+	Oid			types[1] = {BOOLOID};
+	Datum		values[1];
 	bool		isnull;
 	Datum		d;
 
+	values[0] = BoolGetDatum(net);
 	queue_begin(&qc);
 	execute(prepare(&plan_next_due,
 					"SELECT min(run_at) FROM jobq._queue "
-					"WHERE status = 'pending' AND run_at > '-infinity'",
-					0, NULL),
-			NULL, NULL, SPI_OK_SELECT);
+					"WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
+					1, types),
+			values, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		due = DatumGetTimestampTz(d);
@@ -786,8 +809,10 @@ jobq_queue_next_due(void)
 }
 
 /*
- * Delete up to 10,000 finished jobs past their retention; returns how many.
- * Callers that want everything gone call it until it returns less.
+ * Delete up to 10,000 finished jobs past their retention, and up to 10,000
+ * rows of the delivery log past jobq.delivery_retention; returns how many
+ * rows in all.  Callers that want everything gone call it until it returns
+ * less than 10,000.
  */
 int64
 jobq_queue_prune(void)
@@ -810,8 +835,109 @@ jobq_queue_prune(void)
 						" LIMIT 10000)",
 						2, types),
 				values, NULL, SPI_OK_DELETE);
+	if (jobq_delivery_retention >= 0)
+	{
+		values[0] = Int32GetDatum(jobq_delivery_retention);
+		n += execute(prepare(&plan_prune_deliveries,
+							 "DELETE FROM jobq._deliveries WHERE id IN ("
+							 " SELECT id FROM jobq._deliveries"
+							 "  WHERE finished_at < now() - $1 * interval '1 s'"
+							 " LIMIT 10000)",
+							 1, types),
+					 values, NULL, SPI_OK_DELETE);
+	}
 	queue_end(&qc);
 	return (int64) n;
+}
+
+/* ---------------------------------------------------------------------
+ * Network jobs
+ * ------------------------------------------------------------------- */
+
+/*
+ * The request a network job makes (jobq._net_request), checked as its
+ * owner's: the grants, the channel and the payload.  With job_id 0, the
+ * check of a job being enqueued.  Raises the error the job dies of.
+ */
+Jsonb *
+jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
+					   Oid owner, TimestampTz created_at)
+{
+	QueueCall	qc;
+	Oid			types[5] = {INT8OID, TEXTOID, JSONBOID, OIDOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	bool		isnull;
+	Jsonb	   *request;
+
+	values[0] = Int64GetDatum(job_id);
+	if (job_id == 0)
+		nulls[0] = 'n';
+	values[1] = CStringGetTextDatum(kind);
+	values[2] = JsonbPGetDatum(payload);
+	values[3] = ObjectIdGetDatum(owner);
+	values[4] = TimestampTzGetDatum(created_at);
+
+	queue_begin(&qc);
+	execute(prepare(&plan_net_request,
+					"SELECT jobq._net_request($1, $2, $3, $4, $5)", 5, types),
+			values, nulls, SPI_OK_SELECT);
+	MemoryContextSwitchTo(qc.caller_cxt);
+	request = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	queue_end(&qc);
+	return request;
+}
+
+/* values[i] = the text, or a null */
+static void
+text_or_null(Datum *values, char *nulls, int i, const char *text)
+{
+	if (text != NULL)
+		values[i] = CStringGetTextDatum(text);
+	else
+		nulls[i] = 'n';
+}
+
+/* Add one attempt of a network job to the delivery log. */
+void
+jobq_queue_log_delivery(const JobqDelivery *dl)
+{
+	QueueCall	qc;
+	Oid			types[15] = {INT8OID, INT4OID, TEXTOID, OIDOID, TEXTOID, TEXTOID,
+		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[15];
+	char		nulls[15] = "               ";
+
+	values[0] = Int64GetDatum(dl->job_id);
+	values[1] = Int32GetDatum(dl->attempt);
+	values[2] = CStringGetTextDatum(dl->kind);
+	values[3] = ObjectIdGetDatum(dl->owner);
+	text_or_null(values, nulls, 4, dl->channel);
+	text_or_null(values, nulls, 5, dl->recipient);
+	text_or_null(values, nulls, 6, dl->url);
+	values[7] = Int32GetDatum(dl->status_code);
+	if (dl->status_code <= 0)
+		nulls[7] = 'n';
+	values[8] = CStringGetTextDatum(dl->outcome);
+	text_or_null(values, nulls, 9, dl->error);
+	text_or_null(values, nulls, 10, dl->error_sqlstate);
+	text_or_null(values, nulls, 11, dl->response);
+	values[12] = Float8GetDatum(dl->duration_ms);
+	values[13] = TimestampTzGetDatum(dl->started_at);
+	values[14] = TimestampTzGetDatum(dl->finished_at);
+
+	queue_begin(&qc);
+	execute(prepare(&plan_log_delivery,
+					"INSERT INTO jobq._deliveries (job_id, attempt, kind, owner, channel, "
+					"recipient, url, status_code, outcome, error, error_sqlstate, response, "
+					"duration_ms, started_at, finished_at) "
+					"VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12, "
+					"$13, $14, $15)",
+					15, types),
+			values, nulls, SPI_OK_INSERT);
+	queue_end(&qc);
 }
 
 /* ---------------------------------------------------------------------
@@ -906,11 +1032,12 @@ jobq_queue_retry(int64 job_id, Oid caller)
 						" RETURNING *) "
 						"INSERT INTO jobq._queue (id, kind, queue, payload, priority, "
 						"status, attempts, max_attempts, run_at, timeout, job_key, owner, "
-						"created_at, last_error, last_error_sqlstate, last_error_context, "
+						"net, created_at, last_error, last_error_sqlstate, last_error_context, "
 						"last_error_at) "
 						"SELECT id, kind, queue, payload, priority, 'pending', 0, "
-						"max_attempts, now(), timeout, job_key, owner, created_at, "
-						"last_error, last_error_sqlstate, last_error_context, last_error_at "
+						"max_attempts, now(), timeout, job_key, owner, "
+						"EXISTS (SELECT FROM jobq._kinds k WHERE k.kind = d.kind AND k.net), "
+						"created_at, last_error, last_error_sqlstate, last_error_context, last_error_at "
 						"FROM d",
 						2, types),
 				values, NULL, SPI_OK_INSERT) == 1)

@@ -35,6 +35,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* per-backend state of the commit callback */
 static bool xact_callback_registered = false;
 static bool wake_at_commit = false;
+static bool wake_net_at_commit = false;
 static bool wake_all_at_commit = false;
 static bool probe_at_commit = false;
 
@@ -119,11 +120,13 @@ jobq_shmem_next_token(void)
 }
 
 /*
- * Wake up to how_many sleeping workers of a database, and make every worker
- * of it look again before its next sleep.
+ * Wake up to how_many sleeping workers of a database's lane (SQL workers,
+ * or the net worker), and make every worker of that lane look again before
+ * its next sleep.  The net worker waits on its latch with requests in
+ * flight, so its latch is set whether or not it sleeps.
  */
 void
-jobq_shmem_wake_database(Oid dboid, int how_many)
+jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
 {
 	Latch	   *latches[64];
 	int			nlatches = 0;
@@ -137,10 +140,10 @@ jobq_shmem_wake_database(Oid dboid, int how_many)
 	{
 		JobqWorker *w = &jobq_shared->workers[i];
 
-		if (!w->in_use || w->dboid != dboid || w->pid == 0)
+		if (!w->in_use || w->dboid != dboid || w->pid == 0 || w->net != net)
 			continue;
 		w->wake_seq++;
-		if (w->sleeping && nlatches < how_many && nlatches < lengthof(latches))
+		if ((w->sleeping || net) && nlatches < how_many && nlatches < lengthof(latches))
 		{
 			w->sleeping = false;
 			latches[nlatches++] = w->latch;
@@ -196,12 +199,21 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_all_at_commit)
-				jobq_shmem_wake_database(MyDatabaseId, INT_MAX);
-			else if (wake_at_commit)
-				jobq_shmem_wake_database(MyDatabaseId, 1);
+			{
+				jobq_shmem_wake_database(MyDatabaseId, false, INT_MAX);
+				jobq_shmem_wake_database(MyDatabaseId, true, INT_MAX);
+			}
+			else
+			{
+				if (wake_at_commit)
+					jobq_shmem_wake_database(MyDatabaseId, false, 1);
+				if (wake_net_at_commit)
+					jobq_shmem_wake_database(MyDatabaseId, true, 1);
+			}
 			if (probe_at_commit)
 				request_probe(MyDatabaseId);
 			wake_at_commit = false;
+			wake_net_at_commit = false;
 			wake_all_at_commit = false;
 			probe_at_commit = false;
 			break;
@@ -209,6 +221,7 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			wake_at_commit = false;
+			wake_net_at_commit = false;
 			wake_all_at_commit = false;
 			probe_at_commit = false;
 			break;
@@ -227,14 +240,20 @@ ensure_xact_callback(void)
 	}
 }
 
-/* Wake a worker of this database when the current transaction commits. */
+/*
+ * Wake a worker of this database when the current transaction commits: a
+ * SQL worker, or with net the net worker.
+ */
 void
-jobq_shmem_wake_on_commit(void)
+jobq_shmem_wake_on_commit(bool net)
 {
 	if (jobq_shared == NULL)
 		return;
 	ensure_xact_callback();
-	wake_at_commit = true;
+	if (net)
+		wake_net_at_commit = true;
+	else
+		wake_at_commit = true;
 }
 
 /* Wake every worker of this database when the current transaction commits. */

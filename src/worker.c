@@ -460,7 +460,7 @@ run_chunk(JobqJob *jobs, int n, volatile int *attempted)
 			ereport(LOG,
 					(errmsg("job " INT64_FORMAT " of kind \"%s\" failed on attempt %d of %d: %s",
 							job->id, job->kind, job->attempts, job->max_attempts, out.message)));
-			jobq_queue_fail(job, &out, final);
+			jobq_queue_fail(job, &out, final, 0);
 			failed++;
 		}
 	}
@@ -492,7 +492,7 @@ give_back(JobqJob *jobs, int from, int n)
 	jobq_queue_release_uncounted(my_token, ids, n - from);
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
-	jobq_shmem_wake_database(my_dboid, 1);
+	jobq_shmem_wake_database(my_dboid, false, 1);
 }
 
 /*
@@ -560,7 +560,7 @@ run_claimed(JobqJob *jobs, int n)
 							job->id, job->kind, out.message)));
 			begin_xact();
 			MemoryContextSwitchTo(batch_cxt);
-			jobq_queue_fail(job, &out, false);
+			jobq_queue_fail(job, &out, false, 0);
 			commit_xact();
 			MemoryContextSwitchTo(batch_cxt);
 			done++;
@@ -591,9 +591,9 @@ worker_round(uint64 *seq)
 	MemoryContextSwitchTo(batch_cxt);
 	exit_unless_installed();
 	claim_size = Min(claim_size, jobq_batch_size);
-	n = jobq_queue_claim(my_token, claim_size, &jobs);
+	n = jobq_queue_claim(my_token, false, claim_size, &jobs);
 	if (n == 0)
-		due = jobq_queue_next_due();
+		due = jobq_queue_next_due(false);
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 
@@ -603,7 +603,7 @@ worker_round(uint64 *seq)
 
 		/* there may be more: let another worker help */
 		if (n == claim_size)
-			jobq_shmem_wake_database(my_dboid, 1);
+			jobq_shmem_wake_database(my_dboid, false, 1);
 		batch_started = GetCurrentTimestamp();
 		ran = run_claimed(jobs, n);
 		holding_jobs = false;
@@ -665,6 +665,91 @@ worker_sleep(uint64 seq, long sleep_ms)
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	me->sleeping = false;
 	LWLockRelease(jobq_shared->lock);
+}
+
+/* ---------------------------------------------------------------------
+ * What the net worker's loop (net.c) shares with this file
+ * ------------------------------------------------------------------- */
+
+void
+jobq_worker_begin_xact(void)
+{
+	begin_xact();
+}
+
+void
+jobq_worker_commit_xact(void)
+{
+	commit_xact();
+}
+
+void
+jobq_worker_exit_unless_installed(void)
+{
+	exit_unless_installed();
+}
+
+/* Reload the configuration on SIGHUP; leave when asked to stop. */
+void
+jobq_worker_check_stop(void)
+{
+	bool		stop;
+
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	stop = me->stop_requested;
+	LWLockRelease(jobq_shared->lock);
+	if (stop)
+		worker_exit(JOBQ_EXIT_ASKED);
+}
+
+/* Whether SIGTERM must give back this worker's claimed jobs. */
+void
+jobq_worker_holding_jobs(bool holding)
+{
+	holding_jobs = holding;
+}
+
+/* This worker's running jobs go back to pending, attempt counted. */
+void
+jobq_worker_reap_own(void)
+{
+	reap_orphans(true);
+}
+
+/* The net worker's state: requests in flight, and jobs finished since the last report. */
+void
+jobq_worker_report(int in_flight, uint64 succeeded, uint64 failed)
+{
+	JobqWorkerState state = in_flight > 0 ? JOBQ_WORKER_RUNNING : JOBQ_WORKER_IDLE;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	if (me->state != state)
+	{
+		me->state = state;
+		me->state_since = now;
+	}
+	me->in_flight = in_flight;
+	me->jobs_succeeded += succeeded;
+	me->jobs_failed += failed;
+	LWLockRelease(jobq_shared->lock);
+}
+
+uint64
+jobq_worker_wake_seq(void)
+{
+	uint64		seq;
+
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	seq = me->wake_seq;
+	LWLockRelease(jobq_shared->lock);
+	return seq;
 }
 
 /*
@@ -730,23 +815,18 @@ jobq_worker_main(Datum main_arg)
 	reap_orphans(false);
 	MemoryContextSwitchTo(worker_cxt);
 
+	if (me->net)
+	{
+		SetConfigOption("application_name", "jobq net worker", PGC_USERSET, PGC_S_SESSION);
+		jobq_net_main(me, my_token);	/* does not return */
+	}
+
 	for (;;)
 	{
 		uint64		seq = 0;
 		long		sleep_ms = 0;
-		bool		stop;
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
-		LWLockAcquire(jobq_shared->lock, LW_SHARED);
-		stop = me->stop_requested;
-		LWLockRelease(jobq_shared->lock);
-		if (stop)
-			worker_exit(JOBQ_EXIT_ASKED);
+		jobq_worker_check_stop();
 
 		PG_TRY();
 		{

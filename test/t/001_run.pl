@@ -157,9 +157,17 @@ SELECT count(*),
 	   count(*) FILTER (WHERE state IN ('starting', 'idle', 'claiming', 'running')),
 	   count(DISTINCT pid),
 	   count(DISTINCT worker)
-  FROM jobq.workers WHERE datname = 'postgres'}),
+  FROM jobq.workers WHERE datname = 'postgres' AND lane = 'sql'}),
 	'4|4|4|4',
 	'jobq.workers shows four workers of the database with their states');
+
+is( $node->safe_psql(
+		'postgres', q{
+SELECT w.worker, w.in_flight, a.backend_type
+  FROM jobq.workers w JOIN pg_stat_activity a USING (pid)
+ WHERE w.datname = 'postgres' AND w.lane = 'net'}),
+	'0|0|jobq net worker',
+	'jobq.workers shows the net worker of the database, nothing in flight');
 
 is( $node->safe_psql(
 		'postgres', q{

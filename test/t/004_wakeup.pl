@@ -35,7 +35,7 @@ sub wait_idle
 	ok( $node->poll_query_until(
 			'postgres', qq{
 SELECT count(*) FROM jobq.workers
- WHERE datname = 'postgres' AND state = 'idle'
+ WHERE datname = 'postgres' AND lane = 'sql' AND state = 'idle'
    AND state_since < now() - interval '$secs seconds'},
 			'2'),
 		"both workers have been idle for $secs seconds");

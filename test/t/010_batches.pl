@@ -29,7 +29,7 @@ CREATE TABLE hits (n int PRIMARY KEY);
 });
 ok( $node->poll_query_until(
 		'postgres', q{
-SELECT count(*) FROM jobq.workers WHERE state = 'idle'}, '2'),
+SELECT count(*) FROM jobq.workers WHERE lane = 'sql' AND state = 'idle'}, '2'),
 	'two idle workers');
 
 # Twelve jobs of 300 ms, committed together: one worker is woken and claims
