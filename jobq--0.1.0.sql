@@ -383,12 +383,13 @@ END $$;
 REVOKE ALL ON FUNCTION jobq._grantee(text) FROM PUBLIC;
 
 /* Whether a role is a superuser or a member of a grantee in the list. */
+/* (no SET clause on these SQL helpers: it would stop them being inlined) */
 CREATE FUNCTION jobq._granted(role oid, grantees oid[])
 RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
-	SELECT coalesce((SELECT rolsuper FROM pg_roles WHERE oid = role), false)
-		OR EXISTS (SELECT FROM unnest(grantees) AS g
-					WHERE g = 0 OR pg_has_role(role, g, 'MEMBER'))
+LANGUAGE sql STABLE AS $$
+	SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = role), false)
+		OR EXISTS (SELECT FROM pg_catalog.unnest(grantees) AS g
+					WHERE g OPERATOR(pg_catalog.=) 0 OR pg_catalog.pg_has_role(role, g, 'MEMBER'))
 $$;
 COMMENT ON FUNCTION jobq._granted(oid, oid[]) IS 'whether a role is a superuser or a member of one of the grantees (0 = PUBLIC)';
 
@@ -564,19 +565,21 @@ GRANT SELECT ON jobq.deliveries TO PUBLIC;
 /* RFC 2047 for a header value that is not plain ASCII. */
 CREATE FUNCTION jobq._mime_header(value text)
 RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
-	SELECT CASE WHEN value ~ '^[ -~]*$' THEN value
-		   ELSE '=?UTF-8?B?' || translate(encode(convert_to(value, 'UTF8'), 'base64'), E'\n', '') || '?='
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN value OPERATOR(pg_catalog.~) '^[ -~]*$' THEN value
+		   ELSE pg_catalog.concat('=?UTF-8?B?', pg_catalog.translate(pg_catalog.encode(
+				pg_catalog.convert_to(value, 'UTF8'), 'base64'), E'\n', ''), '?=')
 		   END
 $$;
 
 /* A text part, base64 in lines of 76 with CRLF. */
 CREATE FUNCTION jobq._mime_part(content_type text, body text)
 RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
-	SELECT 'Content-Type: ' || content_type || E'; charset=UTF-8\r\n'
-		|| E'Content-Transfer-Encoding: base64\r\n\r\n'
-		|| replace(encode(convert_to(body, 'UTF8'), 'base64'), E'\n', E'\r\n') || E'\r\n'
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT pg_catalog.concat('Content-Type: ', content_type, E'; charset=UTF-8\r\n',
+		E'Content-Transfer-Encoding: base64\r\n\r\n',
+		pg_catalog.replace(pg_catalog.encode(pg_catalog.convert_to(body, 'UTF8'), 'base64'), E'\n', E'\r\n'),
+		E'\r\n')
 $$;
 
 /* The addresses of a member that is a string or an array of strings. */
@@ -614,8 +617,8 @@ END $$;
 /* The bare address of "Name <address>" or of "address". */
 CREATE FUNCTION jobq._bare_address(address text)
 RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog AS $$
-	SELECT coalesce(substring(address FROM '<([^<>]+)>\s*$'), btrim(address))
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT coalesce(pg_catalog.substring(address, '<([^<>]+)>\s*$'), pg_catalog.btrim(address))
 $$;
 
 /* A member that must be a non-empty string without line breaks. */
@@ -645,17 +648,17 @@ END $$;
  * it: url, type (http or smtp), method, headers, body or form, username and
  * password, mail_from and mail_rcpt, starttls, sign and sign_key,
  * payload_url, follow_redirects, timeout_ms, connect_timeout_ms, channel,
- * recipient.  Raises the error the job dies of when the owner may not use
+ * recipient.  key is the job's Idempotency-Key.  Raises the error the job dies of when the owner may not use
  * the channel or the http kind, or the payload is wrong.  jobq.enqueue runs
  * it with job_id NULL to check a new job.
  */
-CREATE FUNCTION jobq._net_request(job_id bigint, kind text, payload jsonb, owner oid, created_at timestamptz)
+CREATE FUNCTION jobq._net_request(job_id bigint, kind text, payload jsonb, owner oid, created_at timestamptz,
+								  key text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
 DECLARE
 	chan text;
 	ch jobq._channels;
-	key text;
 	req jsonb;
 	headers jsonb := '{}';
 	fields jsonb;
@@ -717,9 +720,6 @@ BEGIN
 			'follow_redirects', false);
 	END IF;
 
-	key := format('jobq-%s-%s-%s', (SELECT system_identifier FROM pg_control_system()),
-				  (SELECT oid FROM pg_database WHERE datname = current_database()),
-				  coalesce(job_id::text, 'new'));
 	body_format := coalesce(ch.config ->> 'format', 'json');
 
 	IF kind = 'http' THEN
@@ -834,9 +834,9 @@ BEGIN
 
 	RETURN req || jsonb_build_object('headers', headers || jsonb_build_object('Idempotency-Key', key));
 END $$;
-COMMENT ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz)
+COMMENT ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, text)
 	IS 'the request a network job makes, or the error it dies of; for the net worker and jobq.enqueue';
-REVOKE ALL ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, text) FROM PUBLIC;
 
 /* ---------------------------------------------------------------------
  * The job pack: built-in kinds for the work of school and clinic systems,
@@ -1193,7 +1193,8 @@ BEGIN
 				'warning', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'warning'),
 				'mahroom', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'mahroom'),
 				'tasdiq', (SELECT pg_catalog.count(*) FROM flagged WHERE threshold = 'tasdiq'),
-				'no_contact', (SELECT pg_catalog.count(*) FROM flagged) - (SELECT pg_catalog.count(*) FROM reachable),
+				'no_contact', (SELECT pg_catalog.count(*) FROM flagged f WHERE NOT EXISTS (
+					SELECT FROM reachable r WHERE r.student_id = f.student_id AND r.threshold = f.threshold)),
 				'notified', (SELECT pg_catalog.count(*) FROM queued)),
 			   (SELECT coalesce(pg_catalog.jsonb_agg(q), '[]') FROM queued q)
 		$sql$, monthly, notices, contact_join, notification,

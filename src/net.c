@@ -380,7 +380,8 @@ net_wait(long timeout_ms)
 		AddWaitEventToSet(set, sockets[i].events, sockets[i].fd, NULL, NULL);
 	events = palloc(sizeof(WaitEvent) * (2 + nsockets));
 
-	pgstat_report_stat(true);
+	/* statistics at most once a second while busy, all of them before idling */
+	pgstat_report_stat(nactive == 0);
 	nev = WaitEventSetWait(set, timeout_ms, events, 2 + nsockets, PG_WAIT_EXTENSION);
 	FreeWaitEventSet(set);
 

@@ -22,6 +22,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "common/pg_prng.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -864,9 +865,9 @@ jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
 					   Oid owner, TimestampTz created_at)
 {
 	QueueCall	qc;
-	Oid			types[5] = {INT8OID, TEXTOID, JSONBOID, OIDOID, TIMESTAMPTZOID};
-	Datum		values[5];
-	char		nulls[5] = "     ";
+	Oid			types[6] = {INT8OID, TEXTOID, JSONBOID, OIDOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
 	bool		isnull;
 	Jsonb	   *request;
 
@@ -877,10 +878,13 @@ jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
 	values[2] = JsonbPGetDatum(payload);
 	values[3] = ObjectIdGetDatum(owner);
 	values[4] = TimestampTzGetDatum(created_at);
+	/* unique across clusters, databases and jobs; the same for every attempt */
+	values[5] = CStringGetTextDatum(psprintf("jobq-" UINT64_FORMAT "-%u-" INT64_FORMAT,
+											 GetSystemIdentifier(), MyDatabaseId, job_id));
 
 	queue_begin(&qc);
 	execute(prepare(&plan_net_request,
-					"SELECT jobq._net_request($1, $2, $3, $4, $5)", 5, types),
+					"SELECT jobq._net_request($1, $2, $3, $4, $5, $6)", 6, types),
 			values, nulls, SPI_OK_SELECT);
 	MemoryContextSwitchTo(qc.caller_cxt);
 	request = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0],

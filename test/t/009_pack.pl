@@ -111,7 +111,7 @@ SELECT jobq.register_kind('notify.outbox', 'send_notice(jsonb)');
 is( run_job(
 		'attendance.thresholds',
 		'{"month": "2026-10-01", "notify_kind": "notify.outbox"}'),
-	'succeeded|{"month": "2026-10-01", "tasdiq": 10, "mahroom": 10, "warning": 0, "notified": 20}',
+	'succeeded|{"month": "2026-10-01", "tasdiq": 10, "mahroom": 10, "warning": 0, "notified": 20, "no_contact": 0}',
 	'attendance.thresholds aggregates and flags the students');
 ok( $node->poll_query_until(
 		'postgres', q{SELECT count(*) FROM outbox}, '20'),
@@ -124,7 +124,7 @@ is( $node->safe_psql(
 is( run_job(
 		'attendance.thresholds',
 		'{"month": "2026-10-01", "notify_kind": "notify.outbox"}'),
-	'succeeded|{"month": "2026-10-01", "tasdiq": 10, "mahroom": 10, "warning": 0, "notified": 0}',
+	'succeeded|{"month": "2026-10-01", "tasdiq": 10, "mahroom": 10, "warning": 0, "notified": 0, "no_contact": 0}',
 	'the next run notifies nobody again');
 is( $node->safe_psql(
 		'postgres', q{SELECT count(*) FROM attendance_monthly}),
