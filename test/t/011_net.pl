@@ -12,7 +12,8 @@
 # html).  A role needs jobq.grant_channel or jobq.grant_http; other schemes
 # and hosts out of jobq.http_allowed_hosts are refused at enqueue.
 # attendance.thresholds texts each student under a threshold once.  No
-# secret shows in jobq.jobs, jobq.deliveries or the server log.
+# secret shows in jobq.jobs, jobq.deliveries or the server log.  After a
+# kill -9 with a request in flight, it is sent again with the same key.
 
 use strict;
 use warnings;
@@ -106,6 +107,7 @@ jobq.http_timeout = '2s'
 jobq.http_max_in_flight = 50
 jobq.webhook_signing_key = 'whsec-test'
 timezone = 'UTC'
+restart_after_crash = on
 },
 	extra => [ '--encoding=UTF8', '--locale=C' ]);
 $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
@@ -754,6 +756,43 @@ for my $secret (@secrets)
 	unlike($channels_text, qr/\Q$secret\E/, "jobq.channels does not show $secret");
 	unlike($server_log, qr/\Q$secret\E/, "the server log does not hold $secret");
 }
+
+# ---------------------------------------------------------------------
+# kill -9 while a request is in flight: the request is sent again, with
+# the same Idempotency-Key (at least once)
+# ---------------------------------------------------------------------
+
+# Wait up to $secs seconds for at least $n requests to $path_re since $mark.
+sub wait_requests
+{
+	my ($mark, $path_re, $n, $secs) = @_;
+	for (1 .. $secs * 10)
+	{
+		my @r = requests_since($mark, $path_re);
+		return @r if @r >= $n;
+		usleep(100_000);
+	}
+	return requests_since($mark, $path_re);
+}
+
+$mark = log_mark();
+my $inflight = enqueue('http',
+	{ url => "http://127.0.0.1:$hp/hang", timeout_ms => 20000 },
+	'max_attempts => 5');
+@reqs = wait_requests($mark, qr{^/hang$}, 1, 30);
+is(scalar(@reqs), 1, 'the request is in flight');
+my $net_pid = sql(q{SELECT pid FROM jobq.workers WHERE lane = 'net'});
+ok(kill('KILL', $net_pid), 'kill -9 of the net worker');
+@reqs = wait_requests($mark, qr{^/hang$}, 2, 60);
+is(scalar(@reqs), 2, 'after the restart the request is sent again');
+is_deeply(
+	[ map { header($_, 'Idempotency-Key') } @reqs ],
+	[ idem_key($inflight), idem_key($inflight) ],
+	'with the same Idempotency-Key');
+is(job($inflight, 'status, attempts, last_error_sqlstate'),
+	'running|2|57P02',
+	'the first attempt counted, recorded as its worker ending (57P02)');
+is(sql("SELECT jobq.cancel($inflight)"), 't', 'cancel it');
 
 $_->kill_kill for @servers;
 @servers = ();
