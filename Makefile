@@ -14,13 +14,17 @@ OBJS = \
 	src/monitor.o \
 	src/utility.o \
 	src/http.o \
-	src/net.o
+	src/net.o \
+	src/schedule.o
 DATA = jobq--0.1.0.sql
 PGFILEDESC = "jobq - background jobs inside PostgreSQL"
 
 PG_CFLAGS = -Werror
 # libcurl: network jobs (src/http.c, src/net.c)
 SHLIB_LINK += -lcurl
+# libpq: jobq.schedule reaching pg_cron in another database (src/schedule.c)
+PG_CPPFLAGS = -I$(libpq_srcdir)
+SHLIB_LINK_INTERNAL = $(libpq)
 
 # pg_regress and isolation tests get a temporary instance that preloads jobq
 # (with no workers: they test the SQL surface and the claim step)

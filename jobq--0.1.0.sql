@@ -839,6 +839,247 @@ COMMENT ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, tex
 REVOKE ALL ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, text) FROM PUBLIC;
 
 /* ---------------------------------------------------------------------
+ * Recurring jobs with pg_cron.  A schedule lives in jobq._schedules of its
+ * database; its pg_cron job, in the database named by cron.database_name
+ * (perhaps another one), runs SELECT jobq.run_schedule('<name>') in this
+ * database as the schedule's owner, which enqueues the job with job_key
+ * 'schedule:<name>': a run still pending or running is never doubled.
+ * jobq.schedule and jobq.unschedule (C, src/schedule.c) talk to pg_cron.
+ * ------------------------------------------------------------------- */
+
+CREATE TABLE jobq._schedules (
+	name text PRIMARY KEY CHECK (name <> '' AND length(name) <= 63),
+	schedule text NOT NULL,
+	kind text NOT NULL,
+	payload jsonb NOT NULL DEFAULT '{}',
+	queue text,
+	priority integer,
+	owner regrole NOT NULL,
+	cron_job_name text NOT NULL,
+	cron_job_id bigint,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now(),
+	last_enqueue_at timestamptz,
+	last_job_id bigint
+);
+COMMENT ON TABLE jobq._schedules IS 'recurring jobs run by pg_cron; read jobq.schedules instead';
+REVOKE ALL ON jobq._schedules FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('jobq._schedules', '');
+
+CREATE VIEW jobq.schedules WITH (security_barrier) AS
+	SELECT s.name, s.schedule, s.kind, s.payload, s.queue, s.priority, s.owner,
+		   s.cron_job_name, s.cron_job_id, s.created_at, s.updated_at,
+		   s.last_enqueue_at, s.last_job_id,
+		   j.status AS last_job_status, j.finished_at AS last_job_finished_at,
+		   j.last_error AS last_job_error
+	  FROM jobq._schedules s
+	  LEFT JOIN LATERAL (
+		SELECT q.status, NULL::timestamptz AS finished_at, q.last_error
+		  FROM jobq._queue q WHERE q.id = s.last_job_id
+		UNION ALL
+		SELECT d.status, d.finished_at, d.last_error
+		  FROM jobq._done d WHERE d.id = s.last_job_id
+		 LIMIT 1) j ON true
+	 WHERE pg_catalog.pg_has_role(s.owner, 'MEMBER');
+COMMENT ON VIEW jobq.schedules
+	IS 'the schedules of roles the current role is a member of, with their latest job';
+GRANT SELECT ON jobq.schedules TO PUBLIC;
+
+CREATE FUNCTION jobq.schedule(
+	name text,
+	schedule text,
+	kind text,
+	payload jsonb DEFAULT '{}',
+	queue text DEFAULT NULL,
+	priority integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'jobq_schedule'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.schedule(text, text, text, jsonb, text, integer)
+	IS 'create or replace a recurring job: a pg_cron job that enqueues it as the current role; returns the pg_cron job id';
+
+CREATE FUNCTION jobq.unschedule(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'jobq_unschedule'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.unschedule(text)
+	IS 'remove a schedule and its pg_cron job; its pending job stays';
+
+/*
+ * What pg_cron runs, as the schedule's owner: enqueue the schedule's job
+ * unless its previous run is still pending or running.  Returns the job id.
+ */
+CREATE FUNCTION jobq.run_schedule(name text)
+RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	s record;
+	id bigint;
+	old_role text;
+BEGIN
+	SELECT * INTO s FROM jobq.schedules v WHERE v.name = run_schedule.name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'undefined_object',
+			HINT = 'jobq.schedules lists the schedules of the roles you are a member of.';
+	END IF;
+	/* the job is the owner's, whoever runs the schedule (a superuser, say) */
+	IF s.owner::oid <> current_user::regrole::oid THEN
+		IF NOT pg_has_role(s.owner, 'USAGE') THEN
+			RAISE EXCEPTION 'schedule "%" belongs to role %', name, s.owner USING ERRCODE = 'insufficient_privilege';
+		END IF;
+		old_role := current_setting('role');
+		PERFORM set_config('role', (SELECT rolname FROM pg_roles WHERE oid = s.owner), true);
+	END IF;
+	id := jobq.enqueue(s.kind, s.payload, queue => s.queue, priority => s.priority,
+					   job_key => 'schedule:' || s.name);
+	IF old_role IS NOT NULL THEN
+		PERFORM set_config('role', old_role, true);
+	END IF;
+	PERFORM jobq._schedule_ran(s.name, id);
+	RETURN id;
+END $$;
+COMMENT ON FUNCTION jobq.run_schedule(text)
+	IS 'enqueue a schedule''s job now, as its owner, unless the previous one is still pending or running (pg_cron calls this)';
+
+/* Record a schedule's latest enqueue: only the live job with its key counts. */
+CREATE FUNCTION jobq._schedule_ran(name text, job_id bigint)
+RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+	UPDATE jobq._schedules s SET last_enqueue_at = now(), last_job_id = q.id
+	  FROM jobq._queue q
+	 WHERE s.name = _schedule_ran.name AND q.id = _schedule_ran.job_id
+	   AND q.owner = s.owner AND q.job_key = 'schedule:' || s.name
+$$;
+COMMENT ON FUNCTION jobq._schedule_ran(text, bigint)
+	IS 'note the job a schedule enqueued (it must be the live job with the schedule''s key)';
+
+/* Would this job be accepted from the current role?  Enqueue it, then roll back. */
+CREATE FUNCTION jobq._schedule_check(kind text, payload jsonb, queue text, priority integer)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+	PERFORM jobq.enqueue(kind, payload, queue => queue, priority => priority);
+	RAISE EXCEPTION USING ERRCODE = 'JQ000';
+EXCEPTION WHEN SQLSTATE 'JQ000' THEN
+	NULL;
+END $$;
+COMMENT ON FUNCTION jobq._schedule_check(text, jsonb, text, integer)
+	IS 'raise the error jobq.enqueue would raise for such a job, else nothing (nothing is enqueued)';
+
+/* Called by jobq.schedule as a superuser, for the caller. */
+CREATE FUNCTION jobq._schedule_save(name text, schedule text, kind text, payload jsonb,
+									 queue text, priority integer, caller oid,
+									 OUT cron_job_name text, OUT command text, OUT owner_name text)
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	old_owner regrole;
+BEGIN
+	IF name IS NULL OR name = '' OR length(name) > 63 OR name ~ '[\r\n]' THEN
+		RAISE EXCEPTION 'schedule name must be 1 to 63 characters on one line' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF schedule IS NULL OR btrim(schedule) = '' THEN
+		RAISE EXCEPTION 'schedule must be a cron line such as ''*/5 * * * *''' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT s.owner INTO old_owner FROM jobq._schedules s WHERE s.name = _schedule_save.name FOR UPDATE;
+	IF old_owner IS NOT NULL AND NOT pg_has_role(caller, old_owner, 'MEMBER') THEN
+		RAISE EXCEPTION 'schedule "%" belongs to role %', name, old_owner USING ERRCODE = 'insufficient_privilege';
+	END IF;
+	cron_job_name := format('jobq %s %s', current_database(), name);
+	command := format('SELECT jobq.run_schedule(%L)', name);
+	owner_name := caller::regrole::text;
+	INSERT INTO jobq._schedules AS s (name, schedule, kind, payload, queue, priority, owner, cron_job_name)
+	VALUES (name, btrim(schedule), kind, coalesce(payload, '{}'), queue, priority, caller, cron_job_name)
+	ON CONFLICT ON CONSTRAINT _schedules_pkey DO UPDATE
+	   SET schedule = excluded.schedule, kind = excluded.kind, payload = excluded.payload,
+		   queue = excluded.queue, priority = excluded.priority, owner = excluded.owner,
+		   updated_at = now();
+	/* a role name is an identifier for pg_cron: unquote it */
+	owner_name := (SELECT rolname FROM pg_roles WHERE oid = caller);
+END $$;
+REVOKE ALL ON FUNCTION jobq._schedule_save(text, text, text, jsonb, text, integer, oid) FROM PUBLIC;
+
+/* Called by jobq.unschedule as a superuser: the pg_cron job's name, or NULL. */
+CREATE FUNCTION jobq._schedule_delete(name text, caller oid)
+RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	s jobq._schedules;
+BEGIN
+	SELECT * INTO s FROM jobq._schedules v WHERE v.name = _schedule_delete.name FOR UPDATE;
+	IF NOT FOUND OR NOT pg_has_role(caller, s.owner, 'MEMBER') THEN
+		RETURN NULL;
+	END IF;
+	DELETE FROM jobq._schedules v WHERE v.name = _schedule_delete.name;
+	RETURN s.cron_job_name;
+END $$;
+REVOKE ALL ON FUNCTION jobq._schedule_delete(text, oid) FROM PUBLIC;
+
+CREATE FUNCTION jobq._schedule_set_cron_id(name text, cron_job_id bigint)
+RETURNS void
+LANGUAGE sql SET search_path = pg_catalog AS $$
+	UPDATE jobq._schedules s SET cron_job_id = _schedule_set_cron_id.cron_job_id
+	 WHERE s.name = _schedule_set_cron_id.name
+$$;
+REVOKE ALL ON FUNCTION jobq._schedule_set_cron_id(text, bigint) FROM PUBLIC;
+
+/*
+ * The seeds' timetable in one call.  overrides maps an entry's name to
+ * false (leave it out) or to {"schedule": ..., "payload": ..., "queue": ...,
+ * "priority": ...}, merged over the defaults.  matview.refresh and
+ * table.archive need a payload (the view; the tables) and are left out
+ * without one.
+ */
+CREATE FUNCTION jobq.schedule_timetable(overrides jsonb DEFAULT '{}')
+RETURNS TABLE (name text, schedule text, kind text, payload jsonb)
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+	defaults jsonb := '{
+		"reservations.release": {"schedule": "*/5 * * * *", "kind": "reservations.release", "payload": {}},
+		"slots.generate": {"schedule": "0 1 * * *", "kind": "slots.generate", "payload": {}},
+		"attendance.thresholds": {"schedule": "0 * * * *", "kind": "attendance.thresholds",
+								  "payload": {"notify_kind": "sms", "channel": "sms"}},
+		"attendance.aggregate": {"schedule": "*/10 * * * *", "kind": "attendance.aggregate", "payload": {}},
+		"matview.refresh": {"schedule": "*/10 * * * *", "kind": "matview.refresh", "payload": null},
+		"table.archive": {"schedule": "0 2 * * *", "kind": "table.archive", "payload": null},
+		"jobq.prune": {"schedule": "30 3 * * *", "kind": "jobq.prune", "payload": {}}
+	}';
+	entry record;
+	e jsonb;
+	o jsonb;
+BEGIN
+	IF jsonb_typeof(overrides) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'overrides must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT k INTO name FROM jsonb_object_keys(overrides) k WHERE NOT defaults ? k LIMIT 1;
+	IF name IS NOT NULL THEN
+		RAISE EXCEPTION 'the timetable has no entry "%"', name USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Its entries: ' || (SELECT string_agg(k, ', ') FROM jsonb_object_keys(defaults) k) || '.';
+	END IF;
+	FOR entry IN SELECT key, value FROM jsonb_each(defaults) ORDER BY key LOOP
+		o := overrides -> entry.key;
+		CONTINUE WHEN o = 'false';
+		IF o IS NOT NULL AND jsonb_typeof(o) <> 'object' THEN
+			RAISE EXCEPTION 'the override of "%" must be false or an object', entry.key
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		e := entry.value || coalesce(o, '{}');
+		IF e -> 'payload' = 'null' THEN
+			RAISE NOTICE 'timetable entry "%" left out: it needs a payload', entry.key;
+			CONTINUE;
+		END IF;
+		PERFORM jobq.schedule(entry.key, e ->> 'schedule', e ->> 'kind', e -> 'payload',
+							  queue => e ->> 'queue', priority => (e ->> 'priority')::integer);
+		name := entry.key;
+		schedule := e ->> 'schedule';
+		kind := e ->> 'kind';
+		payload := e -> 'payload';
+		RETURN NEXT;
+	END LOOP;
+END $$;
+COMMENT ON FUNCTION jobq.schedule_timetable(jsonb)
+	IS 'schedule the school and clinic systems'' recurring jobs (each entry changeable or left out)';
+
+/* ---------------------------------------------------------------------
  * The job pack: built-in kinds for the work of school and clinic systems,
  * each one set-based SQL.  They run as the job's owner (no SECURITY
  * DEFINER); table names come from the payload, are resolved with
