@@ -1,74 +1,88 @@
--- The clinic half of the demo: reservations that expire, released by a
--- job kind written in PL/pgSQL, and a thousand reminder jobs.
+-- The clinic half of the demo (database clinic): 300 doctors' weekly rules,
+-- appointment slots generated for the next 30 days, reservations that
+-- expire, reminder SMS through a gateway, a dashboard view; the seeds'
+-- timetable installed with pg_cron.  psql variable: gateway (base URL).
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
 CREATE EXTENSION jobq;
+\i examples/seed_schema.sql
+\i tools/demo_common.sql
+SELECT setseed(0.42) AS seed \gset
 
-CREATE TABLE slots (
-	id serial PRIMARY KEY,
-	doctor_id int NOT NULL,
-	starts_at timestamptz NOT NULL,
-	status text NOT NULL DEFAULT 'open',
-	reserved_until timestamptz
-);
-INSERT INTO slots (doctor_id, starts_at, status, reserved_until)
-SELECT d, now() + make_interval(hours => h),
-       CASE WHEN (d + h) % 3 = 0 THEN 'reserved' ELSE 'open' END,
-       CASE WHEN (d + h) % 3 = 0 THEN now() - interval '5 min' END
-  FROM generate_series(1, 200) d, generate_series(1, 40) h;
-CREATE TABLE reminders_sent (slot_id int PRIMARY KEY, sent_at timestamptz DEFAULT now());
+-- 300 doctors at 12 facilities: mornings and afternoons on weekdays, some
+-- without Fridays, slots of 15, 20 or 30 minutes
+INSERT INTO availability_rules (facility_id, doctor_id, day_of_week, start_time,
+								 end_time, slot_minutes, valid_from)
+SELECT 1 + d % 12, d, dow, t.s, t.e, (ARRAY[15, 20, 20, 30])[1 + d % 4], current_date - 30
+  FROM generate_series(1, 300) d, generate_series(1, 5) dow,
+	   (VALUES ('08:00'::time, '12:00'::time), ('13:00', '17:00')) t(s, e)
+ WHERE NOT (d % 7 = 0 AND dow = 5);
+-- holidays, a facility closed for a day, doctors on leave
+INSERT INTO availability_exceptions (facility_id, doctor_id, starts_at, ends_at, kind)
+VALUES (NULL, NULL, current_date + 10, current_date + 11, 'blocked'),
+	   (3, NULL, current_date + 4, current_date + 5, 'blocked');
+INSERT INTO availability_exceptions (facility_id, doctor_id, starts_at, ends_at, kind)
+SELECT NULL, d, current_date + d % 20, current_date + d % 20 + 3, 'blocked'
+  FROM generate_series(1, 300, 9) d;
 
--- a job kind is a function (jsonb) returning jsonb: set-based, in the server
-CREATE FUNCTION release_expired(payload jsonb) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE n bigint;
-BEGIN
-	UPDATE slots SET status = 'open', reserved_until = NULL
-	 WHERE status = 'reserved' AND reserved_until < now();
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN jsonb_build_object('released', n);
-END $$;
-SELECT jobq.register_kind('clinic.release_expired', 'release_expired(jsonb)', queue => 'clinic');
+CREATE TABLE patients (id bigint PRIMARY KEY, name text, phone text);
+INSERT INTO patients SELECT p, 'Patient ' || p, '+9665' || lpad(p::text, 8, '0')
+  FROM generate_series(1, 5000) p;
+CREATE TABLE appointments (slot_id bigint PRIMARY KEY, patient_id bigint REFERENCES patients);
 
-\echo
-\echo '== clinic: one job releases every expired reservation in one statement'
-SELECT count(*) AS reserved_before FROM slots WHERE status = 'reserved';
-SELECT jobq.enqueue('clinic.release_expired') AS release_job \gset
-SELECT pg_sleep(0.5);
-SELECT id, kind, status, attempts, result,
-       round(extract(epoch FROM finished_at - created_at) * 1000, 1) AS ms_from_enqueue_to_done
-  FROM jobq.jobs WHERE id = :release_job;
-SELECT count(*) AS reserved_after FROM slots WHERE status = 'reserved';
+CREATE MATERIALIZED VIEW slots_per_doctor AS
+	SELECT doctor_id, count(*) FILTER (WHERE status = 'open') AS open_slots,
+		   count(*) FILTER (WHERE status = 'booked') AS booked_slots
+	  FROM availability_slots GROUP BY doctor_id;
+CREATE UNIQUE INDEX ON slots_per_doctor (doctor_id);
 
-\echo
-\echo '== clinic: 1,000 reminder jobs enqueued in one statement, run by 3 workers'
-SELECT count(*) AS enqueued FROM jobq.enqueue_many('sql',
-	(SELECT array_agg(jsonb_build_object('sql',
-		format('INSERT INTO reminders_sent (slot_id) VALUES (%s)', id)))
-	   FROM (SELECT id FROM slots ORDER BY id LIMIT 1000) s),
-	queue => 'reminders');
-DO $$
-BEGIN
-	FOR i IN 1..100 LOOP
-		EXIT WHEN NOT EXISTS (SELECT FROM jobq.jobs WHERE queue = 'reminders' AND status IN ('pending', 'running'));
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-END $$;
-SELECT status, count(*) AS jobs,
-       round(extract(epoch FROM max(finished_at) - min(created_at))::numeric, 2) AS seconds
-  FROM jobq.jobs WHERE queue = 'reminders' GROUP BY status;
-SELECT count(*) AS reminders_sent, count(DISTINCT slot_id) AS distinct_slots FROM reminders_sent;
+-- the SMS gateway
+\o /dev/null
+SELECT jobq.create_channel('sms', 'http',
+	jsonb_build_object('url', :'gateway' || '/ok/sms', 'fields', '{"message": "text"}'::jsonb),
+	'{"bearer_token": "demo-gateway-token"}');
+\o
 
 \echo
-\echo '== clinic: a failing job is retried with growing delays, then kept as dead'
-SELECT jobq.enqueue('sql', '{"sql": "UPDATE slots SET doctor_id = doctor_id / 0"}',
-                    max_attempts => 3) AS bad_job \gset
-DO $$
-BEGIN
-	FOR i IN 1..50 LOOP
-		EXIT WHEN EXISTS (SELECT FROM jobq.jobs WHERE status = 'dead');
-		PERFORM pg_sleep(0.1);
-	END LOOP;
-END $$;
-SELECT id, status, attempts, last_error, last_error_sqlstate FROM jobq.jobs WHERE id = :bad_job;
-\echo '   (jobq.retry(id) would run it again; the server log shows each failed attempt)'
+\echo '== clinic: the seeds'' timetable, as pg_cron jobs'
+SELECT name, schedule, kind FROM jobq.schedule_timetable('{
+	"attendance.thresholds": false, "attendance.aggregate": false, "table.archive": false,
+	"matview.refresh": {"payload": {"view": "slots_per_doctor"}}}');
+
+\echo
+\echo '== clinic: the first run of slot generation (the next 30 days)'
+SELECT jobq.run_schedule('slots.generate') AS slots_job \gset
+SELECT demo_wait() AS waited \gset
+SELECT status, result, round(extract(epoch FROM finished_at - started_at)::numeric, 2) AS seconds
+  FROM jobq.jobs WHERE id = :slots_job;
+
+-- patients book a third of the first week; some hold a reservation that has expired
+WITH s AS (
+	SELECT id, row_number() OVER (ORDER BY id) AS n FROM availability_slots
+	 WHERE starts_at < current_date + 7 AND id % 3 = 0)
+INSERT INTO appointments SELECT id, 1 + n % 5000 FROM s;
+UPDATE availability_slots SET status = 'booked' WHERE id IN (SELECT slot_id FROM appointments);
+UPDATE availability_slots SET status = 'reserved', reserved_until = now() - interval '3 minutes'
+ WHERE status = 'open' AND id % 11 = 0 AND starts_at < current_date + 14;
+UPDATE availability_slots SET status = 'reserved', reserved_until = now() + interval '10 minutes'
+ WHERE status = 'open' AND id % 13 = 0 AND starts_at < current_date + 14;
+
+\echo
+\echo '== clinic: the first run of the reservation release and the dashboard refresh'
+SELECT jobq.run_schedule('reservations.release') AS release_job,
+	   jobq.run_schedule('matview.refresh') AS refresh_job \gset
+SELECT demo_wait() AS waited \gset
+SELECT kind, status, result FROM jobq.jobs WHERE id IN (:release_job, :refresh_job) ORDER BY id;
+
+\echo
+\echo '== clinic: a reminder SMS for each appointment of tomorrow, enqueued in one statement'
+SELECT count(*) AS reminders FROM jobq.enqueue_many('sms',
+	(SELECT array_agg(jsonb_build_object('channel', 'sms', 'to', p.phone,
+		'message', format('Reminder: your appointment with doctor %s is tomorrow at %s.',
+						  s.doctor_id, to_char(s.starts_at, 'HH24:MI'))))
+	   FROM appointments a JOIN availability_slots s ON s.id = a.slot_id
+	   JOIN patients p ON p.id = a.patient_id
+	  WHERE s.starts_at >= current_date + 1 AND s.starts_at < current_date + 2));
+SELECT demo_wait() AS waited \gset
+SELECT outcome, count(*) AS deliveries, round(avg(duration_ms)::numeric, 1) AS avg_ms
+  FROM jobq.deliveries WHERE kind = 'sms' GROUP BY outcome;
