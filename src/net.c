@@ -377,7 +377,8 @@ net_wait(long timeout_ms)
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < nsockets; i++)
-		AddWaitEventToSet(set, sockets[i].events, sockets[i].fd, NULL, NULL);
+		if (sockets[i].events != 0)
+			AddWaitEventToSet(set, sockets[i].events, sockets[i].fd, NULL, NULL);
 	events = palloc(sizeof(WaitEvent) * (2 + nsockets));
 
 	/* statistics at most once a second while busy, all of them before idling */

@@ -144,10 +144,27 @@ set_state(JobqWorkerState state, int64 job_id)
 	LWLockRelease(jobq_shared->lock);
 }
 
-/* Leave the process, telling the launcher why. */
+/* Give back every job this worker holds, attempt not counted. */
+static void
+release_all(void)
+{
+	AbortOutOfAnyTransaction();
+	begin_xact();
+	jobq_queue_release_uncounted(my_token, NULL, 0);
+	CommitTransactionCommand();
+	holding_jobs = false;
+}
+
+/*
+ * Leave the process, telling the launcher why.  When asked to stop, jobs
+ * still held (the net worker's requests in flight) go back to pending,
+ * attempt not counted; when jobq is gone, so are they.
+ */
 static void
 worker_exit(JobqWorkerExit reason)
 {
+	if (reason == JOBQ_EXIT_ASKED && holding_jobs)
+		release_all();
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	me->exit_reason = reason;
 	LWLockRelease(jobq_shared->lock);
@@ -190,11 +207,7 @@ worker_release_at_exit(int code, Datum arg)
 {
 	if (!got_sigterm || !holding_jobs)
 		return;
-	AbortOutOfAnyTransaction();
-	begin_xact();
-	jobq_queue_release_uncounted(my_token, NULL, 0);
-	CommitTransactionCommand();
-	holding_jobs = false;
+	release_all();
 }
 
 /* Claim our slot, or leave if the launcher has given it away. */
