@@ -1,7 +1,8 @@
 # JobqNode: what the TAP tests share.  jobq_node() starts a node that
 # preloads jobq with room for ten workers; the test's own settings come
 # after the common ones in postgresql.conf, so they win.
-# jobq_wait_finished() waits for a job to finish.
+# jobq_wait_finished() waits for a job to finish.  jobq_psql_as() and
+# jobq_safe_as() run SQL as another role.
 
 package JobqNode;
 
@@ -13,7 +14,7 @@ use PostgreSQL::Test::Cluster;
 
 use Test::More;
 
-our @EXPORT = qw(jobq_node jobq_wait_finished);
+our @EXPORT = qw(jobq_node jobq_wait_finished jobq_psql_as jobq_safe_as);
 
 # jobq_node($name, $settings, %init_options): a started node.
 sub jobq_node
@@ -43,6 +44,34 @@ sub jobq_wait_finished
 SELECT status NOT IN ('pending', 'running') FROM jobq.jobs WHERE id = $id}),
 		"$what: the job has finished");
 	return;
+}
+
+# jobq_psql_as($node, $user, $sql): run $sql in database postgres as $user
+# (undef: the superuser), errors verbose; returns (exit code, stdout, stderr).
+sub jobq_psql_as
+{
+	my ($node, $user, $sql) = @_;
+	my ($out, $err);
+	my $connstr = $node->connstr('postgres');
+	$connstr .= " user=$user" if defined $user;
+	my $ret = $node->psql(
+		'postgres', "\\set VERBOSITY verbose\n$sql",
+		connstr => $connstr,
+		stdout => \$out,
+		stderr => \$err);
+	return ($ret, $out, $err);
+}
+
+# jobq_safe_as($node, $user, $sql): the output of $sql run as $user; one
+# test that passes when it ran without error.
+sub jobq_safe_as
+{
+	my ($node, $user, $sql) = @_;
+	my ($ret, $out, $err) = jobq_psql_as($node, $user, $sql);
+	(my $what = $sql) =~ s/\s+/ /g;
+	$what =~ s/^ | $//g;
+	is($ret, 0, ($user // 'the superuser') . " can run: $what") or diag($err);
+	return $out;
 }
 
 1;

@@ -38,29 +38,9 @@ ALTER TABLE alice_t OWNER TO alice;
 CREATE FUNCTION bob_fn(p jsonb) RETURNS jsonb LANGUAGE sql AS $$ SELECT p $$;
 });
 
-# Run $sql as $user; return (exit code, stdout, stderr).
-sub psql_as
-{
-	my ($user, $sql) = @_;
-	my ($out, $err);
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		connstr => $node->connstr('postgres') . " user=$user",
-		stdout => \$out,
-		stderr => \$err);
-	return ($ret, $out, $err);
-}
-
-# Run $sql as $user and return its output; the test fails if $sql fails.
-sub safe_as
-{
-	my ($user, $sql) = @_;
-	my ($ret, $out, $err) = psql_as($user, $sql);
-	(my $what = $sql) =~ s/\s+/ /g;
-	$what =~ s/^ | $//g;
-	is($ret, 0, "$user can run: $what") or diag($err);
-	return $out;
-}
+# Run $sql as $user: (exit code, stdout, stderr), or the output (a test).
+sub psql_as { return jobq_psql_as($node, @_) }
+sub safe_as { return jobq_safe_as($node, @_) }
 
 sub enqueue_as
 {

@@ -121,30 +121,9 @@ sub sql
 	return $node->safe_psql('postgres', $_[0]);
 }
 
-# Run $sql as $user (undef: the superuser); return (exit code, stdout, stderr).
-sub psql_as
-{
-	my ($user, $sql) = @_;
-	my ($out, $err);
-	my $connstr = $node->connstr('postgres');
-	$connstr .= " user=$user" if defined $user;
-	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
-		connstr => $connstr,
-		stdout => \$out,
-		stderr => \$err);
-	return ($ret, $out, $err);
-}
-
-# Run $sql as $user and return its output; the test fails if $sql fails.
-sub safe_as
-{
-	my ($user, $sql) = @_;
-	my ($ret, $out, $err) = psql_as($user, $sql);
-	(my $what = $sql) =~ s/\s+/ /g;
-	is($ret, 0, "$user can run: $what") or diag($err);
-	return $out;
-}
+# Run $sql as $user: (exit code, stdout, stderr), or the output (a test).
+sub psql_as { return jobq_psql_as($node, @_) }
+sub safe_as { return jobq_safe_as($node, @_) }
 
 # A JSON value as an SQL literal of type jsonb.
 sub jsonb
