@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -45,13 +46,18 @@
 PG_FUNCTION_INFO_V1(jobq_schedule);
 PG_FUNCTION_INFO_V1(jobq_unschedule);
 
-/* pg_cron's database; an error when pg_cron is not loaded. */
+/*
+ * pg_cron's database; an error when pg_cron is not loaded.  Loaded means
+ * that pg_cron defined cron.database_name: a placeholder of that name is
+ * any session's to SET, and must not send jobq elsewhere.
+ */
 static const char *
 cron_database(void)
 {
 	const char *db = GetConfigOption("cron.database_name", true, false);
 
-	if (db == NULL)
+	if (db == NULL ||
+		(GetConfigOptionFlags("cron.database_name", true) & GUC_CUSTOM_PLACEHOLDER) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("pg_cron is not loaded"),
@@ -61,7 +67,13 @@ cron_database(void)
 	return db;
 }
 
-/* Run a statement through SPI, as the bootstrap superuser unless as_caller. */
+/* pg_catalog alone, for the statements run as the superuser */
+static OverrideSearchPath catalog_only = {NIL, true, false, 0};
+
+/*
+ * Run a statement through SPI: as the caller, or else as the bootstrap
+ * superuser with a search path of pg_catalog alone.
+ */
 static void
 run_spi(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 		bool as_caller, int expected)
@@ -72,7 +84,10 @@ run_spi(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	if (!as_caller)
+	{
 		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		PushOverrideSearchPath(&catalog_only);
+	}
 	PG_TRY();
 	{
 		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
@@ -81,9 +96,32 @@ run_spi(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 	}
 	PG_FINALLY();
 	{
+		if (!as_caller)
+			PopOverrideSearchPath();
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * Whether schema cron is pg_cron's own (a member of the extension, which
+ * only a superuser can create): nobody else's function of that name is
+ * ever called as the superuser.
+ */
+#define CRON_IS_PG_CRON \
+	"SELECT EXISTS (SELECT FROM pg_catalog.pg_depend d " \
+	"JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid " \
+	"JOIN pg_catalog.pg_namespace n ON n.oid = d.objid " \
+	"WHERE e.extname = 'pg_cron' AND d.deptype = 'e' AND n.nspname = 'cron' " \
+	"AND d.classid = 'pg_catalog.pg_namespace'::pg_catalog.regclass)"
+
+static void
+not_installed(const char *cron_db)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("pg_cron is not installed in database \"%s\"", cron_db),
+			 errhint("Run CREATE EXTENSION pg_cron in database \"%s\" (cron.database_name).", cron_db)));
 }
 
 /* A text column of the first row of the last SPI result, or NULL. */
@@ -111,13 +149,9 @@ cron_exec(const char *cron_db, const char *sql, int nparams, const char *const *
 		char	   *nulls = palloc(Max(nparams, 1) + 1);
 		int			i;
 
-		run_spi("SELECT pg_catalog.to_regnamespace('cron') IS NOT NULL", 0, NULL, NULL, NULL,
-				false, SPI_OK_SELECT);
+		run_spi(CRON_IS_PG_CRON, 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
 		if (strcmp(spi_text(1), "t") != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("pg_cron is not installed in database \"%s\"", cron_db),
-					 errhint("Run CREATE EXTENSION pg_cron in database \"%s\" (cron.database_name).", cron_db)));
+			not_installed(cron_db);
 		for (i = 0; i < nparams; i++)
 		{
 			types[i] = TEXTOID;
@@ -133,8 +167,8 @@ cron_exec(const char *cron_db, const char *sql, int nparams, const char *const *
 		const char *socket_dirs = GetConfigOption("unix_socket_directories", false, false);
 		char	   *dirs = pstrdup(socket_dirs ? socket_dirs : "");
 		List	   *dir_list = NIL;
-		const char *keys[8];
-		const char *vals[8];
+		const char *keys[9];
+		const char *vals[9];
 		char		port[16];
 		PGconn	   *conn;
 		PGresult   *res;
@@ -156,8 +190,10 @@ cron_exec(const char *cron_db, const char *sql, int nparams, const char *const *
 		vals[5] = "10";
 		keys[6] = "sslmode";
 		vals[6] = "disable";
-		keys[7] = NULL;
-		vals[7] = NULL;
+		keys[7] = "options";
+		vals[7] = "-c search_path=pg_catalog";
+		keys[8] = NULL;
+		vals[8] = NULL;
 
 		conn = PQconnectdbParams(keys, vals, false);
 		if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
@@ -172,6 +208,15 @@ cron_exec(const char *cron_db, const char *sql, int nparams, const char *const *
 							 "(peer or trust), or call jobq.schedule in database \"%s\".",
 							 vals[3], cron_db)));
 		}
+		res = PQexec(conn, CRON_IS_PG_CRON);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+			strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+		{
+			PQclear(res);
+			PQfinish(conn);
+			not_installed(cron_db);
+		}
+		PQclear(res);
 		res = PQexecParams(conn, sql, nparams, NULL, (const char *const *) params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		{
@@ -251,8 +296,11 @@ jobq_schedule(PG_FUNCTION_ARGS)
 	params[3] = get_database_name(MyDatabaseId);
 	params[4] = spi_text(3);
 
+	/* a new owner: pg_cron keys jobs by name and user, so drop the old one */
 	job_id = cron_exec(cron_db,
-					   "SELECT cron.schedule_in_database($1, $2, $3, $4, $5)",
+					   "SELECT cron.schedule_in_database($1, $2, $3, $4, $5) "
+					   "FROM (SELECT count(cron.unschedule(jobid)) FROM cron.job "
+					   "      WHERE jobname = $1 AND username <> $5) AS old_owner",
 					   5, params);
 	if (job_id == NULL)
 		elog(ERROR, "cron.schedule_in_database returned no job id");
