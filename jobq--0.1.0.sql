@@ -547,7 +547,7 @@ CREATE VIEW jobq.channels WITH (security_barrier) AS
 		   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(c.secrets) AS k ORDER BY k) AS secret_names,
 		   c.created_at, c.updated_at
 	  FROM jobq._channels c
-	 WHERE jobq._granted(current_user::regrole::oid,
+	 WHERE jobq._granted((SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user),
 						 ARRAY(SELECT g.grantee FROM jobq._channel_grants g WHERE g.channel = c.name));
 COMMENT ON VIEW jobq.channels
 	IS 'the channels the current role may enqueue to: config and the names (never the values) of the secrets';
@@ -923,7 +923,7 @@ BEGIN
 			HINT = 'jobq.schedules lists the schedules of the roles you are a member of.';
 	END IF;
 	/* the job is the owner's, whoever runs the schedule (a superuser, say) */
-	IF s.owner::oid <> current_user::regrole::oid THEN
+	IF s.owner::oid <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
 		IF NOT pg_has_role(s.owner, 'USAGE') THEN
 			RAISE EXCEPTION 'schedule "%" belongs to role %', name, s.owner USING ERRCODE = 'insufficient_privilege';
 		END IF;
@@ -985,6 +985,13 @@ BEGIN
 		RAISE EXCEPTION 'schedule "%" belongs to role %', name, old_owner USING ERRCODE = 'insufficient_privilege';
 	END IF;
 	cron_job_name := format('jobq %s %s', current_database(), name);
+	IF octet_length(cron_job_name) > 63 THEN
+		RAISE EXCEPTION 'schedule name "%" is too long for pg_cron', name
+			USING ERRCODE = 'name_too_long',
+				  DETAIL = format('Its pg_cron job would be named "%s", over the 63 bytes pg_cron keeps.', cron_job_name),
+				  HINT = format('Use a name of at most %s bytes in this database.',
+								63 - octet_length(format('jobq %s ', current_database())));
+	END IF;
 	command := format('SELECT jobq.run_schedule(%L)', name);
 	owner_name := caller::regrole::text;
 	INSERT INTO jobq._schedules AS s (name, schedule, kind, payload, queue, priority, owner, cron_job_name)
@@ -1050,18 +1057,21 @@ BEGIN
 	IF jsonb_typeof(overrides) IS DISTINCT FROM 'object' THEN
 		RAISE EXCEPTION 'overrides must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	SELECT k INTO name FROM jsonb_object_keys(overrides) k WHERE NOT defaults ? k LIMIT 1;
+	SELECT k INTO name FROM jsonb_object_keys(overrides) k WHERE NOT defaults ? k ORDER BY k LIMIT 1;
 	IF name IS NOT NULL THEN
 		RAISE EXCEPTION 'the timetable has no entry "%"', name USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Its entries: ' || (SELECT string_agg(k, ', ') FROM jsonb_object_keys(defaults) k) || '.';
+			HINT = 'Its entries: ' || (SELECT string_agg(k, ', ' ORDER BY k) FROM jsonb_object_keys(defaults) k) || '.';
+	END IF;
+	/* every override is checked before anything is scheduled */
+	SELECT key INTO name FROM jsonb_each(overrides)
+	 WHERE value <> 'false' AND jsonb_typeof(value) <> 'object' ORDER BY key LIMIT 1;
+	IF name IS NOT NULL THEN
+		RAISE EXCEPTION 'the override of "%" must be false or an object', name
+			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	FOR entry IN SELECT key, value FROM jsonb_each(defaults) ORDER BY key LOOP
 		o := overrides -> entry.key;
 		CONTINUE WHEN o = 'false';
-		IF o IS NOT NULL AND jsonb_typeof(o) <> 'object' THEN
-			RAISE EXCEPTION 'the override of "%" must be false or an object', entry.key
-				USING ERRCODE = 'invalid_parameter_value';
-		END IF;
 		e := entry.value || coalesce(o, '{}');
 		IF e -> 'payload' = 'null' THEN
 			RAISE NOTICE 'timetable entry "%" left out: it needs a payload', entry.key;

@@ -46,31 +46,35 @@ SELECT status NOT IN ('pending', 'running') FROM jobq.jobs WHERE id = $id}),
 	return;
 }
 
-# jobq_psql_as($node, $user, $sql): run $sql in database postgres as $user
-# (undef: the superuser), errors verbose; returns (exit code, stdout, stderr).
+# jobq_psql_as($node, $user, $sql, $db): run $sql in database $db (default
+# postgres) as $user (undef: the superuser), errors verbose; returns (exit
+# code, stdout, stderr).
 sub jobq_psql_as
 {
-	my ($node, $user, $sql) = @_;
+	my ($node, $user, $sql, $db) = @_;
 	my ($out, $err);
-	my $connstr = $node->connstr('postgres');
+	$db //= 'postgres';
+	my $connstr = $node->connstr($db);
 	$connstr .= " user=$user" if defined $user;
 	my $ret = $node->psql(
-		'postgres', "\\set VERBOSITY verbose\n$sql",
+		$db, "\\set VERBOSITY verbose\n$sql",
 		connstr => $connstr,
 		stdout => \$out,
 		stderr => \$err);
 	return ($ret, $out, $err);
 }
 
-# jobq_safe_as($node, $user, $sql): the output of $sql run as $user; one
-# test that passes when it ran without error.
+# jobq_safe_as($node, $user, $sql, $db): the output of $sql run as $user;
+# one test that passes when it ran without error.
 sub jobq_safe_as
 {
-	my ($node, $user, $sql) = @_;
-	my ($ret, $out, $err) = jobq_psql_as($node, $user, $sql);
+	my ($node, $user, $sql, $db) = @_;
+	my ($ret, $out, $err) = jobq_psql_as($node, $user, $sql, $db);
 	(my $what = $sql) =~ s/\s+/ /g;
 	$what =~ s/^ | $//g;
-	is($ret, 0, ($user // 'the superuser') . " can run: $what") or diag($err);
+	is($ret, 0,
+		($user // 'the superuser') . ' can run' . (defined $db ? " in $db" : '') . ": $what")
+	  or diag($err);
 	return $out;
 }
 
