@@ -185,7 +185,9 @@ def attendance_thresholds(conn, payload):
     tasdiq = Decimal(str(th.get('tasdiq', 85)))
     urgent = payload.get('urgent_priority', -10)
     kind = payload['notify_kind']
-    counts = {'warning': 0, 'mahroom': 0, 'tasdiq': 0, 'notified': 0}
+    # notify_kind is a registered kind here: every flagged student is
+    # reachable, as in the job (no_contact counts only for sms and email)
+    counts = {'warning': 0, 'mahroom': 0, 'tasdiq': 0, 'notified': 0, 'no_contact': 0}
 
     cur.execute("SELECT student_id, campus_id FROM attendance_monthly"
                 " WHERE month = %s AND (%s::bigint IS NULL OR campus_id = %s) ORDER BY 1, 2",
@@ -216,7 +218,8 @@ def attendance_thresholds(conn, payload):
                         " 'rate', %s::numeric), priority => %s, job_key => %s)",
                         (kind, student_id, campus_id, month, threshold, value,
                          urgent if threshold == 'mahroom' else None,
-                         'attendance:%s:%s:%s' % (student_id, month.strftime('%Y-%m'), threshold)))
+                         'attendance:%s:%s:%s:%s' % (kind, student_id, month.strftime('%Y-%m'),
+                                                     threshold)))
             job_id = cur.fetchone()[0]
             cur.execute("INSERT INTO attendance_notices"
                         " (student_id, campus_id, month, threshold, rate, job_id)"
