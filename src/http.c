@@ -245,14 +245,13 @@ parse_url(const char *url, char **scheme, char **host, long *port)
 	return u;
 }
 
-/* The URL for errors and the log: scheme://host[:port]/path, nothing else. */
+/*
+ * The URL for errors and the log, from a parse_url handle and its scheme and
+ * host: scheme://host[:port]/path, nothing else.
+ */
 static char *
-url_for_log(const char *url)
+url_for_log(CURLU *u, const char *scheme, const char *host)
 {
-	char	   *scheme;
-	char	   *host;
-	long		port;
-	CURLU	   *u = parse_url(url, &scheme, &host, &port);
 	char	   *explicit_port = NULL;
 	char	   *path = NULL;
 	char	   *result;
@@ -264,7 +263,6 @@ url_for_log(const char *url)
 					  path ? path : "/");
 	curl_free(explicit_port);
 	curl_free(path);
-	curl_url_cleanup(u);
 	return result;
 }
 
@@ -303,10 +301,13 @@ jobq_http_check_request(Jsonb *request)
 	char	   *host;
 	long		port;
 	CURLU	   *u;
+	char	   *hostless = NULL;	/* the URL to show when it names no host */
 
 	if (url == NULL || type == NULL)
 		elog(ERROR, "jobq._net_request returned a request without url or type");
 	u = parse_url(url, &scheme, &host, &port);
+	if (host[0] == '\0')
+		hostless = url_for_log(u, scheme, host);
 	curl_url_cleanup(u);
 
 	if (smtp ? (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0)
@@ -315,10 +316,10 @@ jobq_http_check_request(Jsonb *request)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("only %s URLs may be requested, not \"%s\"",
 						smtp ? "smtp and smtps" : "http and https", scheme)));
-	if (host[0] == '\0')
+	if (hostless != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the URL \"%s\" names no host", url_for_log(url))));
+				 errmsg("the URL \"%s\" names no host", hostless)));
 	if (req_bool(request, "payload_url") && !host_allowed(host, port))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -462,11 +463,11 @@ jobq_http_prepare(const JobqJob *job, Jsonb *req, MemoryContext parent)
 	t->http_kind = strcmp(job->kind, "http") == 0;
 	t->channel = req_text(req, "channel");
 	t->recipient = req_text(req, "recipient");
-	t->log_url = url_for_log(url);
+	u = parse_url(url, &scheme, &host, &port);
+	t->log_url = url_for_log(u, scheme, host);
+	curl_url_cleanup(u);
 	t->response_cap = (size_t) jobq_http_max_response_size * 1024;
 	initStringInfo(&t->response);
-	u = parse_url(url, &scheme, &host, &port);
-	curl_url_cleanup(u);
 
 	t->easy = curl_easy_init();
 	if (t->easy == NULL)
@@ -637,6 +638,19 @@ clean_text(const char *data, size_t len, size_t max_chars)
 	return out.data;
 }
 
+/* A delivery log row of an attempt of job, with the error of out if any. */
+static void
+delivery_of(JobqDelivery *dl, const JobqJob *job, const JobqOutcome *out)
+{
+	memset(dl, 0, sizeof(*dl));
+	dl->job_id = job->id;
+	dl->attempt = job->attempts;
+	dl->kind = job->kind;
+	dl->owner = job->owner;
+	dl->error = out->message;
+	dl->error_sqlstate = out->sqlstate;
+}
+
 /* curl errors that another attempt cannot cure */
 static bool
 curl_error_final(CURLcode rc)
@@ -733,18 +747,13 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 
 	INSTR_TIME_SET_CURRENT(elapsed);
 	INSTR_TIME_SUBTRACT(elapsed, t->start);
-	dl->job_id = t->job.id;
-	dl->attempt = t->job.attempts;
-	dl->kind = t->job.kind;
-	dl->owner = t->job.owner;
+	delivery_of(dl, &t->job, out);
 	dl->channel = t->channel;
 	dl->recipient = t->recipient;
 	dl->url = t->log_url;
 	dl->status_code = (int32) code;
 	dl->outcome = out->ok ? "delivered" :
 		(res->final || t->job.attempts >= t->job.max_attempts) ? "failed" : "retry";
-	dl->error = out->message;
-	dl->error_sqlstate = out->sqlstate;
 	dl->response = response ? clean_text(response, strlen(response), RESPONSE_IN_LOG) : NULL;
 	dl->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
 	dl->started_at = t->started_at;
@@ -756,14 +765,8 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 void
 jobq_http_failed_before_start(const JobqJob *job, const JobqOutcome *out, JobqDelivery *dl)
 {
-	memset(dl, 0, sizeof(*dl));
-	dl->job_id = job->id;
-	dl->attempt = job->attempts;
-	dl->kind = job->kind;
-	dl->owner = job->owner;
+	delivery_of(dl, job, out);
 	dl->outcome = "failed";
-	dl->error = out->message;
-	dl->error_sqlstate = out->sqlstate;
 	dl->started_at = GetCurrentTimestamp();
 	dl->finished_at = dl->started_at;
 }
