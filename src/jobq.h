@@ -150,6 +150,16 @@ extern void jobq_utility_install(void);
 
 /* ---- queue.c: every SPI statement of jobq ---- */
 
+/* The caller's identity while jobq runs a statement as the bootstrap superuser. */
+typedef struct JobqSuperuser
+{
+	Oid			save_userid;
+	int			save_sec_context;
+} JobqSuperuser;
+
+extern void jobq_superuser_begin(JobqSuperuser *su);
+extern void jobq_superuser_end(const JobqSuperuser *su);
+
 /* A kind as stored in jobq._kinds. */
 typedef struct JobqKind
 {

@@ -56,8 +56,7 @@
 
 typedef struct QueueCall
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	JobqSuperuser su;
 	bool		pushed_snapshot;
 	MemoryContext caller_cxt;
 } QueueCall;
@@ -101,16 +100,34 @@ static bool kind_callback_registered = false;
 static void kinds_changed(void);
 
 /*
+ * Become the bootstrap superuser with a search path of pg_catalog alone,
+ * whatever the caller's role and path; jobq_superuser_end goes back.  For
+ * every statement jobq runs on its own behalf (here and in schedule.c).
+ */
+void
+jobq_superuser_begin(JobqSuperuser *su)
+{
+	GetUserIdAndSecContext(&su->save_userid, &su->save_sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   su->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	PushOverrideSearchPath(&catalog_only);
+}
+
+void
+jobq_superuser_end(const JobqSuperuser *su)
+{
+	PopOverrideSearchPath();
+	SetUserIdAndSecContext(su->save_userid, su->save_sec_context);
+}
+
+/*
  * Connect to SPI as the bootstrap superuser with a safe search_path.
  */
 static void
 queue_begin(QueueCall *qc)
 {
 	qc->caller_cxt = CurrentMemoryContext;
-	GetUserIdAndSecContext(&qc->save_userid, &qc->save_sec_context);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   qc->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	PushOverrideSearchPath(&catalog_only);
+	jobq_superuser_begin(&qc->su);
 	/* a worker's own transactions have no snapshot yet */
 	qc->pushed_snapshot = !ActiveSnapshotSet();
 	if (qc->pushed_snapshot)
@@ -126,8 +143,7 @@ queue_end(QueueCall *qc)
 		elog(ERROR, "SPI_finish failed");
 	if (qc->pushed_snapshot)
 		PopActiveSnapshot();
-	PopOverrideSearchPath();
-	SetUserIdAndSecContext(qc->save_userid, qc->save_sec_context);
+	jobq_superuser_end(&qc->su);
 	MemoryContextSwitchTo(qc->caller_cxt);
 }
 

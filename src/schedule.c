@@ -26,7 +26,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -67,9 +66,6 @@ cron_database(void)
 	return db;
 }
 
-/* pg_catalog alone, for the statements run as the superuser */
-static OverrideSearchPath catalog_only = {NIL, true, false, 0};
-
 /*
  * Run a statement through SPI: as the caller, or else as the bootstrap
  * superuser with a search path of pg_catalog alone.
@@ -78,16 +74,11 @@ static void
 run_spi(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 		bool as_caller, int expected)
 {
-	Oid			save_userid;
-	int			save_sec;
+	JobqSuperuser su;
 	int			rc;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec);
 	if (!as_caller)
-	{
-		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		PushOverrideSearchPath(&catalog_only);
-	}
+		jobq_superuser_begin(&su);
 	PG_TRY();
 	{
 		rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
@@ -97,8 +88,7 @@ run_spi(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 	PG_FINALLY();
 	{
 		if (!as_caller)
-			PopOverrideSearchPath();
-		SetUserIdAndSecContext(save_userid, save_sec);
+			jobq_superuser_end(&su);
 	}
 	PG_END_TRY();
 }
