@@ -2,10 +2,6 @@
 -- appointment slots generated for the next 30 days, reservations that
 -- expire, reminder SMS through a gateway, a dashboard view; the seeds'
 -- timetable installed with pg_cron.  psql variable: gateway (base URL).
-\set ON_ERROR_STOP on
-SET client_min_messages = warning;
-CREATE EXTENSION jobq;
-\i examples/seed_schema.sql
 \i tools/demo_common.sql
 SELECT setseed(0.42) AS seed \gset
 
@@ -36,12 +32,6 @@ CREATE MATERIALIZED VIEW slots_per_doctor AS
 	  FROM availability_slots GROUP BY doctor_id;
 CREATE UNIQUE INDEX ON slots_per_doctor (doctor_id);
 
--- the SMS gateway
-\o /dev/null
-SELECT jobq.create_channel('sms', 'http',
-	jsonb_build_object('url', :'gateway' || '/ok/sms', 'fields', '{"message": "text"}'::jsonb),
-	'{"bearer_token": "demo-gateway-token"}');
-\o
 
 \echo
 \echo '== clinic: the seeds'' timetable, as pg_cron jobs'

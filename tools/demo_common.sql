@@ -1,6 +1,18 @@
--- Shared by the demo databases: demo_wait() waits until no job is running
--- and none is pending and due (at most timeout_s seconds); returns the
--- seconds waited.
+-- Shared by the demo databases (psql variable gateway: the stand-in
+-- gateway's base URL): jobq and the job pack's tables, the SMS gateway's
+-- channel, and demo_wait(), which waits until no job is running and none is
+-- pending and due (at most timeout_s seconds) and returns the seconds waited.
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+CREATE EXTENSION jobq;
+\i examples/seed_schema.sql
+
+\o /dev/null
+SELECT jobq.create_channel('sms', 'http',
+	jsonb_build_object('url', :'gateway' || '/ok/sms', 'fields', '{"message": "text"}'::jsonb),
+	'{"bearer_token": "demo-gateway-token"}');
+\o
+
 CREATE FUNCTION demo_wait(timeout_s integer DEFAULT 60) RETURNS numeric
 LANGUAGE plpgsql AS $$
 DECLARE

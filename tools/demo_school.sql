@@ -3,10 +3,6 @@
 -- their guardians through the SMS gateway, a report mailed through the
 -- e-mail gateway, and a job that tries to read what its role may not.
 -- psql variable: gateway (base URL).
-\set ON_ERROR_STOP on
-SET client_min_messages = warning;
-CREATE EXTENSION jobq;
-\i examples/seed_schema.sql
 \i tools/demo_common.sql
 SELECT setseed(0.17) AS seed \gset
 
@@ -38,9 +34,6 @@ CREATE MATERIALIZED VIEW campus_dashboard AS
 CREATE UNIQUE INDEX ON campus_dashboard (campus_id, month);
 
 \o /dev/null
-SELECT jobq.create_channel('sms', 'http',
-	jsonb_build_object('url', :'gateway' || '/ok/sms', 'fields', '{"message": "text"}'::jsonb),
-	'{"bearer_token": "demo-gateway-token"}');
 SELECT jobq.create_channel('mail', 'http',
 	jsonb_build_object('url', :'gateway' || '/ok/email', 'from', 'School <noreply@school.example>'),
 	'{"headers": {"X-Api-Key": "demo-mail-key"}}');
