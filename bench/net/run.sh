@@ -19,37 +19,20 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
+. "$ROOT/bench/lib.sh"
 DIR=/tmp/jobq-bench-net
 PY=/usr/bin/python3
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "run.sh: run this as root (it starts a server as postgres)" >&2
-	exit 1
-fi
-if [ ! -f "$("$PG_BIN/pg_config" --sharedir)/extension/jobq.control" ]; then
-	echo "run.sh: jobq is not installed; run 'make install' in $ROOT first" >&2
-	exit 1
-fi
+require_root "it starts a server as postgres"
+require_jobq "$ROOT"
 
-as_pg() { runuser -u postgres -- "$@"; }
-
-if [ -d "$DIR" ]; then
-	[ -f "$DIR/data/postmaster.pid" ] &&
-		as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
-	rm -rf "$DIR"
-fi
-PORT=5496
-while [ -e "/tmp/.s.PGSQL.$PORT" ] || ss -Hltn "sport = :$PORT" | grep -q .; do
-	PORT=$((PORT + 1))
-done
+remove_stale_cluster "$DIR"
+PORT=$(free_port 5496)
 
 SERVER_PID=
 cleanup() {
 	[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
-	if [ -f "$DIR/data/postmaster.pid" ]; then
-		as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 || true
-	fi
+	stop_cluster "$DIR"
 	rm -rf "$DIR"
 }
 trap cleanup EXIT INT TERM

@@ -19,15 +19,12 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
+. "$ROOT/bench/lib.sh"
 DIR=/tmp/jobq-bench-seed
 PY=/usr/bin/python3
 REPS=${REPS:-3}
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "run.sh: run this as root (it installs packages and starts a server as postgres)" >&2
-	exit 1
-fi
+require_root "it installs packages and starts a server as postgres"
 
 if ! "$PY" -c 'import psycopg2' 2>/dev/null; then
 	echo "== installing python3-psycopg2"
@@ -35,25 +32,11 @@ if ! "$PY" -c 'import psycopg2' 2>/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-psycopg2 >/dev/null
 fi
 
-if [ ! -f "$("$PG_BIN/pg_config" --sharedir)/extension/jobq.control" ]; then
-	echo "run.sh: jobq is not installed; run 'make install' in $ROOT first" >&2
-	exit 1
-fi
-
-as_pg() { runuser -u postgres -- "$@"; }
+require_jobq "$ROOT"
 
 # A stale cluster of an earlier run that was killed hard: stop and remove it.
-if [ -d "$DIR" ]; then
-	if [ -f "$DIR/data/postmaster.pid" ]; then
-		as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
-	fi
-	rm -rf "$DIR"
-fi
-
-PORT=5498
-while [ -e "/tmp/.s.PGSQL.$PORT" ] || ss -Hltn "sport = :$PORT" | grep -q .; do
-	PORT=$((PORT + 1))
-done
+remove_stale_cluster "$DIR"
+PORT=$(free_port 5498)
 
 cleanup() {
 	local rc=$?
@@ -61,9 +44,7 @@ cleanup() {
 		echo "== cluster kept: psql -h $DIR -p $PORT -U postgres bench"
 		return
 	fi
-	if [ -f "$DIR/data/postmaster.pid" ]; then
-		as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" -m fast stop >/dev/null 2>&1 || true
-	fi
+	stop_cluster "$DIR"
 	if [ $rc -ne 0 ] && [ -f "$DIR/server.log" ]; then
 		echo "== last lines of the server log" >&2
 		tail -n 30 "$DIR/server.log" >&2 || true
