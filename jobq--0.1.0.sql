@@ -51,9 +51,12 @@ COMMENT ON INDEX jobq._queue_due_idx IS 'when the next pending job is due, for i
 CREATE UNIQUE INDEX _queue_key_idx ON jobq._queue (owner, job_key)
 	WHERE job_key IS NOT NULL;
 COMMENT ON INDEX jobq._queue_key_idx IS 'one live job per owner and job_key';
-CREATE INDEX _queue_running_idx ON jobq._queue (locked_by)
-	WHERE status = 'running';
-COMMENT ON INDEX jobq._queue_running_idx IS 'running jobs by the worker that claimed them';
+/*
+ * No index on locked_by: a claim would have to add an entry to it for every
+ * job it claims.  Workers give back their own jobs by id (the primary key);
+ * only shutdown and the reaping of orphans look for running jobs by token,
+ * and they read the table, which holds little but the backlog.
+ */
 
 ALTER TABLE jobq._queue SET (
 	fillfactor = 80,

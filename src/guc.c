@@ -28,6 +28,7 @@ int			jobq_retry_max_delay = 3600 * 1000;
 int			jobq_retention = 86400;
 int			jobq_dead_retention = 30 * 86400;
 int			jobq_prune_interval = 60;
+int			jobq_vacuum_threshold = 10000;
 int			jobq_http_max_in_flight = 50;
 int			jobq_http_timeout = 30000;
 int			jobq_http_connect_timeout = 10000;
@@ -111,6 +112,12 @@ jobq_guc_define(void)
 							NULL,
 							&jobq_prune_interval, 60, 1, 86400,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.vacuum_threshold",
+							"Jobs finished in a database after which a worker vacuums jobq._queue.",
+							"At most once a second.  Zero leaves the table to autovacuum.",
+							&jobq_vacuum_threshold, 10000, 0, INT_MAX,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("jobq.http_max_in_flight",
 							"Network requests (http, email, sms, webhook jobs) in flight at once in each database.",

@@ -32,6 +32,7 @@ extern int	jobq_retry_max_delay;
 extern int	jobq_retention;
 extern int	jobq_dead_retention;
 extern int	jobq_prune_interval;
+extern int	jobq_vacuum_threshold;
 extern int	jobq_http_max_in_flight;
 extern int	jobq_http_timeout;
 extern int	jobq_http_connect_timeout;
@@ -53,7 +54,8 @@ typedef enum JobqWorkerState
 	JOBQ_WORKER_STARTING,
 	JOBQ_WORKER_IDLE,
 	JOBQ_WORKER_CLAIMING,
-	JOBQ_WORKER_RUNNING
+	JOBQ_WORKER_RUNNING,
+	JOBQ_WORKER_VACUUMING
 } JobqWorkerState;
 
 /* Why a worker ended, as it tells the launcher. */
@@ -100,6 +102,8 @@ typedef struct JobqShared
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	int32		boot_id;		/* differs at each shared memory reset */
+	bool		after_crash;	/* this shared memory replaced a crashed one */
+	TimestampTz durable_claims_until;	/* set by the launcher after a crash */
 	uint32		next_token;
 	bool		rescan_all;		/* probe every database again */
 	int			nprobe_requests;
@@ -118,6 +122,8 @@ extern JobqShared *jobq_shared;
 #define JOBQ_TOKEN(boot_id, counter) (((int64) (boot_id) << 32) | (uint32) (counter))
 
 extern void jobq_shmem_request(void);
+extern bool jobq_shmem_durable_claims(void);
+extern void jobq_shmem_start_durable_claims(void);
 extern bool jobq_shmem_available(void);
 extern int64 jobq_shmem_next_token(void);
 extern void jobq_shmem_wake_on_commit(bool net);

@@ -552,6 +552,7 @@ jobq_launcher_main(Datum main_arg)
 	on_shmem_exit(launcher_detach, (Datum) 0);
 
 	ereport(LOG, (errmsg("jobq launcher started")));
+	jobq_shmem_start_durable_claims();
 
 	for (;;)
 	{

@@ -37,6 +37,8 @@ state_name(JobqWorkerState state)
 			return "claiming";
 		case JOBQ_WORKER_RUNNING:
 			return "running";
+		case JOBQ_WORKER_VACUUMING:
+			return "vacuuming";
 	}
 	return "unknown";
 }

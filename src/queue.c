@@ -76,6 +76,7 @@ static SPIPlanPtr plan_succeed_drop = NULL;
 static SPIPlanPtr plan_fail_retry = NULL;
 static SPIPlanPtr plan_fail_final = NULL;
 static SPIPlanPtr plan_release = NULL;
+static SPIPlanPtr plan_release_all = NULL;
 static SPIPlanPtr plan_reap_final = NULL;
 static SPIPlanPtr plan_reap_retry = NULL;
 static SPIPlanPtr plan_next_due = NULL;
@@ -573,8 +574,9 @@ job_order(const void *a, const void *b)
  * Claim up to batch_size ready jobs of a lane for the worker holding token:
  * mark them running and count the attempt.  The rows are locked (SKIP LOCKED) by the
  * inner query, so their ctids stay valid for the update of the same
- * statement: a TID scan, not one primary-key lookup per job.  The caller commits at once, so the
- * attempt is durable before any handler runs.  Returns the jobs in claim
+ * statement: a TID scan, not one primary-key lookup per job.  The caller
+ * commits at once, before any handler runs (a SQL worker without waiting
+ * for the flush: see jobq_shmem_durable_claims).  Returns the jobs in claim
  * order.
  */
 int
@@ -745,15 +747,19 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 		nulls[1] = 'n';
 	else
 		values[1] = int8_array(ids, nids);
+#define RELEASE_STATEMENT(which) \
+	"UPDATE jobq._queue SET status = 'pending', " \
+	"attempts = greatest(attempts - 1, 0), locked_by = NULL, " \
+	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1"
+
 	queue_begin(&qc);
-	execute(prepare(&plan_release,
-					"UPDATE jobq._queue SET status = 'pending', "
-					"attempts = greatest(attempts - 1, 0), locked_by = NULL, "
-					"worker_pid = NULL "
-					"WHERE status = 'running' AND locked_by = $1 "
-					"AND ($2 IS NULL OR id = ANY ($2))",
-					2, types),
-			values, nulls, SPI_OK_UPDATE);
+	/* two plans: by id through the primary key, or all of the token's */
+	if (ids != NULL)
+		execute(prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
+				values, nulls, SPI_OK_UPDATE);
+	else
+		execute(prepare(&plan_release_all, RELEASE_STATEMENT("$2 IS NULL"), 2, types),
+				values, nulls, SPI_OK_UPDATE);
 	queue_end(&qc);
 }
 

@@ -78,6 +78,12 @@ shmem_startup(void)
 		/* 31 bits, so that tokens stay positive */
 		jobq_shared->boot_id = (int32) (r & 0x7fffffff);
 		jobq_shared->next_token = 1;
+
+		/*
+		 * The postmaster notes its start time after it first creates shared
+		 * memory: set already, it is re-creating it after a crash.
+		 */
+		jobq_shared->after_crash = (PgStartTime != 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -90,6 +96,57 @@ jobq_shmem_request(void)
 	shmem_request_hook = shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = shmem_startup;
+}
+
+/*
+ * After a crash, the launcher makes claims commit synchronously for
+ * DURABLE_CLAIMS_MS from its start (see jobq_shmem_durable_claims).
+ */
+#define DURABLE_CLAIMS_MS (60 * 1000)
+
+void
+jobq_shmem_start_durable_claims(void)
+{
+	TimestampTz until;
+
+	if (!jobq_shared->after_crash)
+		return;
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DURABLE_CLAIMS_MS);
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	if (jobq_shared->durable_claims_until != 0)
+		until = 0;				/* a restarted launcher: the window is set */
+	else
+		jobq_shared->durable_claims_until = until;
+	LWLockRelease(jobq_shared->lock);
+	if (until != 0)
+		ereport(LOG,
+				(errmsg("jobq: the server restarted after a crash; claims commit synchronously until %s",
+						timestamptz_to_str(until))));
+}
+
+/*
+ * Whether a SQL worker's claim must be durable before its jobs run.
+ *
+ * Normally it need not be: the claim's commit record precedes the run
+ * transaction's in the WAL, so the flush that makes a job's effects and
+ * completion durable makes its claim durable too, and a claim lost in a
+ * crash before that only leaves the job pending, as if never claimed.  What
+ * a lost claim loses is the counted attempt, and a job that crashes the
+ * server within the WAL writer's delay of its claim would run again and
+ * again.  So for a minute after a crash restart claims are durable, and
+ * such a job's attempts add up until it is dead.
+ */
+bool
+jobq_shmem_durable_claims(void)
+{
+	TimestampTz until;
+
+	if (!jobq_shared->after_crash)
+		return false;
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	until = jobq_shared->durable_claims_until;
+	LWLockRelease(jobq_shared->lock);
+	return until == 0 || GetCurrentTimestamp() < until;
 }
 
 /* Whether this backend has jobq's shared memory (the library was preloaded). */

@@ -5,7 +5,10 @@
  *
  * Transactions of one round:
  *	 1. claim: mark up to jobq.batch_size ready jobs running and count their
- *		attempt; commit.  The attempt is durable before a handler runs.
+ *		attempt; commit without waiting for the WAL flush (synchronous_commit
+ *		off for this transaction; see jobq_shmem_durable_claims): the run
+ *		transaction's commit flushes the claim too.  For a minute after a
+ *		crash restart the claim is durable before a handler runs.
  *	 2. run: one transaction for the batch, or several: a transaction ends
  *		after 60 jobs that wrote (see run_chunk); each job in a
  *		subtransaction of its own, as its owner, with its timeout armed; its
@@ -41,7 +44,10 @@
 #include "commands/extension.h"
 #include "commands/prepare.h"
 #include "commands/trigger.h"
+#include "commands/vacuum.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_node.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -69,6 +75,8 @@ static Oid	my_dboid = InvalidOid;
 static MemoryContext worker_cxt = NULL;
 static MemoryContext batch_cxt = NULL;
 static TimestampTz last_prune = 0;
+static TimestampTz last_vacuum = 0;
+static uint64 finished_at_vacuum = 0;
 static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
 static int64 current_job_id = 0;	/* the job whose handler runs, or 0 */
 
@@ -293,6 +301,83 @@ maybe_prune(void)
 		commit_xact();
 		CHECK_FOR_INTERRUPTS();
 	} while (n >= 10000);
+}
+
+/* Jobs the database's SQL workers have finished (succeeded or failed). */
+static uint64
+finished_in_database(void)
+{
+	uint64		n = 0;
+
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	for (int i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (w->in_use && w->dboid == my_dboid && !w->net)
+			n += w->jobs_succeeded + w->jobs_failed;
+	}
+	LWLockRelease(jobq_shared->lock);
+	return n;
+}
+
+/*
+ * Worker 0 of each database vacuums jobq._queue once jobq.vacuum_threshold
+ * jobs have finished since its last vacuum, at most once a second.  Each
+ * job leaves two dead rows there (its claim's old version and, when it
+ * finishes, the row itself); autovacuum looks at most once a
+ * autovacuum_naptime, long enough for a busy queue to grow by millions of
+ * dead rows that every claim then steps over.  Vacuuming a table that holds
+ * little but the backlog takes milliseconds.
+ *
+ * Returns how long until a vacuum that waits only for that second is due
+ * (the worker sleeps no longer: the last jobs of a burst leave their dead
+ * rows too), else -1.
+ *
+ * VACUUM runs as a top-level command would: it commits the transaction it
+ * is given, runs its own, and leaves a new one open for us to commit.
+ */
+static long
+maybe_vacuum(void)
+{
+	TimestampTz now;
+	TimestampTz due;
+	uint64		finished;
+	VacuumStmt *stmt;
+
+	if (me->number != 0 || jobq_vacuum_threshold == 0)
+		return -1;
+	finished = finished_in_database();
+	if (finished < finished_at_vacuum)
+		finished_at_vacuum = 0; /* a worker restarted: its count did too */
+	if (finished - finished_at_vacuum < (uint64) jobq_vacuum_threshold)
+		return -1;
+	now = GetCurrentTimestamp();
+	due = TimestampTzPlusMilliseconds(last_vacuum, 1000);
+	if (now < due)
+	{
+		long		secs;
+		int			usecs;
+
+		/* not yet: the caller sleeps no longer than this */
+		TimestampDifference(now, due, &secs, &usecs);
+		return secs * 1000 + usecs / 1000 + 1;
+	}
+	last_vacuum = now;
+	finished_at_vacuum = finished;
+
+	set_state(JOBQ_WORKER_VACUUMING, 0);
+	pgstat_report_activity(STATE_RUNNING, "VACUUM jobq._queue");
+	begin_xact();
+	stmt = makeNode(VacuumStmt);
+	stmt->is_vacuumcmd = true;
+	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("jobq", "_queue", -1),
+											   InvalidOid, NIL));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ExecVacuum(make_parsestate(NULL), stmt, true);
+	commit_xact();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return -1;
 }
 
 /*
@@ -607,6 +692,9 @@ worker_round(uint64 *seq)
 	n = jobq_queue_claim(my_token, false, claim_size, &jobs);
 	if (n == 0)
 		due = jobq_queue_next_due(false);
+	else if (!jobq_shmem_durable_claims())
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 
@@ -838,14 +926,18 @@ jobq_worker_main(Datum main_arg)
 	{
 		uint64		seq = 0;
 		long		sleep_ms = 0;
+		long		vacuum_ms = -1;
 
 		jobq_worker_check_stop();
 
 		PG_TRY();
 		{
 			maybe_prune();
+			vacuum_ms = maybe_vacuum();
 			MemoryContextSwitchTo(worker_cxt);
 			sleep_ms = worker_round(&seq);
+			if (vacuum_ms >= 0 && sleep_ms > vacuum_ms)
+				sleep_ms = vacuum_ms;
 		}
 		PG_CATCH();
 		{

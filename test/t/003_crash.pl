@@ -5,6 +5,8 @@
 #     job with attempts left runs again and succeeds.
 # (b) 1,000 jobs survive two immediate restarts while they run: every job
 #     succeeds once and its effects are committed once.
+# (a2) after a crash restart claims are durable before their jobs run (for
+#     a minute): a job killed at once still has its attempt counted.
 # (c) fast shutdown with a running job: the job is pending again and the
 #     interrupted attempt is not counted.
 
@@ -71,6 +73,11 @@ SELECT backend_type, wait_event FROM pg_stat_activity WHERE pid = $pid}),
 	'jobq worker|PgSleep',
 	'jobq.jobs.worker_pid is the worker running the job');
 
+# A claim commits without waiting for its WAL flush; any later synchronous
+# commit flushes it (as the run transaction's commit would).  Make sure it
+# is durable before the crash, so that the attempt is counted.
+$node->safe_psql('postgres', 'SELECT txid_current()');
+
 my $log_offset = -s $node->logfile;
 ok(kill('KILL', $pid), "kill -9 the worker $pid");
 
@@ -107,6 +114,39 @@ is( $node->safe_psql(
 is($node->safe_psql('postgres', 'SELECT * FROM marks'),
 	'crash-b|2|57P02',
 	'the job went back to pending with 57P02, then ran once to completion');
+
+# ---------------------------------------------------------------------
+# (a2) for a minute after a crash restart, claims are durable at once
+# ---------------------------------------------------------------------
+
+ok( $node->log_contains(
+		qr/jobq: the server restarted after a crash; claims commit synchronously until/,
+		$log_offset),
+	'after the crash the launcher says claims commit synchronously for a while');
+
+# Killed as soon as it is seen running, with nothing else committed in
+# between: the attempt is counted only because the claim was flushed before
+# the job started.  A job that crashes the server each time it runs ends
+# dead instead of running for ever.
+my $d_id = $node->safe_psql('postgres',
+	q{SELECT jobq.enqueue('sql', '{"sql": "SELECT pg_sleep(300)"}', max_attempts => 1)});
+ok( $node->poll_query_until(
+		'postgres', qq{
+SELECT count(*) FROM jobq.jobs j JOIN pg_stat_activity a ON a.pid = j.worker_pid
+ WHERE j.id = $d_id AND a.wait_event = 'PgSleep'}, '1'),
+	'the job runs');
+$pid = $node->safe_psql('postgres',
+	"SELECT worker_pid FROM jobq.jobs WHERE id = $d_id");
+$log_offset = -s $node->logfile;
+ok(kill('KILL', $pid), "kill -9 the worker $pid at once");
+ok( $node->poll_query_until(
+		'postgres',
+		"SELECT status || '|' || attempts || '|' || last_error_sqlstate FROM jobq.jobs WHERE id = $d_id",
+		'dead|1|57P02'),
+	'the claim was durable: the attempt counted, the job is dead with 57P02');
+ok( $node->log_contains(
+		qr/all server processes terminated; reinitializing/, $log_offset),
+	'the postmaster restarted after the second crash');
 
 # ---------------------------------------------------------------------
 # (b) 1,000 jobs and two immediate restarts
