@@ -421,6 +421,52 @@ async function singleRun(sys) {
 	return rate;
 }
 
+// The floors, measured in jobq's database on a table of its own: a plain
+// INSERT of a job-like row, one statement per call from one connection, as
+// fast as it goes (the floor of a single enqueue) and paced at RATE into an
+// idle server (the part of a pickup latency that is the enqueue's own round
+// trip and commit).
+const FLOOR_TABLE = `CREATE TABLE IF NOT EXISTS public.plain_jobs (
+	id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, kind text NOT NULL,
+	payload jsonb NOT NULL, run_at timestamptz NOT NULL DEFAULT now())`;
+const plainInsert = (i) => ({
+	name: 'plain-insert',
+	text: 'INSERT INTO public.plain_jobs (kind, payload) VALUES ($1, $2::jsonb)',
+	values: ['noop', JSON.stringify({ i })],
+});
+
+async function floorSingleRun() {
+	const db = DB.jobq;
+	await q(db, FLOOR_TABLE);
+	await q(db, 'TRUNCATE public.plain_jobs');
+	await checkpoint();
+	const t0 = performance.now();
+	for (let i = 1; i <= CFG.single; i++)
+		await q(db, plainInsert(i));
+	return CFG.single / ((performance.now() - t0) / 1000);
+}
+
+async function floorPickupRun() {
+	const db = DB.jobq;
+	await q(db, FLOOR_TABLE);
+	await q(db, 'TRUNCATE public.plain_jobs');
+	await checkpoint();
+	await sleep(1000);
+	const lat = [];
+	const period = 1000 / CFG.rate;
+	const start = performance.now() + 100;
+	for (let i = 1; i <= CFG.pickup; i++) {
+		const wait = start + (i - 1) * period - performance.now();
+		if (wait > 0)
+			await sleep(wait);
+		const a = performance.now();
+		await q(db, plainInsert(i));
+		lat.push(performance.now() - a);
+	}
+	lat.sort((a, b) => a - b);
+	return lat[Math.ceil(0.5 * lat.length) - 1];
+}
+
 async function pickupRun(sys) {
 	await sys.clean();
 	await q(sys.db, 'TRUNCATE public.pickups');
@@ -665,6 +711,10 @@ async function main() {
 		const W = (n) => `${n} workers`;
 		if (want('enqueue')) {
 			record({ scenario: 'enqueue, single calls from one connection', unit: 'jobs/s', sync, workers: 'workers stopped', values: single });
+			log(`floor: ${CFG.single} plain INSERTs`);
+			const floor = await floorSingleRun();
+			record({ scenario: 'floor: plain INSERT of a job-like row (kind, jsonb, identity key), single calls from one connection (one figure for the cluster)', unit: 'rows/s', sync, workers: '—', values: { jobq: floor } });
+			record({ scenario: 'single enqueue: time per call ÷ the plain INSERT\'s', unit: '×', sync, workers: 'workers stopped', values: Object.fromEntries(SYSTEMS.map((s) => [s, floor / single[s]])), noRatio: true, lowerIsBetter: true });
 		}
 		if (want('drain')) {
 			const avg = Object.fromEntries(Object.entries(bulk).map(([s, a]) => [s, a.reduce((x, y) => x + y, 0) / a.length]));
@@ -683,6 +733,8 @@ async function main() {
 		if (want('pickup')) {
 			for (const p of ['p50', 'p99', 'max'])
 				record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s)`, unit: 'ms', sync, workers: W(CFG.pickupWorkers), values: Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), lowerIsBetter: true });
+			log(`floor: ${CFG.pickup} plain INSERTs at ${CFG.rate}/s`);
+			record({ scenario: `floor: round trip of a plain INSERT of a job-like row at ${CFG.rate}/s into an idle server, p50 (the enqueue's own share of a pickup latency; one figure for the cluster)`, unit: 'ms', sync, workers: '—', values: { jobq: await floorPickupRun() }, lowerIsBetter: true });
 		}
 		if (want('ceiling')) {
 			for (const n of CFG.workers) {
