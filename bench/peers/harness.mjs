@@ -349,6 +349,8 @@ function fmt(v, unit) {
 		return `${v.toFixed(0)} %`;
 	if (unit === 'MiB')
 		return v.toFixed(1);
+	if (unit === '×')
+		return `${v.toFixed(2)}×`;
 	if (unit === 'buffers' || unit === 'jobs' || unit === 'rows' || unit === 'runs')
 		return Math.round(v).toLocaleString('en-US');
 	return Math.round(v).toLocaleString('en-US');
