@@ -514,8 +514,6 @@ launcher_timeout(void)
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = TimestampTzPlusMilliseconds(last_scan, RESCAN_INTERVAL_MS);
 	ListCell   *lc;
-	long		secs;
-	int			usecs;
 
 	foreach(lc, databases)
 	{
@@ -526,8 +524,7 @@ launcher_timeout(void)
 	}
 	if (next <= now)
 		return 1;
-	TimestampDifference(now, next, &secs, &usecs);
-	return secs * 1000 + usecs / 1000 + 1;
+	return TimestampDifferenceMilliseconds(now, next);
 }
 
 void

@@ -740,12 +740,9 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 	QueueCall	qc;
 	Oid			types[2] = {INT8OID, INT8ARRAYOID};
 	Datum		values[2];
-	char		nulls[2] = "  ";
 
 	values[0] = Int64GetDatum(token);
-	if (ids == NULL)
-		nulls[1] = 'n';
-	else
+	if (ids != NULL)
 		values[1] = int8_array(ids, nids);
 #define RELEASE_STATEMENT(which) \
 	"UPDATE jobq._queue SET status = 'pending', " \
@@ -756,10 +753,10 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 	/* two plans: by id through the primary key, or all of the token's */
 	if (ids != NULL)
 		execute(prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
-				values, nulls, SPI_OK_UPDATE);
+				values, NULL, SPI_OK_UPDATE);
 	else
-		execute(prepare(&plan_release_all, RELEASE_STATEMENT("$2 IS NULL"), 2, types),
-				values, nulls, SPI_OK_UPDATE);
+		execute(prepare(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
+				values, NULL, SPI_OK_UPDATE);
 	queue_end(&qc);
 }
 

@@ -355,14 +355,7 @@ maybe_vacuum(void)
 	now = GetCurrentTimestamp();
 	due = TimestampTzPlusMilliseconds(last_vacuum, 1000);
 	if (now < due)
-	{
-		long		secs;
-		int			usecs;
-
-		/* not yet: the caller sleeps no longer than this */
-		TimestampDifference(now, due, &secs, &usecs);
-		return secs * 1000 + usecs / 1000 + 1;
-	}
+		return TimestampDifferenceMilliseconds(now, due);	/* not yet */
 	last_vacuum = now;
 	finished_at_vacuum = finished;
 
@@ -726,17 +719,12 @@ worker_round(uint64 *seq)
 	sleep_ms = jobq_poll_interval;
 	if (due != DT_NOEND)
 	{
-		long		secs;
-		int			usecs;
 		TimestampTz now = GetCurrentTimestamp();
 
 		if (due <= now)
 			sleep_ms = 10;		/* due but locked by someone: look again soon */
 		else
-		{
-			TimestampDifference(now, due, &secs, &usecs);
-			sleep_ms = Min(sleep_ms, secs * 1000 + usecs / 1000 + 1);
-		}
+			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, due));
 	}
 	return sleep_ms;
 }

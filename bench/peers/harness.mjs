@@ -437,11 +437,27 @@ const plainInsert = (i) => ({
 	values: ['noop', JSON.stringify({ i })],
 });
 
+// Call fn(i) for i = 1..count at RATE per second, each at its due time.
+async function paced(count, fn) {
+	const period = 1000 / CFG.rate;
+	const start = performance.now() + 100;
+	for (let i = 1; i <= count; i++) {
+		const wait = start + (i - 1) * period - performance.now();
+		if (wait > 0)
+			await sleep(wait);
+		await fn(i);
+	}
+}
+
+async function floorTable() {
+	await q(DB.jobq, FLOOR_TABLE);
+	await q(DB.jobq, 'TRUNCATE public.plain_jobs');
+	await checkpoint();
+}
+
 async function floorSingleRun() {
 	const db = DB.jobq;
-	await q(db, FLOOR_TABLE);
-	await q(db, 'TRUNCATE public.plain_jobs');
-	await checkpoint();
+	await floorTable();
 	const t0 = performance.now();
 	for (let i = 1; i <= CFG.single; i++)
 		await q(db, plainInsert(i));
@@ -449,22 +465,14 @@ async function floorSingleRun() {
 }
 
 async function floorPickupRun() {
-	const db = DB.jobq;
-	await q(db, FLOOR_TABLE);
-	await q(db, 'TRUNCATE public.plain_jobs');
-	await checkpoint();
+	await floorTable();
 	await sleep(1000);
 	const lat = [];
-	const period = 1000 / CFG.rate;
-	const start = performance.now() + 100;
-	for (let i = 1; i <= CFG.pickup; i++) {
-		const wait = start + (i - 1) * period - performance.now();
-		if (wait > 0)
-			await sleep(wait);
+	await paced(CFG.pickup, async (i) => {
 		const a = performance.now();
-		await q(db, plainInsert(i));
+		await q(DB.jobq, plainInsert(i));
 		lat.push(performance.now() - a);
-	}
+	});
 	lat.sort((a, b) => a - b);
 	return lat[Math.ceil(0.5 * lat.length) - 1];
 }
@@ -475,16 +483,10 @@ async function pickupRun(sys) {
 	await checkpoint();
 	await sleep(1000);
 	const t0s = new Float64Array(CFG.pickup + 1);
-	const period = 1000 / CFG.rate;
-	const start = performance.now() + 100;
-	for (let i = 1; i <= CFG.pickup; i++) {
-		const due = start + (i - 1) * period;
-		const wait = due - performance.now();
-		if (wait > 0)
-			await sleep(wait);
+	await paced(CFG.pickup, async (i) => {
 		t0s[i] = nowUs();
 		await sys.single('pickup', i);
-	}
+	});
 	for (let t = 0; ; t++) {
 		if (Number(await one(sys.db, 'SELECT count(*) FROM public.pickups')) >= CFG.pickup)
 			break;
