@@ -34,19 +34,28 @@ CREATE TABLE jobq._queue (
 );
 COMMENT ON TABLE jobq._queue IS 'jobs that are pending or running; read jobq.jobs instead';
 
+/*
+ * No index here depends on status: a claim (pending -> running), a release
+ * (running -> pending) or a cancellation request then changes no indexed
+ * column, and with the room fillfactor leaves on each page (below) the new
+ * row version is a heap-only tuple: no index entry is added, in the primary
+ * key or elsewhere.  The claim indexes hold the running jobs too; a claim
+ * skips them by their status, and there are never more of them than the
+ * workers' batches.
+ */
 CREATE INDEX _queue_claim_idx ON jobq._queue (priority, run_at, id)
-	WHERE status = 'pending' AND NOT net;
-COMMENT ON INDEX jobq._queue_claim_idx IS 'the claim order among pending jobs of the SQL workers';
+	WHERE NOT net;
+COMMENT ON INDEX jobq._queue_claim_idx IS 'the claim order among jobs of the SQL workers (pending and running)';
 CREATE INDEX _queue_net_claim_idx ON jobq._queue (priority, run_at, id)
-	WHERE status = 'pending' AND net;
-COMMENT ON INDEX jobq._queue_net_claim_idx IS 'the claim order among pending network jobs (http, email, sms, webhook)';
+	WHERE net;
+COMMENT ON INDEX jobq._queue_net_claim_idx IS 'the claim order among network jobs (http, email, sms, webhook; pending and running)';
 /*
  * The extra predicate is always true (run_at is finite) but the claim's
  * "run_at <= now()" cannot prove it, so the planner can never claim through
  * this index and sort the whole backlog: the claim takes _queue_claim_idx.
  */
 CREATE INDEX _queue_due_idx ON jobq._queue (net, run_at)
-	WHERE status = 'pending' AND run_at > '-infinity';
+	WHERE run_at > '-infinity';
 COMMENT ON INDEX jobq._queue_due_idx IS 'when the next pending job is due, for idle workers (not for claims)';
 CREATE UNIQUE INDEX _queue_key_idx ON jobq._queue (owner, job_key)
 	WHERE job_key IS NOT NULL;
@@ -58,8 +67,13 @@ COMMENT ON INDEX jobq._queue_key_idx IS 'one live job per owner and job_key';
  * and they read the table, which holds little but the backlog.
  */
 
+/*
+ * fillfactor: a page is filled with new jobs to 40 %, so that the claim's
+ * new version of each of them fits on the same page (a heap-only update,
+ * see above); pages are pruned as claims and completions pass.
+ */
 ALTER TABLE jobq._queue SET (
-	fillfactor = 80,
+	fillfactor = 40,
 	autovacuum_vacuum_scale_factor = 0,
 	autovacuum_vacuum_threshold = 2000,
 	autovacuum_vacuum_insert_scale_factor = 0,

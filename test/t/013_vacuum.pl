@@ -1,7 +1,8 @@
-# 013_vacuum.pl: worker 0 of a database vacuums jobq._queue once
-# jobq.vacuum_threshold jobs have finished since its last vacuum, so that
-# the table workers claim from does not grow with the jobs that went
-# through it; with jobq.vacuum_threshold = 0 it leaves the table alone.
+# 013_vacuum.pl: claims are heap-only updates of jobq._queue; worker 0 of a
+# database vacuums jobq._queue once jobq.vacuum_threshold jobs have finished
+# since its last vacuum, so that the table workers claim from does not grow
+# with the jobs that went through it; with jobq.vacuum_threshold = 0 it
+# leaves the table alone.
 # Autovacuum is off here, so every vacuum of the table is jobq's.
 
 use strict;
@@ -64,6 +65,21 @@ SELECT vacuum_count, pg_relation_size('jobq._queue') / 8192
 
 run_jobs(4000) for 1 .. 3;
 my ($vacuums_off, $pages_off) = split /\|/, queue_stats();
+
+# A claim changes no indexed column, and fillfactor leaves room on the page:
+# its new row version is a heap-only tuple, with no new index entry.  (Only
+# a page without room makes one an ordinary update.)
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT n_tup_upd >= 12000 FROM pg_stat_user_tables
+ WHERE relid = 'jobq._queue'::regclass}),
+	'the workers reported their 12,000 claims');
+my ($updates, $hot) = split /\|/, $node->safe_psql(
+	'postgres', q{
+SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+ WHERE relid = 'jobq._queue'::regclass});
+note "updates of jobq._queue: $updates, of which heap-only: $hot";
+cmp_ok($hot * 10, '>=', $updates * 9, 'at least 90 % of the claims were heap-only updates');
 is($vacuums_off, 0, 'with jobq.vacuum_threshold = 0 nothing vacuums jobq._queue');
 note "pages of jobq._queue after 12,000 jobs without vacuum: $pages_off";
 
