@@ -9,12 +9,17 @@
  *		off for this transaction; see jobq_shmem_durable_claims): the run
  *		transaction's commit flushes the claim too.  For a minute after a
  *		crash restart the claim is durable before a handler runs.
- *	 2. run: one transaction for the batch, or several: a transaction ends
- *		after 60 jobs that wrote (see run_chunk); each job in a
- *		subtransaction of its own, as its owner, with its timeout armed; its
- *		success or failure is recorded in that transaction, so a job's effects
- *		and its completion commit together.  If a run transaction fails as a
- *		whole (a commit-time error, say), each of its jobs runs again alone.
+ *	 2. run: one transaction for the batch, or several; each job as its
+ *		owner, with its timeout armed; its success or failure is recorded in
+ *		that transaction, so a job's effects and its completion commit
+ *		together.  The jobs run in the transaction itself, unless a job
+ *		failed in the worker's previous batch: then each job runs in a
+ *		subtransaction of its own, and a transaction ends after 60 jobs
+ *		that wrote (see run_chunk).  A job that fails outside a
+ *		subtransaction rolls back the jobs before it: its failure is
+ *		recorded and they run again, isolated (see run_claimed).  If a run
+ *		transaction fails as a whole (a commit-time error, say), each of
+ *		its jobs runs again alone.
  *	 3. after 100 ms, the jobs of the batch not started yet are given back
  *		(attempt not counted) and the next claim is smaller; fast jobs make it
  *		grow back to jobq.batch_size.
@@ -374,19 +379,105 @@ maybe_vacuum(void)
 }
 
 /*
- * Run one job in a subtransaction as its owner.  Fills *out; sets *final
- * when the job cannot succeed on another attempt, and *wrote when the job
- * wrote (its subtransaction had an XID).
+ * How the jobs of a batch run.  Normally in the run transaction itself: a
+ * subtransaction for each job costs, and a LANGUAGE sql handler plans its
+ * statements again in each new subtransaction.  When a job fails there, the
+ * transaction is rolled back, the failure recorded, and the jobs that had
+ * run before it in that transaction run again, each in a subtransaction of
+ * its own (isolated); so do the rest of the batch and the next batches,
+ * until a batch runs without a failure.  Only the effects of a job's last
+ * run commit, with its completion.
+ */
+static bool isolate_jobs = false;
+static bool batch_had_failure = false;
+
+/*
+ * Call the job's handler as its owner, with its timeout armed and its
+ * settings undone afterwards.  On error the caller's (sub)transaction
+ * rollback restores the user, the settings and the trigger state.
+ */
+static Jsonb *
+run_as_owner(const JobqJob *job, const JobqKind *kind)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+	Jsonb	   *result;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(job->owner,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   (jobq_handler_restricted(kind) ? SECURITY_RESTRICTED_OPERATION : 0));
+	nestlevel = NewGUCNestLevel();
+
+	/*
+	 * A restricted operation may not leave deferred triggers behind (they
+	 * would fire at commit, as the worker's superuser): check deferrable
+	 * constraints at the end of each statement, as the owner.
+	 */
+	{
+		ConstraintsSetStmt *immediate = makeNode(ConstraintsSetStmt);
+
+		immediate->constraints = NIL;
+		immediate->deferred = false;
+		AfterTriggerSetState(immediate);
+	}
+	if (job->timeout_ms > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(job->timeout_ms, INT_MAX));
+
+	current_job_id = job->id;
+	result = jobq_handler_run(job, kind);
+	current_job_id = 0;
+
+	if (job->timeout_ms > 0)
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	CHECK_FOR_INTERRUPTS();
+	AtEOXact_GUC(false, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return result;
+}
+
+/*
+ * What a job may leave in the session is cleared after it, whether it
+ * succeeded or not.
  */
 static void
-run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote)
+after_job(void)
+{
+	/* not transactional, so not undone by a rollback */
+	DropAllPreparedStatements();
+
+	/*
+	 * Nothing a job leaves in this session's temporary schema may reach the
+	 * next job, perhaps another role's: types there would be found before
+	 * pg_catalog's.  Restricted jobs cannot create the schema, but once an
+	 * unrestricted one has, empty it after every job.
+	 */
+	if (IsTransactionState())
+	{
+		Oid			temp_namespace;
+		Oid			temp_toast_namespace;
+
+		GetTempNamespaceState(&temp_namespace, &temp_toast_namespace);
+		if (OidIsValid(temp_namespace))
+			ResetTempTableNamespace();
+	}
+}
+
+/*
+ * Run one job as its owner.  Fills *out; sets *final when the job cannot
+ * succeed on another attempt.  Isolated, the job runs in a subtransaction
+ * of its own, *out carries its error if it fails, and *wrote tells whether
+ * it wrote (its subtransaction had an XID); otherwise its error is thrown.
+ */
+static void
+run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote,
+		bool isolated)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	JobqKind   *cached;
 	JobqKind	kind;
-	Oid			save_userid;
-	int			save_sec_context;
 
 	memset(out, 0, sizeof(*out));
 	*final = false;
@@ -410,44 +501,20 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote)
 		return;
 	}
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (!isolated)
+	{
+		out->result = run_as_owner(job, &kind);
+		out->ok = true;
+		after_job();
+		return;
+	}
+
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcxt);
 
 	PG_TRY();
 	{
-		int			nestlevel;
-		Jsonb	   *result;
-
-		SetUserIdAndSecContext(job->owner,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   (jobq_handler_restricted(&kind) ? SECURITY_RESTRICTED_OPERATION : 0));
-		nestlevel = NewGUCNestLevel();
-
-		/*
-		 * A restricted operation may not leave deferred triggers behind (they
-		 * would fire at commit, as the worker's superuser): check deferrable
-		 * constraints at the end of each statement, as the owner.
-		 */
-		{
-			ConstraintsSetStmt *immediate = makeNode(ConstraintsSetStmt);
-
-			immediate->constraints = NIL;
-			immediate->deferred = false;
-			AfterTriggerSetState(immediate);
-		}
-		if (job->timeout_ms > 0)
-			enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(job->timeout_ms, INT_MAX));
-
-		current_job_id = job->id;
-		result = jobq_handler_run(job, &kind);
-		current_job_id = 0;
-
-		if (job->timeout_ms > 0)
-			disable_timeout(STATEMENT_TIMEOUT, false);
-		CHECK_FOR_INTERRUPTS();
-		AtEOXact_GUC(false, nestlevel);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
+		Jsonb	   *result = run_as_owner(job, &kind);
 
 		*wrote = TransactionIdIsValid(GetCurrentTransactionIdIfAny());
 		ReleaseCurrentSubTransaction();
@@ -472,33 +539,27 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote)
 		outcome_from_error(out, edata);
 	}
 	PG_END_TRY();
+	after_job();
+}
 
-	/* not transactional, so not undone by the rollback */
-	DropAllPreparedStatements();
-
-	/*
-	 * Nothing a job leaves in this session's temporary schema may reach the
-	 * next job, perhaps another role's: types there would be found before
-	 * pg_catalog's.  Restricted jobs cannot create the schema, but once an
-	 * unrestricted one has, empty it after every job.
-	 */
-	{
-		Oid			temp_namespace;
-		Oid			temp_toast_namespace;
-
-		GetTempNamespaceState(&temp_namespace, &temp_toast_namespace);
-		if (OidIsValid(temp_namespace))
-			ResetTempTableNamespace();
-	}
+/* Log a failed attempt. */
+static void
+log_failure(const JobqJob *job, const JobqOutcome *out, const char *when)
+{
+	ereport(LOG,
+			(errmsg("job " INT64_FORMAT " of kind \"%s\" failed %s attempt %d of %d: %s",
+					job->id, job->kind, when, job->attempts, job->max_attempts,
+					out->message)));
 }
 
 /*
  * Run claimed jobs in one transaction, from the first on, until they are
- * all done or MAX_WRITERS of them wrote: each job that writes holds a
- * subtransaction XID, and past the 64 a backend advertises, every other
- * backend's snapshots get slower.  Successes are recorded together before
- * the commit; failures as they happen.  Returns how many jobs it ran;
- * *attempted tells, if it throws, how many it had begun.
+ * all done, the batch's time is up, or (isolated) MAX_WRITERS of them
+ * wrote: each isolated job that writes holds a subtransaction XID, and past
+ * the 64 a backend advertises, every other backend's snapshots get slower.
+ * Successes are recorded together before the commit; failures as they
+ * happen.  Returns how many jobs it ran; if it throws, *attempted tells how
+ * many it had begun and *in_job whether the last of them threw.
  */
 #define MAX_WRITERS 60
 
@@ -514,7 +575,8 @@ batch_time_is_up(void)
 }
 
 static int
-run_chunk(JobqJob *jobs, int n, volatile int *attempted)
+run_chunk(JobqJob *jobs, int n, bool isolated, volatile int *attempted,
+		  volatile bool *in_job)
 {
 	int64	   *ok_ids = palloc(sizeof(int64) * n);
 	Jsonb	  **ok_results = palloc(sizeof(Jsonb *) * n);
@@ -524,6 +586,7 @@ run_chunk(JobqJob *jobs, int n, volatile int *attempted)
 	int			i;
 
 	*attempted = 0;
+	*in_job = false;
 	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
 	for (i = 0; i < n && writers < MAX_WRITERS && !(i > 0 && batch_time_is_up()); i++)
@@ -537,7 +600,9 @@ run_chunk(JobqJob *jobs, int n, volatile int *attempted)
 		set_state(JOBQ_WORKER_RUNNING, job->id);
 		pgstat_report_activity(STATE_RUNNING,
 								psprintf("jobq job " INT64_FORMAT " (%s)", job->id, job->kind));
-		run_one(job, &out, &final, &wrote);
+		*in_job = true;
+		run_one(job, &out, &final, &wrote, isolated);
+		*in_job = false;
 		if (wrote)
 			writers++;
 		if (out.ok)
@@ -548,9 +613,7 @@ run_chunk(JobqJob *jobs, int n, volatile int *attempted)
 		}
 		else
 		{
-			ereport(LOG,
-					(errmsg("job " INT64_FORMAT " of kind \"%s\" failed on attempt %d of %d: %s",
-							job->id, job->kind, job->attempts, job->max_attempts, out.message)));
+			log_failure(job, &out, "on");
 			jobq_queue_fail(job, &out, final, 0);
 			failed++;
 		}
@@ -559,11 +622,36 @@ run_chunk(JobqJob *jobs, int n, volatile int *attempted)
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 
+	if (failed > 0)
+		batch_had_failure = true;
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	me->jobs_succeeded += nok;
 	me->jobs_failed += failed;
 	LWLockRelease(jobq_shared->lock);
 	return i;
+}
+
+/*
+ * Record in a transaction of its own the failure of a job whose error
+ * rolled back the transaction it ran in.
+ */
+static void
+fail_alone(const JobqJob *job, ErrorData *edata, const char *when)
+{
+	JobqOutcome out;
+
+	outcome_from_error(&out, edata);
+	log_failure(job, &out, when);
+	begin_xact();
+	MemoryContextSwitchTo(batch_cxt);
+	jobq_queue_fail(job, &out, false, 0);
+	commit_xact();
+	MemoryContextSwitchTo(batch_cxt);
+
+	batch_had_failure = true;
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->jobs_failed++;
+	LWLockRelease(jobq_shared->lock);
 }
 
 /*
@@ -589,9 +677,11 @@ give_back(JobqJob *jobs, int from, int n)
 /*
  * Run claimed jobs, in as many transactions as run_chunk needs, and give
  * back those not started when the batch has run for BATCH_TIME_MS.  When a
- * transaction fails as a whole (a commit-time error, say), each of its jobs
- * runs again alone, and a job that fails alone has the failure recorded.
- * Returns how many jobs ran.
+ * job fails outside a subtransaction, its failure is recorded and the jobs
+ * its error rolled back run again, isolated.  When a transaction fails as a
+ * whole (a commit-time error, say), each of its jobs runs again alone, and
+ * a job that fails alone has the failure recorded.  Returns how many jobs
+ * ran or failed.
  */
 static int
 run_claimed(JobqJob *jobs, int n)
@@ -601,6 +691,8 @@ run_claimed(JobqJob *jobs, int n)
 	while (done < n)
 	{
 		volatile int attempted = 0;
+		volatile bool in_job = false;
+		bool		isolated = isolate_jobs;
 		ErrorData  *volatile edata = NULL;
 		int			ran = 0;
 
@@ -612,15 +704,17 @@ run_claimed(JobqJob *jobs, int n)
 
 		PG_TRY();
 		{
-			ran = run_chunk(jobs + done, n - done, &attempted);
+			ran = run_chunk(jobs + done, n - done, isolated, &attempted, &in_job);
 		}
 		PG_CATCH();
 		{
+			current_job_id = 0;
 			MemoryContextSwitchTo(batch_cxt);
 			edata = CopyErrorData();
 			FlushErrorState();
 			AbortCurrentTransaction();
 			forget_job_timeout();
+			after_job();
 			MemoryContextSwitchTo(batch_cxt);
 		}
 		PG_END_TRY();
@@ -628,6 +722,18 @@ run_claimed(JobqJob *jobs, int n)
 		if (edata == NULL)
 		{
 			done += ran;
+			continue;
+		}
+		isolate_jobs = true;
+		if (!isolated && in_job)
+		{
+			/* job "failed" threw: record it, and run again those it rolled back */
+			int			failed = attempted - 1;
+
+			if (failed > 0)
+				(void) run_claimed(&jobs[done], failed);
+			fail_alone(&jobs[done + failed], edata, "on");
+			done += failed + 1;
 			continue;
 		}
 		if (attempted > 1 || n - done > 1)
@@ -641,21 +747,8 @@ run_claimed(JobqJob *jobs, int n)
 		}
 
 		/* one job, failing outside its subtransaction */
-		{
-			JobqJob    *job = &jobs[done];
-			JobqOutcome out;
-
-			outcome_from_error(&out, edata);
-			ereport(LOG,
-					(errmsg("job " INT64_FORMAT " of kind \"%s\" failed at commit: %s",
-							job->id, job->kind, out.message)));
-			begin_xact();
-			MemoryContextSwitchTo(batch_cxt);
-			jobq_queue_fail(job, &out, false, 0);
-			commit_xact();
-			MemoryContextSwitchTo(batch_cxt);
-			done++;
-		}
+		fail_alone(&jobs[done], edata, "at commit, on");
+		done++;
 	}
 	return done;
 }
@@ -699,6 +792,8 @@ worker_round(uint64 *seq)
 		if (n == claim_size)
 			jobq_shmem_wake_database(my_dboid, false, 1);
 		batch_started = GetCurrentTimestamp();
+		isolate_jobs = batch_had_failure;
+		batch_had_failure = false;
 		ran = run_claimed(jobs, n);
 		holding_jobs = false;
 		MemoryContextReset(batch_cxt);

@@ -3,8 +3,10 @@
 # A failing job is retried with growing delays and ends dead with its error
 # (message, SQLSTATE, context); jobq.retry() runs it again with a fresh count
 # of attempts; a job over its timeout fails with 57014; a failed job's
-# effects are rolled back while the rest of its batch commits; settings a
-# job changes do not leak into the next job run by the same worker.
+# effects are rolled back while the rest of its batch commits, and the jobs
+# a failure rolled back run again (in subtransactions, as does the next
+# batch); settings a job changes do not leak into the next job run by the
+# same worker.
 
 use strict;
 use warnings;
@@ -316,6 +318,68 @@ is( $node->safe_psql(
 	'the failing jobs are dead, the others succeeded');
 is($node->safe_psql('postgres', 'SELECT string_agg(n::text, \',\' ORDER BY n) FROM rb'),
 	'2,4', 'a failed job leaves no row behind, its neighbours commit');
+
+# ---------------------------------------------------------------------
+# Jobs run in the batch's transaction; a failure rolls back those before
+# it, which run again, each in a subtransaction, as does the next batch
+# ---------------------------------------------------------------------
+
+# Each ok job inserts its row and takes a number from a sequence, which no
+# rollback gives back: the sequence counts the runs, the table the runs
+# that committed.  One worker claims each enqueue_many's jobs in one batch,
+# in id order, once its claims have grown past 4 jobs: a claim after a
+# batch that finished doubles, and four single jobs first see to it (and
+# end the isolation that the failures above began).
+$node->safe_psql(
+	'postgres', q{
+CREATE SEQUENCE runs;
+CREATE TABLE once (n integer, run bigint);
+});
+for my $i (1 .. 4)
+{
+	my $id = $node->safe_psql('postgres',
+		q{SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}')});
+	jobq_wait_finished($node, $id, "warm-up job $i");
+}
+
+# Run ok jobs $from .. $from + 1, a job dividing by zero, and ok job
+# $from + 2, all in one enqueue_many into queue $queue; wait for them.
+sub run_batch_with_failure
+{
+	my ($queue, $from) = @_;
+	my @sql = (
+		(map { "INSERT INTO public.once VALUES ($_, nextval('public.runs'))" } $from, $from + 1),
+		'SELECT 1/0',
+		"INSERT INTO public.once VALUES (@{[ $from + 2 ]}, nextval('public.runs'))");
+	my $array = join(', ', map { "jsonb_build_object('sql', \$s\$$_\$s\$)" } @sql);
+	$node->safe_psql('postgres',
+		"SELECT count(*) FROM jobq.enqueue_many('sql', ARRAY[$array], queue => '$queue', max_attempts => 1)");
+	ok( $node->poll_query_until(
+			'postgres', qq{
+SELECT count(*) FROM jobq.jobs
+ WHERE queue = '$queue' AND status NOT IN ('pending', 'running')},
+			'4'),
+		"the jobs of queue $queue have finished");
+	is( $node->safe_psql(
+			'postgres', qq{
+SELECT string_agg(status || '/' || attempts || '/' || coalesce(last_error_sqlstate, ''), ',' ORDER BY id)
+  FROM jobq.jobs WHERE queue = '$queue'}),
+		'succeeded/1/,succeeded/1/,dead/1/22012,succeeded/1/',
+		"queue $queue: the failing job is dead with its error, at its first attempt; the others succeeded");
+	return;
+}
+
+run_batch_with_failure('together', 1);
+is($node->safe_psql('postgres', 'SELECT string_agg(n::text, \',\' ORDER BY n) FROM once'),
+	'1,2,3', 'each ok job of the batch committed its row once');
+is($node->safe_psql('postgres', 'SELECT last_value FROM runs'),
+	'5', 'the two jobs before the failing one ran twice: their first run was rolled back with it');
+
+run_batch_with_failure('isolated', 4);
+is($node->safe_psql('postgres', 'SELECT string_agg(n::text, \',\' ORDER BY n) FROM once WHERE n > 3'),
+	'4,5,6', 'in the next batch too, each ok job committed its row once');
+is($node->safe_psql('postgres', 'SELECT last_value FROM runs'),
+	'8', 'the batch after a failure runs each job in a subtransaction: none ran twice');
 
 $node->stop;
 
