@@ -59,6 +59,7 @@ typedef struct QueueCall
 	JobqSuperuser su;
 	bool		pushed_snapshot;
 	MemoryContext caller_cxt;
+	int			guc_nestlevel;	/* queue_begin_indexed's settings, or 0 */
 } QueueCall;
 
 /* pg_catalog alone: what every statement of this file resolves names in */
@@ -128,6 +129,7 @@ static void
 queue_begin(QueueCall *qc)
 {
 	qc->caller_cxt = CurrentMemoryContext;
+	qc->guc_nestlevel = 0;
 	jobq_superuser_begin(&qc->su);
 	/* a worker's own transactions have no snapshot yet */
 	qc->pushed_snapshot = !ActiveSnapshotSet();
@@ -142,10 +144,37 @@ queue_end(QueueCall *qc)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+	if (qc->guc_nestlevel > 0)
+		AtEOXact_GUC(true, qc->guc_nestlevel);
 	if (qc->pushed_snapshot)
 		PopActiveSnapshot();
 	jobq_superuser_end(&qc->su);
 	MemoryContextSwitchTo(qc->caller_cxt);
+}
+
+/*
+ * queue_begin for the workers' statements that find jobs in jobq._queue:
+ * claims, completions, failures, releases by id and the next due time.
+ * Their plans must read the indexes whatever the table's statistics say.
+ * A vacuum while the queue is nearly empty (worker 0's after a burst, or
+ * autovacuum's) leaves statistics that call the table empty and invalidates
+ * the cached plans; planned from those, a claim reads every ready job
+ * through a bitmap scan and sorts them all to take one batch, and a
+ * completion scans the whole table, for as long as the next backlog lasts.
+ * Sequential scans, bitmap scans and sorts are therefore off while these
+ * statements are planned and run (the plan cache replans them only here);
+ * queue_end puts the settings back.
+ */
+static void
+queue_begin_indexed(QueueCall *qc)
+{
+	static const char *const off[] = {"enable_seqscan", "enable_bitmapscan", "enable_sort"};
+
+	queue_begin(qc);
+	qc->guc_nestlevel = NewGUCNestLevel();
+	for (int i = 0; i < lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
 }
 
 static SPIPlanPtr
@@ -591,7 +620,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	values[0] = Int64GetDatum(token);
 	values[1] = Int32GetDatum(batch_size);
 
-	queue_begin(&qc);
+	queue_begin_indexed(&qc);
 	if (net)
 		execute(prepare(&plan_claim_net, CLAIM_STATEMENT("net"), 2, types),
 				values, NULL, SPI_OK_UPDATE_RETURNING);
@@ -662,7 +691,7 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 												   dims, lbs, JSONBOID, -1,
 												   false, TYPALIGN_INT));
 
-	queue_begin(&qc);
+	queue_begin_indexed(&qc);
 	if (jobq_retention == 0)
 		execute(prepare(&plan_succeed_drop,
 						"DELETE FROM jobq._queue WHERE id = ANY ($1)", 1, types),
@@ -711,7 +740,7 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 	values[4] = Float8GetDatum(delay_ms);
 	values[5] = BoolGetDatum(final);
 
-	queue_begin(&qc);
+	queue_begin_indexed(&qc);
 	execute(prepare(&plan_fail_retry,
 					"UPDATE jobq._queue SET status = 'pending', "
 					"run_at = clock_timestamp() + $5 * interval '1 ms', "
@@ -749,8 +778,11 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 	"attempts = greatest(attempts - 1, 0), locked_by = NULL, " \
 	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1"
 
-	queue_begin(&qc);
 	/* two plans: by id through the primary key, or all of the token's */
+	if (ids != NULL)
+		queue_begin_indexed(&qc);
+	else
+		queue_begin(&qc);
 	if (ids != NULL)
 		execute(prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
 				values, NULL, SPI_OK_UPDATE);
@@ -815,7 +847,7 @@ jobq_queue_next_due(bool net)
 	Datum		d;
 
 	values[0] = BoolGetDatum(net);
-	queue_begin(&qc);
+	queue_begin_indexed(&qc);
 	execute(prepare(&plan_next_due,
 					"SELECT min(run_at) FROM jobq._queue "
 					"WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
