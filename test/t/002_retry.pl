@@ -294,6 +294,19 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE label = 'slow'
 # A failed job's effects are rolled back, the rest of its batch commits
 # ---------------------------------------------------------------------
 
+# Pass once $n jobs of queue $queue have finished.
+sub wait_queue_finished
+{
+	my ($queue, $n, $what) = @_;
+	ok( $node->poll_query_until(
+			'postgres', qq{
+SELECT count(*) FROM jobq.jobs
+ WHERE queue = '$queue' AND status NOT IN ('pending', 'running')},
+			$n),
+		$what);
+	return;
+}
+
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE rb (n integer);
@@ -304,12 +317,7 @@ SELECT count(*) FROM jobq.enqueue_many('sql', ARRAY[
 	'{"sql": "INSERT INTO public.rb VALUES (4)"}'::jsonb
 	], queue => 'rb', max_attempts => 1);
 });
-ok( $node->poll_query_until(
-		'postgres', q{
-SELECT count(*) FROM jobq.jobs
- WHERE queue = 'rb' AND status NOT IN ('pending', 'running')},
-		'4'),
-	'the rollback jobs have finished');
+wait_queue_finished('rb', 4, 'the rollback jobs have finished');
 is( $node->safe_psql(
 		'postgres',
 		q{SELECT string_agg(status, ',' ORDER BY id) FROM jobq.jobs WHERE queue = 'rb'}
@@ -354,12 +362,7 @@ sub run_batch_with_failure
 	my $array = join(', ', map { "jsonb_build_object('sql', \$s\$$_\$s\$)" } @sql);
 	$node->safe_psql('postgres',
 		"SELECT count(*) FROM jobq.enqueue_many('sql', ARRAY[$array], queue => '$queue', max_attempts => 1)");
-	ok( $node->poll_query_until(
-			'postgres', qq{
-SELECT count(*) FROM jobq.jobs
- WHERE queue = '$queue' AND status NOT IN ('pending', 'running')},
-			'4'),
-		"the jobs of queue $queue have finished");
+	wait_queue_finished($queue, 4, "the jobs of queue $queue have finished");
 	is( $node->safe_psql(
 			'postgres', qq{
 SELECT string_agg(status || '/' || attempts || '/' || coalesce(last_error_sqlstate, ''), ',' ORDER BY id)
