@@ -162,19 +162,26 @@ queue_end(QueueCall *qc)
  * through a bitmap scan and sorts them all to take one batch, and a
  * completion scans the whole table, for as long as the next backlog lasts.
  * Sequential scans, bitmap scans and sorts are therefore off while these
- * statements are planned and run (the plan cache replans them only here);
- * queue_end puts the settings back.
+ * statements are planned and run (the plan cache replans them only here),
+ * and their plans are generic: with those paths off a custom plan could be
+ * no better, and the completion's, chosen anew for each array of ids, cost
+ * a planning per batch.  queue_end puts the settings back.
  */
 static void
 queue_begin_indexed(QueueCall *qc)
 {
-	static const char *const off[] = {"enable_seqscan", "enable_bitmapscan", "enable_sort"};
+	static const char *const settings[][2] = {
+		{"enable_seqscan", "off"},
+		{"enable_bitmapscan", "off"},
+		{"enable_sort", "off"},
+		{"plan_cache_mode", "force_generic_plan"},
+	};
 
 	queue_begin(qc);
 	qc->guc_nestlevel = NewGUCNestLevel();
-	for (int i = 0; i < lengthof(off); i++)
-		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
+	for (int i = 0; i < lengthof(settings); i++)
+		(void) set_config_option(settings[i][0], settings[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 static SPIPlanPtr

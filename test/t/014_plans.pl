@@ -6,7 +6,8 @@
 # and it invalidates the workers' cached plans.  Planned with those
 # statistics, the claim would read every ready job through a bitmap scan and
 # sort them all to take the first batch: with a large backlog, each claim
-# reads the whole backlog.  auto_explain logs the plans the worker runs.
+# reads the whole backlog.  auto_explain logs the plans the worker runs;
+# pg_stat_statements counts how often they are planned.
 
 use strict;
 use warnings;
@@ -21,9 +22,11 @@ use JobqNode;
 
 my $node = jobq_node(
 	'plans', q{
-shared_preload_libraries = 'jobq, auto_explain'
+shared_preload_libraries = 'jobq, auto_explain, pg_stat_statements'
 auto_explain.log_min_duration = 0
 auto_explain.log_nested_statements = on
+pg_stat_statements.track = all
+pg_stat_statements.track_planning = on
 log_min_messages = log
 autovacuum = off
 jobq.workers = 1
@@ -31,7 +34,8 @@ jobq.retention = 0
 jobq.vacuum_threshold = 0
 jobq.poll_interval = '60s'
 });
-$node->safe_psql('postgres', 'CREATE EXTENSION jobq');
+$node->safe_psql('postgres',
+	'CREATE EXTENSION jobq; CREATE EXTENSION pg_stat_statements');
 
 # Jobs through the table, then a vacuum of the drained table: its statistics
 # now say it holds no rows.
@@ -67,6 +71,17 @@ is( scalar(grep { !/Index Scan using _queue_claim_idx/ || /Sort|Bitmap|Seq Scan/
 cmp_ok(scalar(@deletes), '>=', 40, 'auto_explain logged the completions');
 is( scalar(grep { !/Index Scan using _queue_pkey/ || /Seq Scan|Bitmap/ } @deletes),
 	0, 'every completion found its jobs through the primary key');
+
+# The plans are generic, made once: pg_stat_statements counts the planner's
+# runs apart from the executions.  (A custom plan for each array of ids
+# would be one planning per completion.)
+my ($calls, $plans) = split /\|/, $node->safe_psql(
+	'postgres', q{
+SELECT sum(calls), sum(plans) FROM pg_stat_statements
+ WHERE query LIKE 'DELETE FROM jobq._queue WHERE id = ANY%'});
+note "completions: $calls executions, $plans plannings";
+cmp_ok($calls, '>=', 40, 'pg_stat_statements counted the completions');
+cmp_ok($plans, '<=', 3, 'the completion was planned once or so, not once per batch');
 
 # The same with history kept: completions move the jobs to jobq._done.
 $node->append_conf('postgresql.conf', "jobq.retention = '1d'");
