@@ -67,7 +67,7 @@ jobq_guc_define(void)
 
 	DefineCustomIntVariable("jobq.batch_size",
 							"Number of jobs a worker claims and commits together.",
-							"Each job of a batch runs in its own subtransaction; jobs not started after 100 ms are given back.",
+							"A job that fails rolls back the jobs before it in the batch, which run again; jobs not started after 100 ms are given back.",
 							&jobq_batch_size, 100, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
