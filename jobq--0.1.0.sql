@@ -71,9 +71,14 @@ COMMENT ON INDEX jobq._queue_key_idx IS 'one live job per owner and job_key';
  * fillfactor: a page is filled with new jobs to 40 %, so that the claim's
  * new version of each of them fits on the same page (a heap-only update,
  * see above); pages are pruned as claims and completions pass.
+ * vacuum_truncate: no vacuum gives the empty pages at the end back while
+ * jobs flow (it would take an ACCESS EXCLUSIVE lock that stalls every claim
+ * and enqueue); worker 0 does it with VACUUM (TRUNCATE) once the queue is
+ * idle.
  */
 ALTER TABLE jobq._queue SET (
 	fillfactor = 40,
+	vacuum_truncate = false,
 	autovacuum_vacuum_scale_factor = 0,
 	autovacuum_vacuum_threshold = 2000,
 	autovacuum_vacuum_insert_scale_factor = 0,

@@ -82,6 +82,10 @@ static MemoryContext batch_cxt = NULL;
 static TimestampTz last_prune = 0;
 static TimestampTz last_vacuum = 0;
 static uint64 finished_at_vacuum = 0;
+static bool truncate_due = false;	/* vacuums ran, the table's tail was kept */
+static bool queue_idle = false; /* the last claim found no job ready */
+static TimestampTz idle_since = 0;	/* worker 0: idle since, or 0 */
+static uint64 finished_when_idle = 0;	/* jobs finished in the db then */
 static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
 static int64 current_job_id = 0;	/* the job whose handler runs, or 0 */
 
@@ -327,6 +331,32 @@ finished_in_database(void)
 }
 
 /*
+ * VACUUM jobq._queue as a top-level command would: it commits the
+ * transaction it is given, runs its own, and leaves a new one open for us
+ * to commit.  With truncate, the empty pages at the end of the table go back
+ * to the file system; without, the table's vacuum_truncate = false holds.
+ */
+static void
+vacuum_queue(bool truncate)
+{
+	VacuumStmt *stmt;
+
+	set_state(JOBQ_WORKER_VACUUMING, 0);
+	pgstat_report_activity(STATE_RUNNING,
+						   truncate ? "VACUUM (TRUNCATE) jobq._queue" : "VACUUM jobq._queue");
+	begin_xact();
+	stmt = makeNode(VacuumStmt);
+	stmt->options = truncate ? list_make1(makeDefElem("truncate", NULL, -1)) : NIL;
+	stmt->is_vacuumcmd = true;
+	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("jobq", "_queue", -1),
+											   InvalidOid, NIL));
+	PushActiveSnapshot(GetTransactionSnapshot());
+	ExecVacuum(make_parsestate(NULL), stmt, true);
+	commit_xact();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * Worker 0 of each database vacuums jobq._queue once jobq.vacuum_threshold
  * jobs have finished since its last vacuum, at most once a second.  Each
  * job leaves two dead rows there (its claim's old version and, when it
@@ -335,12 +365,10 @@ finished_in_database(void)
  * dead rows that every claim then steps over.  Vacuuming a table that holds
  * little but the backlog takes milliseconds.
  *
- * Returns how long until a vacuum that waits only for that second is due
- * (the worker sleeps no longer: the last jobs of a burst leave their dead
- * rows too), else -1.
- *
- * VACUUM runs as a top-level command would: it commits the transaction it
- * is given, runs its own, and leaves a new one open for us to commit.
+ * These vacuums leave the empty pages at the end of the table alone (see
+ * maybe_truncate).  Returns how long until a vacuum that waits only for
+ * that second is due (the worker sleeps no longer: the last jobs of a burst
+ * leave their dead rows too), else -1.
  */
 static long
 maybe_vacuum(void)
@@ -348,7 +376,6 @@ maybe_vacuum(void)
 	TimestampTz now;
 	TimestampTz due;
 	uint64		finished;
-	VacuumStmt *stmt;
 
 	if (me->number != 0 || jobq_vacuum_threshold == 0)
 		return -1;
@@ -364,18 +391,48 @@ maybe_vacuum(void)
 	last_vacuum = now;
 	finished_at_vacuum = finished;
 
-	set_state(JOBQ_WORKER_VACUUMING, 0);
-	pgstat_report_activity(STATE_RUNNING, "VACUUM jobq._queue");
-	begin_xact();
-	stmt = makeNode(VacuumStmt);
-	stmt->is_vacuumcmd = true;
-	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("jobq", "_queue", -1),
-											   InvalidOid, NIL));
-	PushActiveSnapshot(GetTransactionSnapshot());
-	ExecVacuum(make_parsestate(NULL), stmt, true);
-	commit_xact();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	vacuum_queue(false);
+	truncate_due = true;
 	return -1;
+}
+
+/*
+ * Once the queue has been idle for a second after a busy spell (no job
+ * ready, none finished in the database meanwhile), worker 0 gives the
+ * empty pages at the end of jobq._queue back with one more vacuum.  Not
+ * before: truncating takes an ACCESS EXCLUSIVE lock, which a vacuum under
+ * load tries for over seconds (with the worker doing nothing else) and,
+ * when it gets it, makes every claim and enqueue wait, again and again;
+ * meanwhile the table grows, as the space the vacuums free is not reused
+ * while they last.  jobq._queue is created with vacuum_truncate = false so
+ * that autovacuum leaves the tail alone too.  *sleep_ms is cut short to
+ * look again when the second is up.
+ */
+static void
+maybe_truncate(long *sleep_ms)
+{
+	TimestampTz now;
+	TimestampTz due;
+	uint64		finished;
+
+	if (me->number != 0 || !truncate_due || jobq_vacuum_threshold == 0)
+		return;
+	now = GetCurrentTimestamp();
+	finished = finished_in_database();
+	if (idle_since == 0 || finished != finished_when_idle)
+	{
+		idle_since = now;
+		finished_when_idle = finished;
+	}
+	due = TimestampTzPlusMilliseconds(idle_since, 1000);
+	if (now < due)
+	{
+		*sleep_ms = Min(*sleep_ms, TimestampDifferenceMilliseconds(now, due));
+		return;
+	}
+	truncate_due = false;
+	idle_since = 0;
+	vacuum_queue(true);
 }
 
 /*
@@ -784,6 +841,7 @@ worker_round(uint64 *seq)
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 
+	queue_idle = false;
 	if (n > 0)
 	{
 		int			ran;
@@ -812,12 +870,16 @@ worker_round(uint64 *seq)
 	MemoryContextReset(batch_cxt);
 
 	sleep_ms = jobq_poll_interval;
+	queue_idle = true;
 	if (due != DT_NOEND)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
 		if (due <= now)
+		{
 			sleep_ms = 10;		/* due but locked by someone: look again soon */
+			queue_idle = false;
+		}
 		else
 			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, due));
 	}
@@ -1019,6 +1081,10 @@ jobq_worker_main(Datum main_arg)
 			vacuum_ms = maybe_vacuum();
 			MemoryContextSwitchTo(worker_cxt);
 			sleep_ms = worker_round(&seq);
+			if (queue_idle)
+				maybe_truncate(&sleep_ms);
+			else
+				idle_since = 0;
 			if (vacuum_ms >= 0 && sleep_ms > vacuum_ms)
 				sleep_ms = vacuum_ms;
 		}
