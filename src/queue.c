@@ -777,25 +777,26 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 	Oid			types[2] = {INT8OID, INT8ARRAYOID};
 	Datum		values[2];
 
-	values[0] = Int64GetDatum(token);
-	if (ids != NULL)
-		values[1] = int8_array(ids, nids);
 #define RELEASE_STATEMENT(which) \
 	"UPDATE jobq._queue SET status = 'pending', " \
 	"attempts = greatest(attempts - 1, 0), locked_by = NULL, " \
 	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1"
 
 	/* two plans: by id through the primary key, or all of the token's */
+	values[0] = Int64GetDatum(token);
 	if (ids != NULL)
+	{
+		values[1] = int8_array(ids, nids);
 		queue_begin_indexed(&qc);
-	else
-		queue_begin(&qc);
-	if (ids != NULL)
 		execute(prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
 				values, NULL, SPI_OK_UPDATE);
+	}
 	else
+	{
+		queue_begin(&qc);
 		execute(prepare(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
 				values, NULL, SPI_OK_UPDATE);
+	}
 	queue_end(&qc);
 }
 

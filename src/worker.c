@@ -83,7 +83,6 @@ static TimestampTz last_prune = 0;
 static TimestampTz last_vacuum = 0;
 static uint64 finished_at_vacuum = 0;
 static bool truncate_due = false;	/* vacuums ran, the table's tail was kept */
-static bool queue_idle = false; /* the last claim found no job ready */
 static TimestampTz idle_since = 0;	/* worker 0: idle since, or 0 */
 static uint64 finished_when_idle = 0;	/* jobs finished in the db then */
 static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
@@ -405,17 +404,20 @@ maybe_vacuum(void)
  * when it gets it, makes every claim and enqueue wait, again and again;
  * meanwhile the table grows, as the space the vacuums free is not reused
  * while they last.  jobq._queue is created with vacuum_truncate = false so
- * that autovacuum leaves the tail alone too.  *sleep_ms is cut short to
- * look again when the second is up.
+ * that autovacuum leaves the tail alone too.  idle: the worker's last claim
+ * found no job ready.  *sleep_ms is cut short to look again when the
+ * second is up.
  */
 static void
-maybe_truncate(long *sleep_ms)
+maybe_truncate(bool idle, long *sleep_ms)
 {
 	TimestampTz now;
 	TimestampTz due;
 	uint64		finished;
 
-	if (me->number != 0 || !truncate_due || jobq_vacuum_threshold == 0)
+	if (!idle)
+		idle_since = 0;
+	if (!idle || me->number != 0 || !truncate_due || jobq_vacuum_threshold == 0)
 		return;
 	now = GetCurrentTimestamp();
 	finished = finished_in_database();
@@ -812,10 +814,11 @@ run_claimed(JobqJob *jobs, int n)
 
 /*
  * One round: claim and run a batch.  Returns 0 when it ran jobs (look
- * again at once), else how long to sleep in milliseconds.
+ * again at once), else how long to sleep in milliseconds; *idle tells
+ * whether no job was ready (none claimed, none due but locked).
  */
 static long
-worker_round(uint64 *seq)
+worker_round(uint64 *seq, bool *idle)
 {
 	JobqJob    *jobs;
 	int			n;
@@ -841,7 +844,7 @@ worker_round(uint64 *seq)
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 
-	queue_idle = false;
+	*idle = false;
 	if (n > 0)
 	{
 		int			ran;
@@ -870,7 +873,7 @@ worker_round(uint64 *seq)
 	MemoryContextReset(batch_cxt);
 
 	sleep_ms = jobq_poll_interval;
-	queue_idle = true;
+	*idle = true;
 	if (due != DT_NOEND)
 	{
 		TimestampTz now = GetCurrentTimestamp();
@@ -878,7 +881,7 @@ worker_round(uint64 *seq)
 		if (due <= now)
 		{
 			sleep_ms = 10;		/* due but locked by someone: look again soon */
-			queue_idle = false;
+			*idle = false;
 		}
 		else
 			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, due));
@@ -1072,6 +1075,7 @@ jobq_worker_main(Datum main_arg)
 		uint64		seq = 0;
 		long		sleep_ms = 0;
 		long		vacuum_ms = -1;
+		bool		idle = false;
 
 		jobq_worker_check_stop();
 
@@ -1080,11 +1084,8 @@ jobq_worker_main(Datum main_arg)
 			maybe_prune();
 			vacuum_ms = maybe_vacuum();
 			MemoryContextSwitchTo(worker_cxt);
-			sleep_ms = worker_round(&seq);
-			if (queue_idle)
-				maybe_truncate(&sleep_ms);
-			else
-				idle_since = 0;
+			sleep_ms = worker_round(&seq, &idle);
+			maybe_truncate(idle, &sleep_ms);
 			if (vacuum_ms >= 0 && sleep_ms > vacuum_ms)
 				sleep_ms = vacuum_ms;
 		}
