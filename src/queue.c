@@ -67,6 +67,7 @@ static OverrideSearchPath catalog_only = {NIL, true, false, 0};
 
 /* kept plans */
 static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_insert_keyless = NULL;
 static SPIPlanPtr plan_find_key = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
 static SPIPlanPtr plan_insert_many_keys = NULL;
@@ -444,8 +445,20 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 #define NEW_JOB_INSERT \
 	"INSERT INTO jobq._queue (kind, queue, payload, priority, run_at, " \
 	"max_attempts, timeout, job_key, owner, net) "
+#define NEW_JOB_VALUES \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10)"
 #define NEW_JOB_CONFLICT \
 	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING id"
+
+/* The bigint in the first column of the first row SPI returned. */
+static int64
+first_id(void)
+{
+	bool		isnull;
+
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
 
 /*
  * Insert one job; with a job_key that a live job of the same owner holds,
@@ -470,42 +483,45 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 		nulls[7] = 'n';
 
 	queue_begin(&qc);
-	for (tries = 0; tries < 10; tries++)
+
+	/*
+	 * A job without a key cannot conflict: a plain INSERT spares it the
+	 * speculative insertion of ON CONFLICT (the conflict check and a second
+	 * WAL record).
+	 */
+	if (job_key == NULL)
 	{
-		bool		isnull;
+		execute(prepare(&plan_insert_keyless,
+						NEW_JOB_INSERT NEW_JOB_VALUES " RETURNING id",
+						10, types),
+				values, nulls, SPI_OK_INSERT_RETURNING);
+		id = first_id();
+	}
+	for (tries = 0; id == 0 && tries < 10; tries++)
+	{
+		Oid			ktypes[2] = {OIDOID, TEXTOID};
+		Datum		kvalues[2];
 
 		execute(prepare(&plan_insert,
-						NEW_JOB_INSERT
-						"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10)"
-						NEW_JOB_CONFLICT,
+						NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_CONFLICT,
 						10, types),
 				values, nulls, SPI_OK_INSERT_RETURNING);
 		if (SPI_processed == 1)
 		{
-			id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
+			id = first_id();
 			break;
 		}
 
 		/* the key is taken: find the live job that holds it */
-		{
-			Oid			ktypes[2] = {OIDOID, TEXTOID};
-			Datum		kvalues[2];
-
-			kvalues[0] = values[8];
-			kvalues[1] = values[7];
-			execute(prepare(&plan_find_key,
-							"SELECT id FROM jobq._queue WHERE owner = $1::regrole AND job_key = $2",
-							2, ktypes),
-					kvalues, NULL, SPI_OK_SELECT);
-			if (SPI_processed == 1)
-			{
-				id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1, &isnull));
-				break;
-			}
-			/* it finished in between: try the insert again */
-		}
+		kvalues[0] = values[8];
+		kvalues[1] = values[7];
+		execute(prepare(&plan_find_key,
+						"SELECT id FROM jobq._queue WHERE owner = $1::regrole AND job_key = $2",
+						2, ktypes),
+				kvalues, NULL, SPI_OK_SELECT);
+		if (SPI_processed == 1)
+			id = first_id();
+		/* else it finished in between: try the insert again */
 	}
 	queue_end(&qc);
 
@@ -552,8 +568,8 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 		plan = prepare(&plan_insert_many,
 					   NEW_JOB_INSERT
 					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10 "
-					   "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n"
-					   NEW_JOB_CONFLICT,
+					   "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n "
+					   "RETURNING id",
 					   10, types);
 	execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
 
