@@ -1,8 +1,9 @@
 # JobqNode: what the TAP tests share.  jobq_node() starts a node that
 # preloads jobq with room for ten workers; the test's own settings come
 # after the common ones in postgresql.conf, so they win.
-# jobq_wait_finished() waits for a job to finish.  jobq_psql_as() and
-# jobq_safe_as() run SQL as another role.
+# jobq_wait_finished() waits for a job to finish.  jobq_flush_wal() makes
+# what has committed durable.  jobq_psql_as() and jobq_safe_as() run SQL as
+# another role.
 
 package JobqNode;
 
@@ -14,7 +15,8 @@ use PostgreSQL::Test::Cluster;
 
 use Test::More;
 
-our @EXPORT = qw(jobq_node jobq_wait_finished jobq_psql_as jobq_safe_as);
+our @EXPORT =
+  qw(jobq_node jobq_wait_finished jobq_flush_wal jobq_psql_as jobq_safe_as);
 
 # jobq_node($name, $settings, %init_options): a started node.
 sub jobq_node
@@ -43,6 +45,18 @@ sub jobq_wait_finished
 			'postgres', qq{
 SELECT status NOT IN ('pending', 'running') FROM jobq.jobs WHERE id = $id}),
 		"$what: the job has finished");
+	return;
+}
+
+# jobq_flush_wal($node): flush the WAL of every transaction committed so
+# far, such as the claims a worker commits without waiting for the flush.
+# A later commit does not do it when its transaction wrote no WAL before its
+# commit record (SELECT txid_current() is such a commit: asynchronous), so
+# this asks for a checkpoint, whose record is always flushed.
+sub jobq_flush_wal
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', 'CHECKPOINT');
 	return;
 }
 

@@ -73,10 +73,9 @@ SELECT backend_type, wait_event FROM pg_stat_activity WHERE pid = $pid}),
 	'jobq worker|PgSleep',
 	'jobq.jobs.worker_pid is the worker running the job');
 
-# A claim commits without waiting for its WAL flush; any later synchronous
-# commit flushes it (as the run transaction's commit would).  Make sure it
-# is durable before the crash, so that the attempt is counted.
-$node->safe_psql('postgres', 'SELECT txid_current()');
+# A claim commits without waiting for its WAL flush (see jobq_flush_wal).
+# Make it durable before the crash, so that the attempt is counted.
+jobq_flush_wal($node);
 
 my $log_offset = -s $node->logfile;
 ok(kill('KILL', $pid), "kill -9 the worker $pid");

@@ -93,6 +93,9 @@ SELECT count(*) FROM jobq.jobs j JOIN pg_stat_activity a ON a.pid = j.worker_pid
  WHERE j.id = $b_id AND j.status = 'running' AND a.wait_event = 'PgSleep'},
 		'1'),
 	'the job runs on the primary');
+# its claim committed without waiting for the flush: the walsender sends
+# only flushed WAL
+jobq_flush_wal($primary);
 $primary->wait_for_catchup($standby);
 is( $standby->safe_psql(
 		'postgres', "SELECT status, attempts FROM jobq.jobs WHERE id = $b_id"),
