@@ -9,6 +9,7 @@ OBJS = \
 	src/launcher.o \
 	src/worker.o \
 	src/queue.o \
+	src/claim.o \
 	src/handlers.o \
 	src/api.o \
 	src/monitor.o \

@@ -53,11 +53,8 @@ PG_FUNCTION_INFO_V1(jobq_current_job);
 static int64
 positive_interval_ms(Interval *iv, const char *what)
 {
-	int64		ms;
+	int64		ms = jobq_interval_ms(iv);
 
-	ms = iv->time / 1000 +
-		(int64) iv->day * 86400000 +
-		(int64) iv->month * 30 * 86400000;
 	if (ms <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

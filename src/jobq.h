@@ -45,6 +45,18 @@ extern void jobq_guc_define(void);
 
 /* ---- shmem.c ---- */
 #define JOBQ_MAX_QUEUE_NAME 63
+
+/*
+ * An interval in milliseconds, a month counted as 30 days: how jobq reads
+ * the timeouts it is given and the ones it stored.
+ */
+static inline int64
+jobq_interval_ms(const Interval *iv)
+{
+	return iv->time / 1000 +
+		(int64) iv->day * 86400000 +
+		(int64) iv->month * 30 * 86400000;
+}
 #define JOBQ_PROBE_REQUESTS 16
 #define JOBQ_PAUSES 8
 
@@ -224,7 +236,7 @@ extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,
 extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
 								   Datum job_keys, bool have_keys,
 								   int64 **ids, int *nids);
-extern int	jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs);
+
 extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n);
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
 							bool final, double min_delay_ms);
@@ -269,6 +281,9 @@ extern void jobq_queue_log_delivery(const JobqDelivery *d);
 #define JOBQ_NOT_FOUND		0
 #define JOBQ_DONE			1
 #define JOBQ_WRONG_STATE	2
+
+/* ---- claim.c: taking ready jobs, without SPI ---- */
+extern int	jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs);
 
 /* ---- handlers.c ---- */
 extern void jobq_handler_check(Oid handler, bool *returns_void);

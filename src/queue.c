@@ -71,8 +71,6 @@ static SPIPlanPtr plan_insert_keyless = NULL;
 static SPIPlanPtr plan_find_key = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
 static SPIPlanPtr plan_insert_many_keys = NULL;
-static SPIPlanPtr plan_claim = NULL;
-static SPIPlanPtr plan_claim_net = NULL;
 static SPIPlanPtr plan_succeed_keep = NULL;
 static SPIPlanPtr plan_succeed_drop = NULL;
 static SPIPlanPtr plan_fail_retry = NULL;
@@ -155,13 +153,12 @@ queue_end(QueueCall *qc)
 
 /*
  * queue_begin for the workers' statements that find jobs in jobq._queue:
- * claims, completions, failures, releases by id and the next due time.
- * Their plans must read the indexes whatever the table's statistics say.
- * A vacuum while the queue is nearly empty (worker 0's after a burst, or
- * autovacuum's) leaves statistics that call the table empty and invalidates
- * the cached plans; planned from those, a claim reads every ready job
- * through a bitmap scan and sorts them all to take one batch, and a
- * completion scans the whole table, for as long as the next backlog lasts.
+ * completions, failures, releases by id and the next due time (claims are
+ * not statements: claim.c).  Their plans must read the indexes whatever the
+ * table's statistics say.  A vacuum while the queue is nearly empty (worker
+ * 0's after a burst, or autovacuum's) leaves statistics that call the table
+ * empty and invalidates the cached plans; planned from those, a completion
+ * scans the whole table, for as long as the next backlog lasts.
  * Sequential scans, bitmap scans and sorts are therefore off while these
  * statements are planned and run (the plan cache replans them only here),
  * and their plans are generic: with those paths off a custom plan could be
@@ -588,100 +585,6 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 /* ---------------------------------------------------------------------
  * The worker's statements
  * ------------------------------------------------------------------- */
-
-static int
-job_order(const void *a, const void *b)
-{
-	const JobqJob *x = a;
-	const JobqJob *y = b;
-
-	if (x->priority != y->priority)
-		return x->priority < y->priority ? -1 : 1;
-	if (x->run_at != y->run_at)
-		return x->run_at < y->run_at ? -1 : 1;
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	return 0;
-}
-
-/*
- * The claim statement of a lane: "NOT net" for the SQL workers, "net" for
- * the net worker.  Each lane has its own partial index, which the literal
- * condition matches.
- */
-#define CLAIM_STATEMENT(lane) \
-	"UPDATE jobq._queue SET status = 'running', attempts = attempts + 1, " \
-	"started_at = clock_timestamp(), locked_by = $1, " \
-	"worker_pid = pg_backend_pid() " \
-	"WHERE ctid = ANY (ARRAY(" \
-	"      SELECT ctid FROM jobq._queue " \
-	"       WHERE status = 'pending' AND " lane " AND run_at <= now() " \
-	"       ORDER BY priority, run_at, id LIMIT $2 " \
-	"       FOR UPDATE SKIP LOCKED)) " \
-	"RETURNING id, kind, payload, owner::oid, priority, run_at, " \
-	"attempts, max_attempts, " \
-	"(EXTRACT(EPOCH FROM timeout) * 1000)::bigint, created_at"
-
-/*
- * Claim up to batch_size ready jobs of a lane for the worker holding token:
- * mark them running and count the attempt.  The rows are locked (SKIP LOCKED) by the
- * inner query, so their ctids stay valid for the update of the same
- * statement: a TID scan, not one primary-key lookup per job.  The caller
- * commits at once, before any handler runs (a SQL worker without waiting
- * for the flush: see jobq_shmem_durable_claims).  Returns the jobs in claim
- * order.
- */
-int
-jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
-{
-	QueueCall	qc;
-	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2];
-	uint64		i;
-	int			n;
-
-	values[0] = Int64GetDatum(token);
-	values[1] = Int32GetDatum(batch_size);
-
-	queue_begin_indexed(&qc);
-	if (net)
-		execute(prepare(&plan_claim_net, CLAIM_STATEMENT("net"), 2, types),
-				values, NULL, SPI_OK_UPDATE_RETURNING);
-	else
-		execute(prepare(&plan_claim, CLAIM_STATEMENT("NOT net"), 2, types),
-				values, NULL, SPI_OK_UPDATE_RETURNING);
-
-	n = (int) SPI_processed;
-	*jobs = MemoryContextAllocZero(qc.caller_cxt, sizeof(JobqJob) * Max(n, 1));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		JobqJob    *job = &(*jobs)[i];
-		MemoryContext old;
-		bool		isnull;
-		Datum		d;
-
-		job->id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		old = MemoryContextSwitchTo(qc.caller_cxt);
-		job->kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
-		job->payload = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
-		MemoryContextSwitchTo(old);
-		job->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
-		job->priority = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-		job->run_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
-		job->attempts = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
-		job->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
-		d = SPI_getbinval(tup, desc, 9, &isnull);
-		job->timeout_ms = isnull ? 0 : DatumGetInt64(d);
-		job->created_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 10, &isnull));
-	}
-	queue_end(&qc);
-
-	if (n > 1)
-		qsort(*jobs, n, sizeof(JobqJob), job_order);
-	return n;
-}
 
 /*
  * Record the success of n jobs: they leave jobq._queue in one statement and

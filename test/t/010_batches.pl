@@ -3,6 +3,8 @@
 # (without counting the attempt); a large batch of jobs that write runs in
 # several transactions, each job exactly once; workers report their table
 # statistics while they run, so that autovacuum keeps jobq._queue small.
+# On full pages a claim cannot update a row heap-only: the new row versions
+# get their index entries (amcheck finds every claimed row in every index).
 
 use strict;
 use warnings;
@@ -84,6 +86,44 @@ is( $node->safe_psql(
 		'postgres', q{
 SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq worker'}),
 	'2', 'with both workers still running');
+
+# Claims on full pages: with fillfactor 100 a bulk insert leaves no room on
+# a page for a second version of one of its rows, so no claim is heap-only.
+# Committed together, the jobs are claimed in one batch; its last job
+# checks, in the batch's transaction, that every index of jobq._queue has
+# an entry for every row version it should (the claimed rows, now running)
+# and counts them.
+$node->safe_psql(
+	'postgres', q{
+CREATE EXTENSION amcheck;
+CREATE TABLE checked (running bigint);
+ALTER TABLE jobq._queue SET (fillfactor = 100);
+BEGIN;
+SELECT count(*) FROM jobq.enqueue_many('sql',
+	(SELECT array_agg(jsonb_build_object('sql', 'SELECT 1', 'pad', repeat('x', 400)))
+	   FROM generate_series(1, 200)), queue => 'full');
+SELECT jobq.enqueue('sql', jsonb_build_object('sql', $s$
+	SELECT bt_index_check(indexrelid, true) FROM pg_index
+	 WHERE indrelid = 'jobq._queue'::regclass;
+	INSERT INTO public.checked
+		SELECT count(*) FROM jobq._queue WHERE status = 'running'$s$),
+	queue => 'full', priority => 10);
+COMMIT;
+});
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT count(*) FROM jobq.jobs WHERE queue = 'full' AND status = 'succeeded'}, '201'),
+	'the jobs on full pages succeeded');
+cmp_ok($node->safe_psql('postgres', 'SELECT running FROM checked'),
+	'>', 100,
+	'amcheck found every claimed row version in every index of jobq._queue');
+ok( $node->poll_query_until(
+		'postgres', q{
+SELECT n_tup_upd - n_tup_hot_upd >= 100 FROM pg_stat_user_tables
+ WHERE relid = 'jobq._queue'::regclass}),
+	'those claims were not heap-only');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM jobq._queue'),
+	'0', 'and every job left jobq._queue');
 
 $node->stop;
 done_testing();

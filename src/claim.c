@@ -1,0 +1,317 @@
+/*-------------------------------------------------------------------------
+ *
+ * claim.c
+ *	  Claiming ready jobs from jobq._queue, without the executor.
+ *
+ * A claim walks the lane's claim index (priority, run_at, id) in order with
+ * the transaction's snapshot, keeping the index entries whose run_at is
+ * due.  For each row the snapshot sees as pending it updates the row in
+ * place, without waiting: status running, the attempt counted, the
+ * worker's token.  A row another transaction holds (locked, or being
+ * claimed or finished) or has changed since the snapshot was taken is
+ * skipped, as FOR UPDATE SKIP LOCKED skips it, and the walk goes on until
+ * the batch is full or the index is exhausted.
+ *
+ * That is what the claim statement did (UPDATE ... WHERE ctid = ANY
+ * (SELECT ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED)), less its cost:
+ * no plan to revalidate, no executor to start (five indexes opened, the
+ * CHECK constraints compiled, for every claim, which is most of the time a
+ * lone job's pickup spends in the worker), and one WAL record per job where
+ * the statement wrote two (the row lock, then the update).  No indexed
+ * column changes, so the update is heap-only when the page has room
+ * (fillfactor leaves it); when it is not, the new row version gets its
+ * index entries here as the executor would give them.
+ *
+ * Callers must be in a transaction and commit it before running the jobs
+ * (see jobq_shmem_durable_claims for how the commit is flushed).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/nbtree.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/index.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "jobq.h"
+
+/* The columns of jobq._queue a claim reads or writes, by attribute number. */
+typedef struct ClaimColumns
+{
+	AttrNumber	id;
+	AttrNumber	kind;
+	AttrNumber	payload;
+	AttrNumber	owner;
+	AttrNumber	priority;
+	AttrNumber	status;
+	AttrNumber	attempts;
+	AttrNumber	max_attempts;
+	AttrNumber	run_at;
+	AttrNumber	timeout;
+	AttrNumber	created_at;
+	AttrNumber	started_at;
+	AttrNumber	locked_by;
+	AttrNumber	worker_pid;
+} ClaimColumns;
+
+/* Where the index entries of row versions that are not heap-only go. */
+typedef struct ClaimIndexes
+{
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot *slot;
+} ClaimIndexes;
+
+static AttrNumber
+claim_column(TupleDesc desc, const char *name)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att->attnum;
+	}
+	elog(ERROR, "column \"%s\" of jobq._queue does not exist", name);
+	return InvalidAttrNumber;	/* keep the compiler quiet */
+}
+
+static void
+claim_columns(TupleDesc desc, ClaimColumns *c)
+{
+	c->id = claim_column(desc, "id");
+	c->kind = claim_column(desc, "kind");
+	c->payload = claim_column(desc, "payload");
+	c->owner = claim_column(desc, "owner");
+	c->priority = claim_column(desc, "priority");
+	c->status = claim_column(desc, "status");
+	c->attempts = claim_column(desc, "attempts");
+	c->max_attempts = claim_column(desc, "max_attempts");
+	c->run_at = claim_column(desc, "run_at");
+	c->timeout = claim_column(desc, "timeout");
+	c->created_at = claim_column(desc, "created_at");
+	c->started_at = claim_column(desc, "started_at");
+	c->locked_by = claim_column(desc, "locked_by");
+	c->worker_pid = claim_column(desc, "worker_pid");
+}
+
+static Oid
+claim_relation(Oid nsp, const char *name)
+{
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"jobq.%s\" does not exist", name),
+				 errhint("Install jobq again: DROP EXTENSION jobq; CREATE EXTENSION jobq;")));
+	return relid;
+}
+
+/* Is the text datum 'pending'? */
+static bool
+claim_is_pending(Datum status)
+{
+	text	   *t = DatumGetTextPP(status);
+
+	return VARSIZE_ANY_EXHDR(t) == 7 && memcmp(VARDATA_ANY(t), "pending", 7) == 0;
+}
+
+/*
+ * Give the new version of a claimed row its index entries, when the update
+ * could not be heap-only.  The result relation has no range table entry, so
+ * the executor takes no column as updated: true of every index of
+ * jobq._queue (none depends on a column a claim changes), and each entry
+ * gets the hint that its index is logically unchanged, with which a B-tree
+ * deletes the older versions of the row bottom-up before splitting a page.
+ */
+static void
+claim_index_row(ClaimIndexes *ix, Relation rel, HeapTuple newtup)
+{
+	if (ix->estate == NULL)
+	{
+		ix->estate = CreateExecutorState();
+		ix->rri = makeNode(ResultRelInfo);
+		InitResultRelInfo(ix->rri, rel, 0, NULL, 0);
+		ExecOpenIndices(ix->rri, false);
+		ix->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	}
+	ExecStoreHeapTuple(newtup, ix->slot, false);
+	(void) ExecInsertIndexTuples(ix->rri, ix->slot, ix->estate, true, false, NULL, NIL);
+	ExecClearTuple(ix->slot);
+	ResetPerTupleExprContext(ix->estate);
+}
+
+static void
+claim_index_end(ClaimIndexes *ix)
+{
+	if (ix->estate == NULL)
+		return;
+	ExecDropSingleTupleTableSlot(ix->slot);
+	ExecCloseIndices(ix->rri);
+	FreeExecutorState(ix->estate);
+}
+
+/* A claimed row as the job the worker runs, allocated in cxt. */
+static void
+claim_job(TupleTableSlot *slot, const ClaimColumns *c, MemoryContext cxt, JobqJob *job)
+{
+	MemoryContext old;
+	bool		isnull;
+	Datum		d;
+
+	job->id = DatumGetInt64(slot_getattr(slot, c->id, &isnull));
+	job->owner = DatumGetObjectId(slot_getattr(slot, c->owner, &isnull));
+	job->priority = DatumGetInt32(slot_getattr(slot, c->priority, &isnull));
+	job->run_at = DatumGetTimestampTz(slot_getattr(slot, c->run_at, &isnull));
+	job->attempts = DatumGetInt32(slot_getattr(slot, c->attempts, &isnull)) + 1;
+	job->max_attempts = DatumGetInt32(slot_getattr(slot, c->max_attempts, &isnull));
+	d = slot_getattr(slot, c->timeout, &isnull);
+	job->timeout_ms = isnull ? 0 : jobq_interval_ms(DatumGetIntervalP(d));
+	job->created_at = DatumGetTimestampTz(slot_getattr(slot, c->created_at, &isnull));
+
+	old = MemoryContextSwitchTo(cxt);
+	job->kind = TextDatumGetCString(slot_getattr(slot, c->kind, &isnull));
+	job->payload = DatumGetJsonbPCopy(slot_getattr(slot, c->payload, &isnull));
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Claim up to batch_size ready jobs of a lane (net: the net worker's, else
+ * the SQL workers') for the worker holding token: mark them running and
+ * count the attempt.  Returns the jobs in claim order (priority, run_at,
+ * id), allocated in the caller's memory context.
+ */
+int
+jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext tmp_cxt;
+	Oid			nsp = get_namespace_oid("jobq", false);
+	Relation	rel;
+	Relation	index;
+	TupleDesc	desc;
+	ClaimColumns cols;
+	ClaimIndexes ix = {0};
+	bool		pushed_snapshot = false;
+	IndexScanDesc scan;
+	ScanKeyData key;
+	TupleTableSlot *slot;
+	CommandId	cid = GetCurrentCommandId(true);
+	TimestampTz now = GetCurrentTimestamp();
+	Datum	   *values;
+	bool	   *nulls;
+	bool	   *replace;
+	int			n = 0;
+
+	rel = table_open(claim_relation(nsp, "_queue"), RowExclusiveLock);
+	index = index_open(claim_relation(nsp, net ? "_queue_net_claim_idx" : "_queue_claim_idx"),
+					   AccessShareLock);
+	desc = RelationGetDescr(rel);
+	claim_columns(desc, &cols);
+	if (index->rd_index->indnkeyatts < 2 ||
+		index->rd_index->indkey.values[1] != cols.run_at)
+		elog(ERROR, "index \"%s\" does not have run_at as its second column",
+			 RelationGetRelationName(index));
+
+	*jobs = palloc0(sizeof(JobqJob) * Max(batch_size, 1));
+	tmp_cxt = AllocSetContextCreate(CurrentMemoryContext, "jobq claim",
+									ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(tmp_cxt);
+
+	values = palloc0(sizeof(Datum) * desc->natts);
+	nulls = palloc0(sizeof(bool) * desc->natts);
+	replace = palloc0(sizeof(bool) * desc->natts);
+	replace[cols.status - 1] = true;
+	replace[cols.attempts - 1] = true;
+	replace[cols.started_at - 1] = true;
+	replace[cols.locked_by - 1] = true;
+	replace[cols.worker_pid - 1] = true;
+	values[cols.status - 1] = CStringGetTextDatum("running");
+	values[cols.started_at - 1] = TimestampTzGetDatum(now);
+	values[cols.locked_by - 1] = Int64GetDatum(token);
+	values[cols.worker_pid - 1] = Int32GetDatum(MyProcPid);
+
+	/* a worker's own transactions have no snapshot yet */
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed_snapshot = true;
+	}
+
+	/* due: run_at <= the transaction's start, as now() in SQL */
+	ScanKeyInit(&key, 2, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
+				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+
+	while (n < batch_size && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		HeapTuple	oldtup;
+		HeapTuple	newtup;
+		ItemPointerData tid = slot->tts_tid;
+		TM_FailureData tmfd;
+		LockTupleMode lockmode;
+		bool		should_free;
+		bool		isnull;
+		TM_Result	result;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!claim_is_pending(slot_getattr(slot, cols.status, &isnull)))
+			continue;
+
+		values[cols.attempts - 1] =
+			Int32GetDatum(DatumGetInt32(slot_getattr(slot, cols.attempts, &isnull)) + 1);
+		oldtup = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		newtup = heap_modify_tuple(oldtup, desc, values, nulls, replace);
+		if (should_free)
+			heap_freetuple(oldtup);
+
+		/* never wait: a row someone holds or has changed is theirs */
+		result = heap_update(rel, &tid, newtup, cid, InvalidSnapshot, false,
+							 &tmfd, &lockmode);
+		if (result != TM_Ok)
+		{
+			heap_freetuple(newtup);
+			continue;
+		}
+		if (!HeapTupleIsHeapOnly(newtup))
+			claim_index_row(&ix, rel, newtup);
+		heap_freetuple(newtup);
+
+		claim_job(slot, &cols, caller_cxt, &(*jobs)[n]);
+		n++;
+	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	claim_index_end(&ix);
+	if (pushed_snapshot)
+		PopActiveSnapshot();
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+
+	/* later statements of the transaction see the claimed rows */
+	CommandCounterIncrement();
+
+	MemoryContextSwitchTo(caller_cxt);
+	MemoryContextDelete(tmp_cxt);
+	return n;
+}
