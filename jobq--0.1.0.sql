@@ -257,7 +257,11 @@ CREATE FUNCTION jobq._worker_status(
 	OUT jobs_failed bigint,
 	OUT started_at timestamptz,
 	OUT state_since timestamptz,
-	OUT in_flight integer)
+	OUT in_flight integer,
+	OUT claims bigint,
+	OUT jobs_claimed bigint,
+	OUT claim_time double precision,
+	OUT claim_buffers bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'jobq__worker_status'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;

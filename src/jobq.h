@@ -98,6 +98,10 @@ typedef struct JobqWorker
 	int			in_flight;		/* the net worker's requests under way */
 	uint64		jobs_succeeded;
 	uint64		jobs_failed;
+	uint64		claims;			/* claim calls, empty ones too */
+	uint64		jobs_claimed;
+	double		claim_ms;		/* time spent in them */
+	uint64		claim_buffers;	/* shared buffers they hit or read */
 	TimestampTz started_at;
 	TimestampTz state_since;
 } JobqWorker;
@@ -161,7 +165,7 @@ extern void jobq_worker_holding_jobs(bool holding);
 extern void jobq_worker_reap_own(void);
 extern void jobq_worker_report(int in_flight, uint64 succeeded, uint64 failed);
 extern uint64 jobq_worker_wake_seq(void);
-extern void jobq_net_main(JobqWorker *me, int64 token);
+extern void jobq_net_main(JobqWorker *me);
 
 /* ---- utility.c ---- */
 extern void jobq_utility_install(void);
@@ -284,6 +288,8 @@ extern void jobq_queue_log_delivery(const JobqDelivery *d);
 
 /* ---- claim.c: taking ready jobs, without SPI ---- */
 extern int	jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs);
+/* worker.c: a claim for this worker, counted in jobq.workers */
+extern int	jobq_worker_claim(bool net, int batch_size, JobqJob **jobs);
 
 /* ---- handlers.c ---- */
 extern void jobq_handler_check(Oid handler, bool *returns_void);

@@ -64,8 +64,8 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 	{
 		JobqWorker *w = &copy[i];
-		Datum		values[11];
-		bool		nulls[11];
+		Datum		values[15];
+		bool		nulls[15];
 		char	   *datname;
 
 		if (!w->in_use)
@@ -95,6 +95,10 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 		nulls[9] = (w->state_since == 0);
 		values[10] = Int32GetDatum(w->in_flight);
 		nulls[10] = !w->net;
+		values[11] = Int64GetDatum((int64) w->claims);
+		values[12] = Int64GetDatum((int64) w->jobs_claimed);
+		values[13] = Float8GetDatum(w->claim_ms);
+		values[14] = Int64GetDatum((int64) w->claim_buffers);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

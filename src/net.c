@@ -51,7 +51,6 @@ typedef struct NetSocket
 static CURLM *multi = NULL;
 static MemoryContext net_cxt = NULL;	/* transfers */
 static MemoryContext round_cxt = NULL;	/* one record-and-claim round */
-static int64 my_token;
 
 static JobqTransfer *active[MAX_IN_FLIGHT];
 static int	nactive = 0;
@@ -272,7 +271,7 @@ net_round(int nclaim, TimestampTz *next_due)
 	if (nclaim > 0)
 	{
 		jobq_worker_holding_jobs(true);
-		n = jobq_queue_claim(my_token, true, nclaim, &jobs);
+		n = jobq_worker_claim(true, nclaim, &jobs);
 		if (n < nclaim)
 			*next_due = jobq_queue_next_due(true);
 		for (i = 0; i < n; i++)
@@ -414,13 +413,12 @@ net_wait(long timeout_ms)
 }
 
 void
-jobq_net_main(JobqWorker *me, int64 token)
+jobq_net_main(JobqWorker *me)
 {
 	bool		more = true;	/* pending jobs may be ready */
 	TimestampTz next_due = 0;
 	uint64		seen_seq = 0;
 
-	my_token = token;
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		elog(ERROR, "curl_global_init failed");
 	multi = curl_multi_init();

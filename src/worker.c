@@ -50,6 +50,7 @@
 #include "commands/prepare.h"
 #include "commands/trigger.h"
 #include "commands/vacuum.h"
+#include "executor/instrument.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "parser/parse_node.h"
@@ -158,6 +159,34 @@ set_state(JobqWorkerState state, int64 job_id)
 	me->job_id = job_id;
 	me->state_since = now;
 	LWLockRelease(jobq_shared->lock);
+}
+
+/*
+ * Claim up to batch_size jobs of a lane for this worker (see
+ * jobq_queue_claim), counting the call, the jobs, its time and the shared
+ * buffers it touched in jobq.workers.
+ */
+int
+jobq_worker_claim(bool net, int batch_size, JobqJob **jobs)
+{
+	instr_time	start;
+	instr_time	elapsed;
+	int64		buffers = pgBufferUsage.shared_blks_hit + pgBufferUsage.shared_blks_read;
+	int			n;
+
+	INSTR_TIME_SET_CURRENT(start);
+	n = jobq_queue_claim(my_token, net, batch_size, jobs);
+	INSTR_TIME_SET_CURRENT(elapsed);
+	INSTR_TIME_SUBTRACT(elapsed, start);
+	buffers = pgBufferUsage.shared_blks_hit + pgBufferUsage.shared_blks_read - buffers;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->claims++;
+	me->jobs_claimed += n;
+	me->claim_ms += INSTR_TIME_GET_MILLISEC(elapsed);
+	me->claim_buffers += buffers;
+	LWLockRelease(jobq_shared->lock);
+	return n;
 }
 
 /* Give back every job this worker holds, attempt not counted. */
@@ -835,7 +864,7 @@ worker_round(uint64 *seq, bool *idle)
 	MemoryContextSwitchTo(batch_cxt);
 	exit_unless_installed();
 	claim_size = Min(claim_size, jobq_batch_size);
-	n = jobq_queue_claim(my_token, false, claim_size, &jobs);
+	n = jobq_worker_claim(false, claim_size, &jobs);
 	if (n == 0)
 		due = jobq_queue_next_due(false);
 	else if (!jobq_shmem_durable_claims())
@@ -1067,7 +1096,7 @@ jobq_worker_main(Datum main_arg)
 	if (me->net)
 	{
 		SetConfigOption("application_name", "jobq net worker", PGC_USERSET, PGC_S_SESSION);
-		jobq_net_main(me, my_token);	/* does not return */
+		jobq_net_main(me);	/* does not return */
 	}
 
 	for (;;)

@@ -542,8 +542,9 @@ async function ceilingRun(clients_) {
 
 // STEADY no-op jobs through a system with n workers: fed in chunks of
 // 10,000 whenever fewer than 20,000 are waiting.  Compares the start and the
-// end: throughput, the claim statement (from pg_stat_statements: the
-// statements of its database with SKIP LOCKED), the size of the table the
+// end: throughput, the claim (for the peers, from pg_stat_statements: the
+// statements of its database with SKIP LOCKED; jobq claims without SQL and
+// counts its claims in jobq.workers), the size of the table the
 // workers claim from, what autovacuum knows of it, and memory.  jobq runs
 // with jobq.retention = 1d (the default: history kept in jobq._done); pg-boss
 // keeps its completed jobs in the table it claims from, as it does by
@@ -566,7 +567,10 @@ async function steadyRun(sys, n) {
 		total: Number(await one(db, `SELECT pg_total_relation_size('${table}')`)),
 		history: sys === jobq ? Number(await one(db, `SELECT pg_total_relation_size('jobq._done')`)) : NaN,
 	});
-	const claimStats = async () => (await q(db, `
+	const claimStats = async () => (await q(db, sys === jobq ? `
+		SELECT coalesce(sum(claims), 0)::float8 AS calls, coalesce(sum(claim_time), 0)::float8 AS ms,
+		       coalesce(sum(claim_buffers), 0)::float8 AS blks, coalesce(sum(jobs_claimed), 0)::float8 AS rows
+		  FROM jobq.workers WHERE datname = current_database()` : `
 		SELECT coalesce(sum(calls), 0)::float8 AS calls, coalesce(sum(total_exec_time), 0)::float8 AS ms,
 		       coalesce(sum(shared_blks_hit + shared_blks_read), 0)::float8 AS blks, coalesce(sum(rows), 0)::float8 AS rows
 		  FROM pg_stat_statements
@@ -815,11 +819,11 @@ async function finish(memory, steady) {
 		row('throughput overall', (r) => CFG.steady / r.seconds, { unit: 'jobs/s' });
 		row(`throughput, ${wFirst}`, (r) => first(r)?.rate, { unit: 'jobs/s' });
 		row(`throughput, ${wLast}`, (r) => last(r)?.rate, { unit: 'jobs/s' });
-		row(`claim statement, mean time per call, ${wFirst}`, (r) => first(r)?.claimMs, { unit: 'ms', lowerIsBetter: true });
-		row(`claim statement, mean time per call, ${wLast}`, (r) => last(r)?.claimMs, { unit: 'ms', lowerIsBetter: true });
-		row(`claim statement, buffers per call, ${wFirst}`, (r) => first(r)?.claimBlks, { unit: 'buffers', lowerIsBetter: true });
-		row(`claim statement, buffers per call, ${wLast}`, (r) => last(r)?.claimBlks, { unit: 'buffers', lowerIsBetter: true });
-		row(`claim statement, jobs per call, ${wLast}`, (r) => last(r)?.claimRows, { unit: 'jobs', noRatio: true });
+		row(`claim, mean time per call, ${wFirst}`, (r) => first(r)?.claimMs, { unit: 'ms', lowerIsBetter: true });
+		row(`claim, mean time per call, ${wLast}`, (r) => last(r)?.claimMs, { unit: 'ms', lowerIsBetter: true });
+		row(`claim, buffers per call, ${wFirst}`, (r) => first(r)?.claimBlks, { unit: 'buffers', lowerIsBetter: true });
+		row(`claim, buffers per call, ${wLast}`, (r) => last(r)?.claimBlks, { unit: 'buffers', lowerIsBetter: true });
+		row(`claim, jobs per call, ${wLast}`, (r) => last(r)?.claimRows, { unit: 'jobs', noRatio: true });
 		row('claim table pg_relation_size before', (r) => r.before.heap / 1048576, { unit: 'MiB', noRatio: true });
 		row('claim table pg_relation_size after', (r) => r.after.heap / 1048576, { unit: 'MiB', lowerIsBetter: true });
 		row('claim table pg_total_relation_size after', (r) => r.after.total / 1048576, { unit: 'MiB', lowerIsBetter: true });

@@ -92,7 +92,7 @@ SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq worker'}),
 # Committed together, the jobs are claimed in one batch; its last job
 # checks, in the batch's transaction, that every index of jobq._queue has
 # an entry for every row version it should (the claimed rows, now running)
-# and counts them.
+# and counts them.  jobq.workers counts the claims.
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION amcheck;
@@ -124,6 +124,16 @@ SELECT n_tup_upd - n_tup_hot_upd >= 100 FROM pg_stat_user_tables
 	'those claims were not heap-only');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM jobq._queue'),
 	'0', 'and every job left jobq._queue');
+
+# jobq.workers counts the claims: every job that ran was claimed at least
+# once (the slow jobs given back were claimed again).
+is( $node->safe_psql(
+		'postgres', q{
+SELECT sum(jobs_claimed) >= (SELECT count(*) FROM jobq.jobs WHERE status = 'succeeded'),
+	   sum(claims) >= 3, sum(claim_time) > 0, sum(claim_buffers) >= sum(claims)
+  FROM jobq.workers WHERE lane = 'sql'}),
+	't|t|t|t',
+	'jobq.workers counts the claims, the jobs they took, their time and buffers');
 
 $node->stop;
 done_testing();

@@ -754,6 +754,13 @@ sub wait_requests
 	return requests_since($mark, $path_re);
 }
 
+# The net worker's claims are counted in jobq.workers too.
+is( sql(q{
+SELECT jobs_succeeded > 0, jobs_claimed >= jobs_succeeded + jobs_failed,
+	   claims > 0, claim_time > 0
+  FROM jobq.workers WHERE lane = 'net'}),
+	't|t|t|t', 'jobq.workers counts the net worker\'s claims');
+
 $mark = log_mark();
 my $inflight = enqueue('http',
 	{ url => "http://127.0.0.1:$hp/hang", timeout_ms => 20000 },
