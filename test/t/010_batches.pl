@@ -2,9 +2,11 @@
 # given back when the batch has run 100 ms and taken by the idle worker
 # (without counting the attempt); a large batch of jobs that write runs in
 # several transactions, each job exactly once; workers report their table
-# statistics while they run, so that autovacuum keeps jobq._queue small.
+# statistics while they run, so that autovacuum keeps jobq._queue small,
+# and count their claims in jobq.workers.
 # On full pages a claim cannot update a row heap-only: the new row versions
 # get their index entries (amcheck finds every claimed row in every index).
+# A payload stored out of line survives its claim.
 
 use strict;
 use warnings;
@@ -87,12 +89,26 @@ is( $node->safe_psql(
 SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq worker'}),
 	'2', 'with both workers still running');
 
+# jobq.workers counts the claims: every job that ran was claimed at least
+# once (the slow jobs given back were claimed again).
+is( $node->safe_psql(
+		'postgres', q{
+SELECT sum(jobs_claimed) >= (SELECT count(*) FROM jobq.jobs WHERE status = 'succeeded'),
+	   sum(claims) >= 3, sum(claim_time) > 0, sum(claim_buffers) >= sum(claims)
+  FROM jobq.workers WHERE lane = 'sql'}),
+	't|t|t|t',
+	'jobq.workers counts the claims, the jobs they took, their time and buffers');
+
+# Restarted, the workers claim a whole batch at their first claim
+# (jobq.batch_size) instead of what their last batches taught them.
+$node->restart;
+
 # Claims on full pages: with fillfactor 100 a bulk insert leaves no room on
 # a page for a second version of one of its rows, so no claim is heap-only.
 # Committed together, the jobs are claimed in one batch; its last job
 # checks, in the batch's transaction, that every index of jobq._queue has
 # an entry for every row version it should (the claimed rows, now running)
-# and counts them.  jobq.workers counts the claims.
+# and counts them.
 $node->safe_psql(
 	'postgres', q{
 CREATE EXTENSION amcheck;
@@ -125,15 +141,21 @@ SELECT n_tup_upd - n_tup_hot_upd >= 100 FROM pg_stat_user_tables
 is($node->safe_psql('postgres', 'SELECT count(*) FROM jobq._queue'),
 	'0', 'and every job left jobq._queue');
 
-# jobq.workers counts the claims: every job that ran was claimed at least
-# once (the slow jobs given back were claimed again).
-is( $node->safe_psql(
-		'postgres', q{
-SELECT sum(jobs_claimed) >= (SELECT count(*) FROM jobq.jobs WHERE status = 'succeeded'),
-	   sum(claims) >= 3, sum(claim_time) > 0, sum(claim_buffers) >= sum(claims)
-  FROM jobq.workers WHERE lane = 'sql'}),
-	't|t|t|t',
-	'jobq.workers counts the claims, the jobs they took, their time and buffers');
+# A payload stored out of line (TOAST) survives its claim: the claimed row
+# version keeps it, and the worker reads it.
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE big (pad_length int);
+SELECT jobq.enqueue('sql', jsonb_build_object(
+	'sql', $s$INSERT INTO public.big SELECT length(payload->>'pad') FROM jobq.jobs WHERE job_key = 'big'$s$,
+	'pad', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 3000) g)),
+	job_key => 'big');
+});
+ok( $node->poll_query_until(
+		'postgres', q{SELECT count(*) FROM big}, '1'),
+	'the job with a payload in TOAST ran');
+is($node->safe_psql('postgres', 'SELECT pad_length FROM big'),
+	'96000', 'and its payload was whole after the claim');
 
 $node->stop;
 done_testing();
