@@ -32,15 +32,12 @@
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
-#include "access/nbtree.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/index.h"
 #include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
-#include "nodes/execnodes.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
@@ -92,9 +89,23 @@ claim_column(TupleDesc desc, const char *name)
 	return InvalidAttrNumber;	/* keep the compiler quiet */
 }
 
-static void
-claim_columns(TupleDesc desc, ClaimColumns *c)
+/*
+ * The attribute numbers of jobq._queue's columns, looked up by name once
+ * per table (a reinstalled extension has a new one; a column added or
+ * dropped changes relnatts) rather than at every claim.
+ */
+static const ClaimColumns *
+claim_columns(Relation rel)
 {
+	static ClaimColumns cached;
+	static Oid	cached_relid = InvalidOid;
+	static int	cached_natts = 0;
+	TupleDesc	desc = RelationGetDescr(rel);
+	ClaimColumns *c = &cached;
+
+	if (RelationGetRelid(rel) == cached_relid && rel->rd_rel->relnatts == cached_natts)
+		return c;
+	cached_relid = InvalidOid;	/* until every column is found */
 	c->id = claim_column(desc, "id");
 	c->kind = claim_column(desc, "kind");
 	c->payload = claim_column(desc, "payload");
@@ -109,6 +120,9 @@ claim_columns(TupleDesc desc, ClaimColumns *c)
 	c->started_at = claim_column(desc, "started_at");
 	c->locked_by = claim_column(desc, "locked_by");
 	c->worker_pid = claim_column(desc, "worker_pid");
+	cached_relid = RelationGetRelid(rel);
+	cached_natts = rel->rd_rel->relnatts;
+	return c;
 }
 
 static Oid
@@ -207,7 +221,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	Relation	rel;
 	Relation	index;
 	TupleDesc	desc;
-	ClaimColumns cols;
+	const ClaimColumns *c;
 	ClaimIndexes ix = {0};
 	bool		pushed_snapshot = false;
 	IndexScanDesc scan;
@@ -224,9 +238,9 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	index = index_open(claim_relation(nsp, net ? "_queue_net_claim_idx" : "_queue_claim_idx"),
 					   AccessShareLock);
 	desc = RelationGetDescr(rel);
-	claim_columns(desc, &cols);
+	c = claim_columns(rel);
 	if (index->rd_index->indnkeyatts < 2 ||
-		index->rd_index->indkey.values[1] != cols.run_at)
+		index->rd_index->indkey.values[1] != c->run_at)
 		elog(ERROR, "index \"%s\" does not have run_at as its second column",
 			 RelationGetRelationName(index));
 
@@ -238,15 +252,15 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	values = palloc0(sizeof(Datum) * desc->natts);
 	nulls = palloc0(sizeof(bool) * desc->natts);
 	replace = palloc0(sizeof(bool) * desc->natts);
-	replace[cols.status - 1] = true;
-	replace[cols.attempts - 1] = true;
-	replace[cols.started_at - 1] = true;
-	replace[cols.locked_by - 1] = true;
-	replace[cols.worker_pid - 1] = true;
-	values[cols.status - 1] = CStringGetTextDatum("running");
-	values[cols.started_at - 1] = TimestampTzGetDatum(now);
-	values[cols.locked_by - 1] = Int64GetDatum(token);
-	values[cols.worker_pid - 1] = Int32GetDatum(MyProcPid);
+	replace[c->status - 1] = true;
+	replace[c->attempts - 1] = true;
+	replace[c->started_at - 1] = true;
+	replace[c->locked_by - 1] = true;
+	replace[c->worker_pid - 1] = true;
+	values[c->status - 1] = CStringGetTextDatum("running");
+	values[c->started_at - 1] = TimestampTzGetDatum(now);
+	values[c->locked_by - 1] = Int64GetDatum(token);
+	values[c->worker_pid - 1] = Int32GetDatum(MyProcPid);
 
 	/* a worker's own transactions have no snapshot yet */
 	if (!ActiveSnapshotSet())
@@ -274,11 +288,11 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		TM_Result	result;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!claim_is_pending(slot_getattr(slot, cols.status, &isnull)))
+		if (!claim_is_pending(slot_getattr(slot, c->status, &isnull)))
 			continue;
 
-		values[cols.attempts - 1] =
-			Int32GetDatum(DatumGetInt32(slot_getattr(slot, cols.attempts, &isnull)) + 1);
+		values[c->attempts - 1] =
+			Int32GetDatum(DatumGetInt32(slot_getattr(slot, c->attempts, &isnull)) + 1);
 		oldtup = ExecFetchSlotHeapTuple(slot, false, &should_free);
 		newtup = heap_modify_tuple(oldtup, desc, values, nulls, replace);
 		if (should_free)
@@ -296,7 +310,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 			claim_index_row(&ix, rel, newtup);
 		heap_freetuple(newtup);
 
-		claim_job(slot, &cols, caller_cxt, &(*jobs)[n]);
+		claim_job(slot, c, caller_cxt, &(*jobs)[n]);
 		n++;
 	}
 

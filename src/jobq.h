@@ -20,6 +20,18 @@
 #include "storage/lwlock.h"
 #include "utils/jsonb.h"
 
+/*
+ * An interval in milliseconds, a month counted as 30 days: how jobq reads
+ * the timeouts it is given (api.c) and the ones it stored (claim.c).
+ */
+static inline int64
+jobq_interval_ms(const Interval *iv)
+{
+	return iv->time / 1000 +
+		(int64) iv->day * 86400000 +
+		(int64) iv->month * 30 * 86400000;
+}
+
 /* ---- guc.c ---- */
 extern int	jobq_workers;
 extern int	jobq_max_workers;
@@ -45,18 +57,6 @@ extern void jobq_guc_define(void);
 
 /* ---- shmem.c ---- */
 #define JOBQ_MAX_QUEUE_NAME 63
-
-/*
- * An interval in milliseconds, a month counted as 30 days: how jobq reads
- * the timeouts it is given and the ones it stored.
- */
-static inline int64
-jobq_interval_ms(const Interval *iv)
-{
-	return iv->time / 1000 +
-		(int64) iv->day * 86400000 +
-		(int64) iv->month * 30 * 86400000;
-}
 #define JOBQ_PROBE_REQUESTS 16
 #define JOBQ_PAUSES 8
 
@@ -240,7 +240,6 @@ extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,
 extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
 								   Datum job_keys, bool have_keys,
 								   int64 **ids, int *nids);
-
 extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n);
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
 							bool final, double min_delay_ms);
