@@ -9,6 +9,7 @@ OBJS = \
 	src/launcher.o \
 	src/worker.o \
 	src/queue.o \
+	src/qrel.o \
 	src/claim.o \
 	src/handlers.o \
 	src/api.o \

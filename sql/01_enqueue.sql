@@ -85,3 +85,38 @@ BEGIN;
 SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', job_key => 'rolled back') IS NOT NULL AS added;
 ROLLBACK;
 SELECT count(*) FROM jobq.jobs WHERE job_key = 'rolled back';
+
+-- a job without a key is written without a statement: every column as the
+-- table's defaults would have it, the timeout as an interval of the time
+-- field alone, the id from the identity sequence
+BEGIN;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 5"}', timeout => '1 day') AS id5 \gset
+SELECT id = currval('jobq._queue_id_seq') AS from_sequence, status, attempts,
+       created_at = now() AS created_now, run_at = now() AS due_now, timeout,
+       net, cancel_requested, started_at, locked_by, worker_pid, last_error
+  FROM jobq._queue WHERE id = :id5;
+COMMIT;
+-- visible to the next statement of the transaction, gone with its rollback
+BEGIN;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 6"}', queue => 'rollback') IS NOT NULL AS added;
+SELECT count(*) FROM jobq.jobs WHERE queue = 'rollback';
+ROLLBACK;
+SELECT count(*) FROM jobq.jobs WHERE queue = 'rollback';
+-- a payload too large for the page goes out of line and comes back whole
+SELECT jobq.enqueue('sql', jsonb_build_object('sql', 'SELECT 7', 'pad', repeat('x', 300000)),
+                    queue => 'toast') AS id7 \gset
+SELECT length(payload->>'pad') FROM jobq.jobs WHERE id = :id7;
+-- index entries: every row written this way is in every index of jobq._queue
+DO $$BEGIN FOR i IN 1..300 LOOP PERFORM jobq.enqueue('sql', '{"sql": "SELECT 8"}', queue => 'indexed'); END LOOP; END$$;
+CREATE EXTENSION amcheck;
+SELECT count(*) AS checked FROM (
+    SELECT bt_index_check(indexrelid, true) FROM pg_index
+     WHERE indrelid = 'jobq._queue'::regclass) c;
+DROP EXTENSION amcheck;
+-- not in a read-only transaction (nor on a standby, which is read-only)
+BEGIN READ ONLY;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}']::jsonb[]);
+ROLLBACK;

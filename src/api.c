@@ -18,6 +18,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -198,6 +199,9 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	char	   *job_key = NULL;
 	int64		id;
 
+	/* the job is written without a statement, which would check these */
+	PreventCommandIfReadOnly("jobq.enqueue()");
+	PreventCommandIfParallelMode("jobq.enqueue()");
 	new_job_from_args(fcinfo, &job);
 	payload = payload_arg(fcinfo);
 	check_payload(&job, payload);
@@ -230,6 +234,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	int			nids;
 	int			i;
 
+	PreventCommandIfReadOnly("jobq.enqueue_many()");
 	new_job_from_args(fcinfo, &job);
 	if (PG_ARGISNULL(ARG_PAYLOAD))
 		ereport(ERROR,

@@ -48,96 +48,6 @@
 
 #include "jobq.h"
 
-/* The columns of jobq._queue a claim reads or writes, by attribute number. */
-typedef struct ClaimColumns
-{
-	AttrNumber	id;
-	AttrNumber	kind;
-	AttrNumber	payload;
-	AttrNumber	owner;
-	AttrNumber	priority;
-	AttrNumber	status;
-	AttrNumber	attempts;
-	AttrNumber	max_attempts;
-	AttrNumber	run_at;
-	AttrNumber	timeout;
-	AttrNumber	created_at;
-	AttrNumber	started_at;
-	AttrNumber	locked_by;
-	AttrNumber	worker_pid;
-} ClaimColumns;
-
-/* Where the index entries of row versions that are not heap-only go. */
-typedef struct ClaimIndexes
-{
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot *slot;
-} ClaimIndexes;
-
-static AttrNumber
-claim_column(TupleDesc desc, const char *name)
-{
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return att->attnum;
-	}
-	elog(ERROR, "column \"%s\" of jobq._queue does not exist", name);
-	return InvalidAttrNumber;	/* keep the compiler quiet */
-}
-
-/*
- * The attribute numbers of jobq._queue's columns, looked up by name once
- * per table (a reinstalled extension has a new one; a column added or
- * dropped changes relnatts) rather than at every claim.
- */
-static const ClaimColumns *
-claim_columns(Relation rel)
-{
-	static ClaimColumns cached;
-	static Oid	cached_relid = InvalidOid;
-	static int	cached_natts = 0;
-	TupleDesc	desc = RelationGetDescr(rel);
-	ClaimColumns *c = &cached;
-
-	if (RelationGetRelid(rel) == cached_relid && rel->rd_rel->relnatts == cached_natts)
-		return c;
-	cached_relid = InvalidOid;	/* until every column is found */
-	c->id = claim_column(desc, "id");
-	c->kind = claim_column(desc, "kind");
-	c->payload = claim_column(desc, "payload");
-	c->owner = claim_column(desc, "owner");
-	c->priority = claim_column(desc, "priority");
-	c->status = claim_column(desc, "status");
-	c->attempts = claim_column(desc, "attempts");
-	c->max_attempts = claim_column(desc, "max_attempts");
-	c->run_at = claim_column(desc, "run_at");
-	c->timeout = claim_column(desc, "timeout");
-	c->created_at = claim_column(desc, "created_at");
-	c->started_at = claim_column(desc, "started_at");
-	c->locked_by = claim_column(desc, "locked_by");
-	c->worker_pid = claim_column(desc, "worker_pid");
-	cached_relid = RelationGetRelid(rel);
-	cached_natts = rel->rd_rel->relnatts;
-	return c;
-}
-
-static Oid
-claim_relation(Oid nsp, const char *name)
-{
-	Oid			relid = get_relname_relid(name, nsp);
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"jobq.%s\" does not exist", name),
-				 errhint("Install jobq again: DROP EXTENSION jobq; CREATE EXTENSION jobq;")));
-	return relid;
-}
-
 /* Is the text datum 'pending'? */
 static bool
 claim_is_pending(Datum status)
@@ -147,44 +57,9 @@ claim_is_pending(Datum status)
 	return VARSIZE_ANY_EXHDR(t) == 7 && memcmp(VARDATA_ANY(t), "pending", 7) == 0;
 }
 
-/*
- * Give the new version of a claimed row its index entries, when the update
- * could not be heap-only.  The result relation has no range table entry, so
- * the executor takes no column as updated: true of every index of
- * jobq._queue (none depends on a column a claim changes), and each entry
- * gets the hint that its index is logically unchanged, with which a B-tree
- * deletes the older versions of the row bottom-up before splitting a page.
- */
-static void
-claim_index_row(ClaimIndexes *ix, Relation rel, HeapTuple newtup)
-{
-	if (ix->estate == NULL)
-	{
-		ix->estate = CreateExecutorState();
-		ix->rri = makeNode(ResultRelInfo);
-		InitResultRelInfo(ix->rri, rel, 0, NULL, 0);
-		ExecOpenIndices(ix->rri, false);
-		ix->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	}
-	ExecStoreHeapTuple(newtup, ix->slot, false);
-	(void) ExecInsertIndexTuples(ix->rri, ix->slot, ix->estate, true, false, NULL, NIL);
-	ExecClearTuple(ix->slot);
-	ResetPerTupleExprContext(ix->estate);
-}
-
-static void
-claim_index_end(ClaimIndexes *ix)
-{
-	if (ix->estate == NULL)
-		return;
-	ExecDropSingleTupleTableSlot(ix->slot);
-	ExecCloseIndices(ix->rri);
-	FreeExecutorState(ix->estate);
-}
-
 /* A claimed row as the job the worker runs, allocated in cxt. */
 static void
-claim_job(TupleTableSlot *slot, const ClaimColumns *c, MemoryContext cxt, JobqJob *job)
+claim_job(TupleTableSlot *slot, const JobqQueueColumns *c, MemoryContext cxt, JobqJob *job)
 {
 	MemoryContext old;
 	bool		isnull;
@@ -217,12 +92,11 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext tmp_cxt;
-	Oid			nsp = get_namespace_oid("jobq", false);
 	Relation	rel;
 	Relation	index;
 	TupleDesc	desc;
-	const ClaimColumns *c;
-	ClaimIndexes ix = {0};
+	const JobqQueueColumns *c;
+	JobqIndexer ix = {0};
 	bool		pushed_snapshot = false;
 	IndexScanDesc scan;
 	ScanKeyData key;
@@ -234,11 +108,11 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	bool	   *replace;
 	int			n = 0;
 
-	rel = table_open(claim_relation(nsp, "_queue"), RowExclusiveLock);
-	index = index_open(claim_relation(nsp, net ? "_queue_net_claim_idx" : "_queue_claim_idx"),
+	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
+	index = index_open(jobq_qrel_relid(net ? "_queue_net_claim_idx" : "_queue_claim_idx"),
 					   AccessShareLock);
 	desc = RelationGetDescr(rel);
-	c = claim_columns(rel);
+	c = jobq_qrel_columns(rel);
 	if (index->rd_index->indnkeyatts < 2 ||
 		index->rd_index->indkey.values[1] != c->run_at)
 		elog(ERROR, "index \"%s\" does not have run_at as its second column",
@@ -307,7 +181,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 			continue;
 		}
 		if (!HeapTupleIsHeapOnly(newtup))
-			claim_index_row(&ix, rel, newtup);
+			jobq_qrel_index_row(&ix, rel, newtup, true);
 		heap_freetuple(newtup);
 
 		claim_job(slot, c, caller_cxt, &(*jobs)[n]);
@@ -316,7 +190,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 
 	index_endscan(scan);
 	ExecDropSingleTupleTableSlot(slot);
-	claim_index_end(&ix);
+	jobq_qrel_index_end(&ix);
 	if (pushed_snapshot)
 		PopActiveSnapshot();
 	index_close(index, NoLock);

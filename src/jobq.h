@@ -15,10 +15,12 @@
 
 #include "postgres.h"
 
+#include "access/htup.h"
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 
 /*
  * An interval in milliseconds, a month counted as 30 days: how jobq reads
@@ -284,6 +286,44 @@ extern void jobq_queue_log_delivery(const JobqDelivery *d);
 #define JOBQ_NOT_FOUND		0
 #define JOBQ_DONE			1
 #define JOBQ_WRONG_STATE	2
+
+/* ---- qrel.c: jobq._queue written without the executor ---- */
+typedef struct JobqQueueColumns
+{
+	AttrNumber	id;
+	AttrNumber	kind;
+	AttrNumber	queue;
+	AttrNumber	payload;
+	AttrNumber	priority;
+	AttrNumber	status;
+	AttrNumber	attempts;
+	AttrNumber	max_attempts;
+	AttrNumber	run_at;
+	AttrNumber	timeout;
+	AttrNumber	owner;
+	AttrNumber	net;
+	AttrNumber	created_at;
+	AttrNumber	started_at;
+	AttrNumber	locked_by;
+	AttrNumber	worker_pid;
+	AttrNumber	cancel_requested;
+	Oid			id_sequence;	/* the identity sequence of id */
+} JobqQueueColumns;
+
+/* where the index entries of rows written without the executor go */
+typedef struct JobqIndexer
+{
+	struct EState *estate;		/* NULL until the first row */
+	struct ResultRelInfo *rri;
+	struct TupleTableSlot *slot;
+} JobqIndexer;
+
+extern const JobqQueueColumns *jobq_qrel_columns(Relation rel);
+extern Oid	jobq_qrel_relid(const char *name);
+extern void jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple,
+								bool update);
+extern void jobq_qrel_index_end(JobqIndexer *ix);
+extern int64 jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload);
 
 /* ---- claim.c: taking ready jobs, without SPI ---- */
 extern int	jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs);

@@ -67,7 +67,6 @@ static OverrideSearchPath catalog_only = {NIL, true, false, 0};
 
 /* kept plans */
 static SPIPlanPtr plan_insert = NULL;
-static SPIPlanPtr plan_insert_keyless = NULL;
 static SPIPlanPtr plan_find_key = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
 static SPIPlanPtr plan_insert_many_keys = NULL;
@@ -472,28 +471,19 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 	int64		id = 0;
 	int			tries;
 
-	new_job_values(job, values, nulls);
-	values[2] = JsonbPGetDatum(payload);
-	if (job_key)
-		values[7] = CStringGetTextDatum(job_key);
-	else
-		nulls[7] = 'n';
-
-	queue_begin(&qc);
-
 	/*
-	 * A job without a key cannot conflict: a plain INSERT spares it the
-	 * speculative insertion of ON CONFLICT (the conflict check and a second
-	 * WAL record).
+	 * A job without a key cannot conflict: it is written without a
+	 * statement (qrel.c), which also spares it the speculative insertion of
+	 * ON CONFLICT (the conflict check and a second WAL record).
 	 */
 	if (job_key == NULL)
-	{
-		execute(prepare(&plan_insert_keyless,
-						NEW_JOB_INSERT NEW_JOB_VALUES " RETURNING id",
-						10, types),
-				values, nulls, SPI_OK_INSERT_RETURNING);
-		id = first_id();
-	}
+		return jobq_qrel_insert(job, payload);
+
+	new_job_values(job, values, nulls);
+	values[2] = JsonbPGetDatum(payload);
+	values[7] = CStringGetTextDatum(job_key);
+
+	queue_begin(&qc);
 	for (tries = 0; id == 0 && tries < 10; tries++)
 	{
 		Oid			ktypes[2] = {OIDOID, TEXTOID};
@@ -506,7 +496,7 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 		if (SPI_processed == 1)
 		{
 			id = first_id();
-			break;
+			continue;
 		}
 
 		/* the key is taken: find the live job that holds it */

@@ -46,7 +46,6 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
-#include "commands/extension.h"
 #include "commands/prepare.h"
 #include "commands/trigger.h"
 #include "commands/vacuum.h"
@@ -64,6 +63,7 @@
 #include "access/transam.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -223,7 +223,12 @@ worker_exit(JobqWorkerExit reason)
 static void
 exit_unless_installed(void)
 {
-	if (!OidIsValid(get_extension_oid("jobq", true)))
+	/*
+	 * jobq._queue is a member of the extension: it exists exactly when jobq
+	 * is installed.  Two syscache lookups, where get_extension_oid() would
+	 * scan pg_extension (no syscache covers it) at each round.
+	 */
+	if (!OidIsValid(get_relname_relid("_queue", get_namespace_oid("jobq", true))))
 		worker_exit(JOBQ_EXIT_ABSENT);
 }
 

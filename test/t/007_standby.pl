@@ -77,6 +77,11 @@ is( $standby->safe_psql(
 		'postgres', 'SELECT ran_on, count(*) FROM log GROUP BY ran_on'),
 	'primary|20',
 	'the jobs ran on the primary only');
+my ($ret, $out, $err) = $standby->psql('postgres',
+	q{SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}')});
+isnt($ret, 0, 'a standby refuses an enqueue');
+like($err, qr/cannot execute jobq\.enqueue\(\) in a read-only transaction/,
+	'with the read-only error');
 
 # A job running on the primary when the standby is promoted: it sleeps at
 # its first attempt only, and records what it sees of itself at the next.
