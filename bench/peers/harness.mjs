@@ -130,6 +130,9 @@ const jobq = {
 			$$BEGIN INSERT INTO public.bench_rows (i) VALUES ((p->>'i')::bigint); END$$`);
 		await q(db, `SELECT jobq.register_kind('noop', 'public.noop(jsonb)')`);
 		await q(db, `SELECT jobq.register_kind('bench_row', 'public.bench_row(jsonb)')`);
+		await q(db, `CREATE FUNCTION public.pickup(p jsonb) RETURNS void LANGUAGE plpgsql AS
+			$$BEGIN INSERT INTO public.pickups (i, started_at) VALUES ((p->>'i')::bigint, clock_timestamp()); END$$`);
+		await q(db, `SELECT jobq.register_kind('bench_pickup', 'public.pickup(jsonb)')`);
 		this.version = await one(db, `SELECT extversion FROM pg_extension WHERE extname = 'jobq'`);
 	},
 	payloads(kind, from, n) {
@@ -144,9 +147,9 @@ const jobq = {
 		}
 		return out;
 	},
-	kindName: (kind) => (kind === 'noop' ? 'noop' : kind === 'fnrow' ? 'bench_row' : 'sql'),
+	kindName: (kind) => ({ noop: 'noop', fnrow: 'bench_row', fnpickup: 'bench_pickup' })[kind] ?? 'sql',
 	async bulk(kind, from, n) {
-		const payloads = this.payloads(kind === 'fnrow' ? 'noop' : kind, from, n);
+		const payloads = this.payloads(kind.startsWith('fn') ? 'noop' : kind, from, n);
 		await q(this.db, {
 			name: 'jobq-bulk',
 			text: 'SELECT count(*) FROM jobq.enqueue_many($1, $2::jsonb[])',
@@ -157,7 +160,7 @@ const jobq = {
 		await q(this.db, {
 			name: 'jobq-single',
 			text: 'SELECT jobq.enqueue($1, $2::jsonb)',
-			values: [this.kindName(kind), this.payloads(kind, i, 1)[0]],
+			values: [this.kindName(kind), this.payloads(kind.startsWith('fn') ? 'noop' : kind, i, 1)[0]],
 		});
 	},
 	async backlog() {
@@ -413,14 +416,32 @@ async function drainRun(sys, kind) {
 	return { enqueue: CFG.jobs / ((t1 - t0) / 1000), drain: CFG.jobs / ((t2 - t1) / 1000) };
 }
 
+// Single enqueues from one connection, in rounds that alternate with as
+// many plain INSERTs of a job-like row (the floor, from another connection
+// to the same cluster), so that the system and its floor share the moments
+// of a machine whose WAL flushes speed up and slow down from one minute to
+// the next.  The first of the two goes first in every other round.
 async function singleRun(sys) {
+	const ROUNDS = 6;
+	const time = { sys: 0, floor: 0 };
+	const calls = {
+		sys: async (i) => sys.single('noop', i),
+		floor: async (i) => q(DB.jobq, plainInsert(i)),
+	};
 	await sys.clean();
-	await checkpoint();
-	const t0 = performance.now();
-	for (let i = 1; i <= CFG.single; i++)
-		await sys.single('noop', i);
-	const rate = CFG.single / ((performance.now() - t0) / 1000);
-	return rate;
+	await floorTable();
+	let done = 0;
+	for (let r = 0; r < ROUNDS; r++) {
+		const n = Math.round((CFG.single * (r + 1)) / ROUNDS) - done;
+		for (const which of r % 2 ? ['floor', 'sys'] : ['sys', 'floor']) {
+			const t0 = performance.now();
+			for (let k = 1; k <= n; k++)
+				await calls[which](done + k);
+			time[which] += performance.now() - t0;
+		}
+		done += n;
+	}
+	return { rate: done / (time.sys / 1000), floor: done / (time.floor / 1000) };
 }
 
 // The floors, measured in jobq's database on a table of its own: a plain
@@ -455,15 +476,6 @@ async function floorTable() {
 	await checkpoint();
 }
 
-async function floorSingleRun() {
-	const db = DB.jobq;
-	await floorTable();
-	const t0 = performance.now();
-	for (let i = 1; i <= CFG.single; i++)
-		await q(db, plainInsert(i));
-	return CFG.single / ((performance.now() - t0) / 1000);
-}
-
 async function floorPickupRun() {
 	await floorTable();
 	await sleep(1000);
@@ -477,7 +489,7 @@ async function floorPickupRun() {
 	return lat[Math.ceil(0.5 * lat.length) - 1];
 }
 
-async function pickupRun(sys) {
+async function pickupRun(sys, kind = 'pickup') {
 	await sys.clean();
 	await q(sys.db, 'TRUNCATE public.pickups');
 	await checkpoint();
@@ -485,7 +497,7 @@ async function pickupRun(sys) {
 	const t0s = new Float64Array(CFG.pickup + 1);
 	await paced(CFG.pickup, async (i) => {
 		t0s[i] = nowUs();
-		await sys.single('pickup', i);
+		await sys.single(kind, i);
 	});
 	for (let t = 0; ; t++) {
 		if (Number(await one(sys.db, 'SELECT count(*) FROM public.pickups')) >= CFG.pickup)
@@ -670,6 +682,7 @@ async function main() {
 		const rows = {};
 		const pick = {};
 		let fnrow = {};
+		let pickFn = null;
 		let keep = null;
 
 		for (const s of SYSTEMS) {
@@ -710,6 +723,10 @@ async function main() {
 				if (want('pickup') && n === CFG.pickupWorkers) {
 					log(`${s}: pickup latency, ${CFG.pickup} jobs at ${CFG.rate}/s, ${n} idle workers`);
 					pick[s] = await pickupRun(sys);
+					if (s === 'jobq') {
+						log('jobq: pickup latency again, the jobs of a plpgsql handler kind');
+						pickFn = await pickupRun(sys, 'fnpickup');
+					}
 				}
 				await sys.stop();
 			}
@@ -718,11 +735,10 @@ async function main() {
 
 		const W = (n) => `${n} workers`;
 		if (want('enqueue')) {
-			record({ scenario: 'enqueue, single calls from one connection', unit: 'jobs/s', sync, workers: 'workers stopped', values: single });
-			log(`floor: ${CFG.single} plain INSERTs`);
-			const floor = await floorSingleRun();
-			record({ scenario: 'floor: plain INSERT of a job-like row (kind, jsonb, identity key), single calls from one connection (one figure for the cluster)', unit: 'rows/s', sync, workers: '—', values: { jobq: floor } });
-			record({ scenario: 'single enqueue: time per call ÷ the plain INSERT\'s', unit: '×', sync, workers: 'workers stopped', values: Object.fromEntries(SYSTEMS.map((s) => [s, floor / single[s]])), noRatio: true, lowerIsBetter: true });
+			const per = (f) => Object.fromEntries(SYSTEMS.map((s) => [s, single[s] ? f(single[s]) : undefined]));
+			record({ scenario: 'enqueue, single calls from one connection', unit: 'jobs/s', sync, workers: 'workers stopped', values: per((r) => r.rate) });
+			record({ scenario: 'floor: plain INSERT of a job-like row (kind, jsonb, identity key), single calls from one connection, in rounds alternating with each system\'s calls (under its column)', unit: 'rows/s', sync, workers: '—', values: per((r) => r.floor), noRatio: true });
+			record({ scenario: 'single enqueue: time per call ÷ the plain INSERT\'s of the alternating rounds', unit: '×', sync, workers: 'workers stopped', values: per((r) => r.floor / r.rate), noRatio: true, lowerIsBetter: true });
 		}
 		if (want('drain')) {
 			const avg = Object.fromEntries(Object.entries(bulk).map(([s, a]) => [s, a.reduce((x, y) => x + y, 0) / a.length]));
@@ -740,7 +756,11 @@ async function main() {
 		}
 		if (want('pickup')) {
 			for (const p of ['p50', 'p99', 'max'])
-				record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s)`, unit: 'ms', sync, workers: W(CFG.pickupWorkers), values: Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), lowerIsBetter: true });
+				record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s; jobq: kind sql)`, unit: 'ms', sync, workers: W(CFG.pickupWorkers), values: Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), lowerIsBetter: true });
+			if (pickFn) {
+				for (const p of ['p50', 'p99', 'max'])
+					record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s; jobq: plpgsql handler kind)`, unit: 'ms', sync, workers: W(CFG.pickupWorkers), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), jobq: pickFn[p] }, lowerIsBetter: true });
+			}
 			log(`floor: ${CFG.pickup} plain INSERTs at ${CFG.rate}/s`);
 			record({ scenario: `floor: round trip of a plain INSERT of a job-like row at ${CFG.rate}/s into an idle server, p50 (the enqueue's own share of a pickup latency; one figure for the cluster)`, unit: 'ms', sync, workers: '—', values: { jobq: await floorPickupRun() }, lowerIsBetter: true });
 		}
