@@ -496,7 +496,7 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 		if (SPI_processed == 1)
 		{
 			id = first_id();
-			continue;
+			break;
 		}
 
 		/* the key is taken: find the live job that holds it */
