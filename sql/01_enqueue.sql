@@ -120,3 +120,52 @@ ROLLBACK;
 BEGIN READ ONLY;
 SELECT jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}']::jsonb[]);
 ROLLBACK;
+-- an empty enqueue_many writes nothing: fine in a read-only transaction
+BEGIN READ ONLY;
+SELECT count(*) FROM jobq.enqueue_many('sql', ARRAY[]::jsonb[]);
+ROLLBACK;
+
+-- a timeout too large for an interval: the same error with or without a key
+\set VERBOSITY terse
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '1000000 years');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '1000000 years', job_key => 'huge');
+\set VERBOSITY default
+
+-- what only the executor honours still applies to a job without a key: with
+-- a trigger or a CHECK constraint of someone's on jobq._queue the job is
+-- written by a statement
+CREATE TABLE public.queue_log (id bigint, queue text);
+CREATE FUNCTION public.log_queue() RETURNS trigger LANGUAGE plpgsql AS
+$$BEGIN INSERT INTO public.queue_log VALUES (NEW.id, NEW.queue); RETURN NEW; END$$;
+CREATE TRIGGER log_queue AFTER INSERT ON jobq._queue
+    FOR EACH ROW EXECUTE FUNCTION public.log_queue();
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => 'triggered') AS idt \gset
+SELECT id = :idt AS logged, queue FROM public.queue_log;
+DROP TRIGGER log_queue ON jobq._queue;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => 'untriggered') IS NOT NULL AS added;
+SELECT count(*) FROM public.queue_log;
+ALTER TABLE jobq._queue ADD CONSTRAINT small_priority CHECK (priority < 100);
+\set VERBOSITY terse
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', priority => 500);
+\set VERBOSITY default
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', priority => 50, queue => 'checked') IS NOT NULL AS added;
+ALTER TABLE jobq._queue DROP CONSTRAINT small_priority;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', priority => 500, queue => 'unchecked') IS NOT NULL AS added;
+SELECT queue, priority FROM jobq.jobs WHERE queue IN ('checked', 'unchecked') ORDER BY queue;
+DROP TABLE public.queue_log;
+DROP FUNCTION public.log_queue();
+
+-- the insert runs as the bootstrap superuser, as the statement did: an
+-- index calling a function its caller may not execute does not stop it
+CREATE FUNCTION public.priority_key(integer) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT $1';
+REVOKE EXECUTE ON FUNCTION public.priority_key(integer) FROM PUBLIC;
+CREATE INDEX priority_key_idx ON jobq._queue (public.priority_key(priority));
+CREATE ROLE enqueue_user;
+SET ROLE enqueue_user;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => 'by enqueue_user') IS NOT NULL AS added;
+RESET ROLE;
+SELECT owner FROM jobq.jobs WHERE queue = 'by enqueue_user';
+DROP INDEX jobq.priority_key_idx;
+DROP FUNCTION public.priority_key(integer);
+DELETE FROM jobq._queue WHERE owner = 'enqueue_user'::regrole;
+DROP ROLE enqueue_user;

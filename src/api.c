@@ -234,7 +234,6 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	int			nids;
 	int			i;
 
-	PreventCommandIfReadOnly("jobq.enqueue_many()");
 	new_job_from_args(fcinfo, &job);
 	if (PG_ARGISNULL(ARG_PAYLOAD))
 		ereport(ERROR,
@@ -281,6 +280,8 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (nelems == 0)
 		return (Datum) 0;
+	PreventCommandIfReadOnly("jobq.enqueue_many()");
+	PreventCommandIfParallelMode("jobq.enqueue_many()");
 
 	jobq_queue_insert_many(&job, PG_GETARG_DATUM(ARG_PAYLOAD),
 						   have_keys ? PG_GETARG_DATUM(ARG_JOB_KEY) : (Datum) 0,

@@ -181,7 +181,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 			continue;
 		}
 		if (!HeapTupleIsHeapOnly(newtup))
-			jobq_qrel_index_row(&ix, rel, newtup, true);
+			(void) jobq_qrel_index_row(&ix, rel, newtup, true);
 		heap_freetuple(newtup);
 
 		claim_job(slot, c, caller_cxt, &(*jobs)[n]);

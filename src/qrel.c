@@ -16,7 +16,12 @@
  * (api.c validates what a caller passes), and the table's CHECK
  * constraints stay for every other write.  A job with a key still goes
  * through INSERT ... ON CONFLICT (queue.c), as do jobq.enqueue_many's
- * batches, where one statement serves many rows.
+ * batches, where one statement serves many rows.  So does a job without a
+ * key when jobq._queue has more than this file knows of: a trigger, a rule,
+ * a CHECK constraint or a column default that jobq--*.sql did not create
+ * (see plain_table): the statement then does what the executor does.
+ * Like the statement, the insert runs as the bootstrap superuser with a
+ * search path of pg_catalog alone (jobq_superuser_begin).
  *
  *-------------------------------------------------------------------------
  */
@@ -29,6 +34,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "commands/sequence.h"
+#include "common/int.h"
 #include "executor/executor.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -53,8 +59,10 @@ column_number(TupleDesc desc, const char *name)
 
 /*
  * The attribute numbers of jobq._queue's columns and the sequence behind
- * its id, looked up once per table (a reinstalled extension has a new one;
- * a column added or dropped changes relnatts) rather than at every write.
+ * its id, looked up once per table rather than at every write.  A
+ * reinstalled extension has a new table; the extension's dependencies keep
+ * these columns and the sequence from being dropped, and a column added
+ * changes relnatts.
  */
 const JobqQueueColumns *
 jobq_qrel_columns(Relation rel)
@@ -91,14 +99,57 @@ jobq_qrel_columns(Relation rel)
 	return c;
 }
 
-/* A timeout as stored: ms * interval '1 ms', all of it in the time field. */
+/*
+ * A timeout as stored: ms * interval '1 ms', all of it in the time field,
+ * and the same error as that product when it does not fit.
+ */
 static Interval *
 ms_interval(int64 ms)
 {
 	Interval   *iv = palloc0(sizeof(Interval));
 
-	iv->time = ms * 1000;
+	if (pg_mul_s64_overflow(ms, 1000, &iv->time))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("interval out of range")));
 	return iv;
+}
+
+/* The CHECK constraints jobq--*.sql gives jobq._queue: status, max_attempts. */
+#define QUEUE_CHECKS 2
+
+/*
+ * Whether jobq._queue is the table jobq--*.sql made, as far as an insert
+ * can tell: no trigger (foreign keys and constraint triggers included), no
+ * rule, no generated column, no CHECK constraint but its own two, and no
+ * default or NOT NULL on a column the insert leaves NULL.  Checked at each
+ * call: a trigger or a constraint may come and go without the column cache
+ * noticing.
+ */
+static bool
+plain_table(Relation rel, const JobqQueueColumns *c)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->trigdesc != NULL || rel->rd_rules != NULL ||
+		(desc->constr != NULL &&
+		 (desc->constr->num_check != QUEUE_CHECKS || desc->constr->has_generated_stored)))
+		return false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && (att->attnotnull || att->atthasdef) &&
+			att->attnum != c->id && att->attnum != c->kind &&
+			att->attnum != c->queue && att->attnum != c->payload &&
+			att->attnum != c->priority && att->attnum != c->status &&
+			att->attnum != c->attempts && att->attnum != c->max_attempts &&
+			att->attnum != c->run_at && att->attnum != c->owner &&
+			att->attnum != c->net && att->attnum != c->created_at &&
+			att->attnum != c->cancel_requested)
+			return false;
+	}
+	return true;
 }
 
 /* The OID of relation jobq.<name>; an error when it does not exist. */
@@ -123,11 +174,15 @@ jobq_qrel_relid(const char *name)
  * updated: true of every index of jobq._queue for a claim (none depends on
  * a column it changes), and each entry gets the hint that its index is
  * logically unchanged, with which a B-tree deletes the older versions of
- * the row bottom-up before splitting a page.  Unique indexes are checked.
+ * the row bottom-up before splitting a page.  Unique indexes are checked;
+ * returns the deferrable ones whose check is left for later (none of
+ * jobq._queue's indexes is deferrable).
  */
-void
+List *
 jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple, bool update)
 {
+	List	   *recheck;
+
 	if (ix->estate == NULL)
 	{
 		ix->estate = CreateExecutorState();
@@ -137,9 +192,10 @@ jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple, bool update)
 		ix->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	}
 	ExecStoreHeapTuple(tuple, ix->slot, false);
-	(void) ExecInsertIndexTuples(ix->rri, ix->slot, ix->estate, update, false, NULL, NIL);
+	recheck = ExecInsertIndexTuples(ix->rri, ix->slot, ix->estate, update, false, NULL, NIL);
 	ExecClearTuple(ix->slot);
 	ResetPerTupleExprContext(ix->estate);
+	return recheck;
 }
 
 void
@@ -158,12 +214,14 @@ jobq_qrel_index_end(JobqIndexer *ix)
  * INSERT of queue.c would write, with the column defaults of
  * jobq--*.sql (status 'pending', no attempt, created_at now(), not
  * cancelled) and every other column NULL.  Its values are valid (see
- * new_job_from_args); a column this file does not know must be nullable
- * without a default, or the insert refuses to guess.
+ * new_job_from_args).  Returns 0, having written nothing, when the table
+ * has more than this file knows of (plain_table): the caller inserts the
+ * job with a statement instead.
  */
 int64
 jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 {
+	JobqSuperuser su;
 	Relation	rel;
 	TupleDesc	desc;
 	const JobqQueueColumns *c;
@@ -171,30 +229,23 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	HeapTuple	tuple;
 	Datum	   *values;
 	bool	   *nulls;
+	List	   *recheck;
 	int64		id;
 
+	jobq_superuser_begin(&su);
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	c = jobq_qrel_columns(rel);
+	if (!plain_table(rel, c))
+	{
+		table_close(rel, NoLock);
+		jobq_superuser_end(&su);
+		return 0;
+	}
 
 	values = palloc0(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		nulls[i] = true;
-		if (!att->attisdropped && (att->attnotnull || att->atthasdef) &&
-			att->attnum != c->id && att->attnum != c->kind &&
-			att->attnum != c->queue && att->attnum != c->payload &&
-			att->attnum != c->priority && att->attnum != c->status &&
-			att->attnum != c->attempts && att->attnum != c->max_attempts &&
-			att->attnum != c->run_at && att->attnum != c->owner &&
-			att->attnum != c->net && att->attnum != c->created_at &&
-			att->attnum != c->cancel_requested)
-			elog(ERROR, "column \"%s\" of jobq._queue has a default or is NOT NULL, which this build of jobq does not know",
-				 NameStr(att->attname));
-	}
+	memset(nulls, true, sizeof(bool) * desc->natts);
 
 #define SET(col, datum) (values[(col) - 1] = (datum), nulls[(col) - 1] = false)
 	id = nextval_internal(c->id_sequence, false);
@@ -217,10 +268,13 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 
 	tuple = heap_form_tuple(desc, values, nulls);
 	heap_insert(rel, tuple, GetCurrentCommandId(true), 0, NULL);
-	jobq_qrel_index_row(&ix, rel, tuple, false);
+	recheck = jobq_qrel_index_row(&ix, rel, tuple, false);
+	if (recheck != NIL)			/* a deferrable unique index: plain_table missed it */
+		elog(ERROR, "jobq._queue has a deferrable unique index");
 	jobq_qrel_index_end(&ix);
 	heap_freetuple(tuple);
 	table_close(rel, NoLock);
+	jobq_superuser_end(&su);
 
 	/* later statements of the transaction see the job */
 	CommandCounterIncrement();

@@ -474,14 +474,20 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 	/*
 	 * A job without a key cannot conflict: it is written without a
 	 * statement (qrel.c), which also spares it the speculative insertion of
-	 * ON CONFLICT (the conflict check and a second WAL record).
+	 * ON CONFLICT (the conflict check and a second WAL record), unless the
+	 * table has something only the executor would honour (a trigger, a
+	 * constraint someone added): then the statement below writes it, its key
+	 * NULL.
 	 */
-	if (job_key == NULL)
-		return jobq_qrel_insert(job, payload);
+	if (job_key == NULL && (id = jobq_qrel_insert(job, payload)) != 0)
+		return id;
 
 	new_job_values(job, values, nulls);
 	values[2] = JsonbPGetDatum(payload);
-	values[7] = CStringGetTextDatum(job_key);
+	if (job_key)
+		values[7] = CStringGetTextDatum(job_key);
+	else
+		nulls[7] = 'n';
 
 	queue_begin(&qc);
 	for (tries = 0; id == 0 && tries < 10; tries++)
