@@ -30,6 +30,13 @@ SELECT jobq.enqueue('school.report', '{}', queue => 'now', priority => 0,
 SELECT queue, priority, max_attempts, timeout FROM jobq.jobs
  WHERE id IN (:r1, :r2) ORDER BY id;
 
+-- a kind's timeout counts as a job's own does: a month is 30 days either way
+SELECT jobq.register_kind('school.monthly', 'void_handler(jsonb)', timeout => '1 mon');
+SELECT jobq.enqueue('school.monthly', '{}') AS m1 \gset
+SELECT jobq.enqueue('school.cleanup', '{}', timeout => '1 mon') AS m2 \gset
+SELECT id = :m1 AS from_kind, timeout FROM jobq.jobs WHERE id IN (:m1, :m2) ORDER BY id;
+SELECT jobq.unregister_kind('school.monthly');
+
 -- registering again replaces
 SELECT jobq.register_kind('school.report', 'void_handler(jsonb)', queue => 'other');
 SELECT handler, queue, max_attempts FROM jobq.kinds WHERE kind = 'school.report';

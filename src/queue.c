@@ -302,7 +302,7 @@ kind_cache_load(void)
 	execute(prepare(&plan_kinds,
 					"SELECT k.kind, k.builtin, p.oid, p.prorettype = 'void'::regtype, "
 					"k.queue, k.priority, k.max_attempts, "
-					"(EXTRACT(EPOCH FROM k.timeout) * 1000)::bigint, k.net "
+					"k.timeout, k.net "
 					"FROM jobq._kinds k "
 					"LEFT JOIN pg_proc p ON p.oid = to_regprocedure(k.handler)",
 					0, NULL),
@@ -331,7 +331,8 @@ kind_cache_load(void)
 		d = SPI_getbinval(tup, desc, 7, &isnull);
 		k->max_attempts = isnull ? 0 : DatumGetInt32(d);
 		d = SPI_getbinval(tup, desc, 8, &isnull);
-		k->timeout_ms = isnull ? 0 : DatumGetInt64(d);
+		/* read as a job's own timeout is (a month as 30 days) */
+		k->timeout_ms = isnull ? 0 : jobq_interval_ms(DatumGetIntervalP(d));
 		k->net = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 	}
 	queue_end(&qc);
