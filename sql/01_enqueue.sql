@@ -152,6 +152,10 @@ SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', priority => 50, queue => 'chec
 ALTER TABLE jobq._queue DROP CONSTRAINT small_priority;
 SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', priority => 500, queue => 'unchecked') IS NOT NULL AS added;
 SELECT queue, priority FROM jobq.jobs WHERE queue IN ('checked', 'unchecked') ORDER BY queue;
+ALTER TABLE jobq._queue ALTER COLUMN last_error SET DEFAULT 'a default of someone''s';
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => 'defaulted') AS idd \gset
+ALTER TABLE jobq._queue ALTER COLUMN last_error DROP DEFAULT;
+SELECT last_error FROM jobq._queue WHERE id = :idd;
 DROP TABLE public.queue_log;
 DROP FUNCTION public.log_queue();
 

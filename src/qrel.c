@@ -19,7 +19,7 @@
  * batches, where one statement serves many rows.  So does a job without a
  * key when jobq._queue has more than this file knows of: a trigger, a rule,
  * a CHECK constraint or a column default that jobq--*.sql did not create
- * (see plain_table): the statement then does what the executor does.
+ * (see executor_needed): the statement then does what the executor does.
  * Like the statement, the insert runs as the bootstrap superuser with a
  * search path of pg_catalog alone (jobq_superuser_begin).
  *
@@ -119,37 +119,21 @@ ms_interval(int64 ms)
 #define QUEUE_CHECKS 2
 
 /*
- * Whether jobq._queue is the table jobq--*.sql made, as far as an insert
- * can tell: no trigger (foreign keys and constraint triggers included), no
- * rule, no generated column, no CHECK constraint but its own two, and no
- * default or NOT NULL on a column the insert leaves NULL.  Checked at each
- * call: a trigger or a constraint may come and go without the column cache
- * noticing.
+ * Whether jobq._queue has anything that only the executor would honour on
+ * an insert: a trigger (foreign keys and constraint triggers included), a
+ * rule, a generated column, or a CHECK constraint but its own two.
+ * Checked at each call: these may come and go without the column cache
+ * noticing.  (A default or NOT NULL on a column the insert leaves NULL is
+ * checked where the row is built.)
  */
 static bool
-plain_table(Relation rel, const JobqQueueColumns *c)
+executor_needed(Relation rel)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
 
-	if (rel->trigdesc != NULL || rel->rd_rules != NULL ||
-		(desc->constr != NULL &&
-		 (desc->constr->num_check != QUEUE_CHECKS || desc->constr->has_generated_stored)))
-		return false;
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && (att->attnotnull || att->atthasdef) &&
-			att->attnum != c->id && att->attnum != c->kind &&
-			att->attnum != c->queue && att->attnum != c->payload &&
-			att->attnum != c->priority && att->attnum != c->status &&
-			att->attnum != c->attempts && att->attnum != c->max_attempts &&
-			att->attnum != c->run_at && att->attnum != c->owner &&
-			att->attnum != c->net && att->attnum != c->created_at &&
-			att->attnum != c->cancel_requested)
-			return false;
-	}
-	return true;
+	return rel->trigdesc != NULL || rel->rd_rules != NULL ||
+		(constr != NULL &&
+		 (constr->num_check != QUEUE_CHECKS || constr->has_generated_stored));
 }
 
 /* The OID of relation jobq.<name>; an error when it does not exist. */
@@ -215,8 +199,9 @@ jobq_qrel_index_end(JobqIndexer *ix)
  * jobq--*.sql (status 'pending', no attempt, created_at now(), not
  * cancelled) and every other column NULL.  Its values are valid (see
  * new_job_from_args).  Returns 0, having written nothing, when the table
- * has more than this file knows of (plain_table): the caller inserts the
- * job with a statement instead.
+ * has more than this file knows of (executor_needed, or a default or NOT
+ * NULL on a column left NULL): the caller inserts the job with a statement
+ * instead.
  */
 int64
 jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
@@ -230,26 +215,20 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	Datum	   *values;
 	bool	   *nulls;
 	List	   *recheck;
+	bool		fallback = false;
 	int64		id;
 
 	jobq_superuser_begin(&su);
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
 	desc = RelationGetDescr(rel);
 	c = jobq_qrel_columns(rel);
-	if (!plain_table(rel, c))
-	{
-		table_close(rel, NoLock);
-		jobq_superuser_end(&su);
-		return 0;
-	}
 
 	values = palloc0(sizeof(Datum) * desc->natts);
 	nulls = palloc(sizeof(bool) * desc->natts);
 	memset(nulls, true, sizeof(bool) * desc->natts);
 
 #define SET(col, datum) (values[(col) - 1] = (datum), nulls[(col) - 1] = false)
-	id = nextval_internal(c->id_sequence, false);
-	SET(c->id, Int64GetDatum(id));
+	SET(c->id, (Datum) 0);		/* taken from the sequence below */
 	SET(c->kind, CStringGetTextDatum(job->kind));
 	SET(c->queue, CStringGetTextDatum(job->queue));
 	SET(c->payload, JsonbPGetDatum(payload));
@@ -266,10 +245,27 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	SET(c->cancel_requested, BoolGetDatum(false));
 #undef SET
 
+	/* a column left NULL must not have a default or be NOT NULL */
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (nulls[i] && !att->attisdropped && (att->attnotnull || att->atthasdef))
+			fallback = true;
+	}
+	if (fallback || executor_needed(rel))
+	{
+		table_close(rel, NoLock);
+		jobq_superuser_end(&su);
+		return 0;
+	}
+
+	id = nextval_internal(c->id_sequence, false);
+	values[c->id - 1] = Int64GetDatum(id);
 	tuple = heap_form_tuple(desc, values, nulls);
 	heap_insert(rel, tuple, GetCurrentCommandId(true), 0, NULL);
 	recheck = jobq_qrel_index_row(&ix, rel, tuple, false);
-	if (recheck != NIL)			/* a deferrable unique index: plain_table missed it */
+	if (recheck != NIL)			/* a deferrable unique index: executor_needed missed it */
 		elog(ERROR, "jobq._queue has a deferrable unique index");
 	jobq_qrel_index_end(&ix);
 	heap_freetuple(tuple);
