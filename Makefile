@@ -18,14 +18,23 @@ OBJS = \
 	src/http.o \
 	src/net.o \
 	src/schedule.o
+# The version is written once, in jobq.control; the C code gets it as
+# JOBQ_VERSION.  Changes to SQL objects after 0.1.0 go into upgrade scripts,
+# each built from the fragments of its folder under upgrade/ (one per
+# concern, concatenated in name order); CREATE EXTENSION runs the 0.1.0
+# script and then the upgrades, so a new install and an upgraded one are the
+# same objects (test/t/015_upgrade.pl).
+EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" jobq.control)
+UPGRADES = jobq--0.1.0--0.2.0.sql
 DATA = jobq--0.1.0.sql
+DATA_built = $(UPGRADES)
 PGFILEDESC = "jobq - background jobs inside PostgreSQL"
 
 PG_CFLAGS = -Werror
 # libcurl: network jobs (src/http.c, src/net.c)
 SHLIB_LINK += -lcurl
 # libpq: jobq.schedule reaching pg_cron in another database (src/schedule.c)
-PG_CPPFLAGS = -I$(libpq_srcdir)
+PG_CPPFLAGS = -I$(libpq_srcdir) -DJOBQ_VERSION=\"$(EXTVERSION)\"
 SHLIB_LINK_INTERNAL = $(libpq)
 
 # pg_regress and isolation tests get a temporary instance that preloads jobq
@@ -42,3 +51,6 @@ EXTRA_CLEAN = tmp_check tmp_check_iso output_iso results regression.diffs regres
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+jobq--0.1.0--0.2.0.sql: $(sort $(wildcard upgrade/0.1.0--0.2.0/*.sql))
+	cat $^ > $@

@@ -47,7 +47,7 @@
 
 #include "http.h"
 
-#define JOBQ_USER_AGENT "jobq/0.1.0"
+#define JOBQ_USER_AGENT "jobq/" JOBQ_VERSION
 #define MAX_REDIRECTS 5
 #define RESPONSE_IN_LOG 1000	/* characters of a response in the delivery log */
 #define RETRY_AFTER_MAX_S 86400

@@ -34,7 +34,7 @@ note "stderr of CREATE EXTENSION: $err";
 
 is( $node->safe_psql(
 		'postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'jobq'}),
-	'0.1.0',
+	'0.2.0',
 	'the extension is installed');
 
 my $id = $node->safe_psql('postgres',

@@ -309,7 +309,7 @@ is(header($r, 'X-Api-Key'), $api_key, 'the secret header of the channel is sent'
 is(header($r, 'X-Source'), 'jobq-test', 'the config header of the channel is sent');
 is(header($r, 'Jobq-Event'), 'student.enrolled', 'Jobq-Event names the event');
 like(header($r, 'Content-Type') // '', qr{^application/json}, 'the body is JSON');
-is(header($r, 'User-Agent'), 'jobq/0.1.0', 'User-Agent is jobq/0.1.0');
+is(header($r, 'User-Agent'), 'jobq/0.2.0', 'User-Agent is jobq/0.2.0');
 ok($r->{signature_valid}, 'the server finds the signature valid');
 ok(signed_with($r, $hook_key) && !signed_with($r, $guc_key),
 	"signed with the channel's key, not jobq.webhook_signing_key");
