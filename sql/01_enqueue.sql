@@ -173,3 +173,32 @@ DROP INDEX jobq.priority_key_idx;
 DROP FUNCTION public.priority_key(integer);
 DELETE FROM jobq._queue WHERE owner = 'enqueue_user'::regrole;
 DROP ROLE enqueue_user;
+
+-- what is refused at the call (issue 14: accepted before, failing later)
+\set VERBOSITY default
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => E'two\nlines');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => E'tab\there');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => repeat('q', 64));
+SELECT jobq.enqueue(E'sql\n', '{"sql": "SELECT 1"}');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', job_key => E'key\r\n');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', job_key => repeat('k', 256));
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', job_key => repeat('k', 255)) IS NOT NULL AS longest_key;
+SELECT count(*) FROM jobq.enqueue_many('sql', ARRAY['{"sql": "SELECT 1"}'::jsonb], job_keys => ARRAY[E'a\u007fb']);
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', run_at => '4713-01-01 BC');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', run_at => '1969-12-31 23:59:59+00');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', run_at => '10000-01-01 00:00:00+00');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', run_at => '9999-12-31 23:59:59+00') IS NOT NULL AS latest_run_at;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '178000000 years');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '25 days');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '2147483647 years');
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', timeout => '24 days') IS NOT NULL AS longest_timeout;
+SELECT jobq.enqueue('sql', jsonb_build_object('sql', 'SELECT 1', 'pad', repeat('x', 1100000)));
+SET jobq.max_payload_size = '2MB';
+SELECT jobq.enqueue('sql', jsonb_build_object('sql', 'SELECT 1', 'pad', repeat('x', 1100000))) IS NOT NULL AS large_payload;
+RESET jobq.max_payload_size;
+CREATE ROLE payload_user;
+SET ROLE payload_user;
+SET jobq.max_payload_size = '2MB';
+RESET ROLE;
+DROP ROLE payload_user;
+DELETE FROM jobq._queue WHERE job_key = repeat('k', 255) OR run_at > '9000-01-01' OR queue = 'default' AND payload ? 'pad' OR timeout = '24 days';

@@ -30,10 +30,10 @@ SELECT jobq.enqueue('school.report', '{}', queue => 'now', priority => 0,
 SELECT queue, priority, max_attempts, timeout FROM jobq.jobs
  WHERE id IN (:r1, :r2) ORDER BY id;
 
--- a kind's timeout counts as a job's own does: a month is 30 days either way
-SELECT jobq.register_kind('school.monthly', 'void_handler(jsonb)', timeout => '1 mon');
+-- a kind's timeout counts as a job's own does: a month is 30 days either way (20 days here)
+SELECT jobq.register_kind('school.monthly', 'void_handler(jsonb)', timeout => '1 mon -10 days');
 SELECT jobq.enqueue('school.monthly', '{}') AS m1 \gset
-SELECT jobq.enqueue('school.cleanup', '{}', timeout => '1 mon') AS m2 \gset
+SELECT jobq.enqueue('school.cleanup', '{}', timeout => '1 mon -10 days') AS m2 \gset
 SELECT id = :m1 AS from_kind, timeout FROM jobq.jobs WHERE id IN (:m1, :m2) ORDER BY id;
 SELECT jobq.unregister_kind('school.monthly');
 
@@ -85,3 +85,10 @@ GRANT EXECUTE ON FUNCTION app.h(jsonb) TO kind_user;
 SET ROLE kind_user;
 SELECT jobq.enqueue('app.h', '{}') IS NOT NULL AS enqueued;
 RESET ROLE;
+
+-- a kind's name and timeout are checked as a job's are
+SELECT jobq.register_kind(E'bad\nkind', 'good_handler(jsonb)');
+SELECT jobq.register_kind('bad', 'good_handler(jsonb)', queue => E'q\u0001');
+SELECT jobq.register_kind('bad', 'good_handler(jsonb)', timeout => '178000000 years');
+SELECT jobq.register_kind('bad', 'good_handler(jsonb)', timeout => '-1 s');
+SELECT count(*) FROM jobq.kinds WHERE kind = 'bad';

@@ -15,6 +15,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -50,12 +51,25 @@ PG_FUNCTION_INFO_V1(jobq_current_job);
 #define ARG_JOB_KEY		6
 #define ARG_TIMEOUT		7
 
-/* An interval in milliseconds; it must be positive. */
+/*
+ * A timeout argument in milliseconds (a month counts 30 days, as
+ * jobq_interval_ms does): greater than zero and at most
+ * JOBQ_MAX_TIMEOUT_MS, what a statement timeout can be armed with.
+ */
 static int64
-positive_interval_ms(Interval *iv, const char *what)
+timeout_arg_ms(Interval *iv, const char *what)
 {
-	int64		ms = jobq_interval_ms(iv);
+	int64		ms;
+	int64		part;
 
+	if (pg_mul_s64_overflow((int64) iv->month, INT64CONST(30) * 86400000, &part) ||
+		pg_add_s64_overflow(iv->time / 1000, part, &ms) ||
+		pg_add_s64_overflow(ms, (int64) iv->day * 86400000, &ms) ||
+		ms > JOBQ_MAX_TIMEOUT_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be at most %d milliseconds", what, JOBQ_MAX_TIMEOUT_MS),
+				 errdetail("That is about 24.8 days, the longest a statement timeout can be armed with.")));
 	if (ms <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -63,21 +77,47 @@ positive_interval_ms(Interval *iv, const char *what)
 	return ms;
 }
 
+/*
+ * A name or key given to jobq: not empty, at most max_len bytes, no
+ * control characters (they would reach log lines, pg_cron job names and
+ * the dashboard as they are).
+ */
 static void
-check_name(const char *name, const char *what)
+check_text(const char *name, const char *what, size_t max_len)
 {
 	size_t		len = strlen(name);
+	const unsigned char *c;
 
 	if (len == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", what)));
-	if (len > JOBQ_MAX_QUEUE_NAME)
+	if (len > max_len)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s \"%s\" is too long", what, name),
-				 errdetail("It has %zu bytes; the limit is %d.", len, JOBQ_MAX_QUEUE_NAME)));
+				 errmsg("%s is too long", what),
+				 errdetail("It has %zu bytes; the limit is %zu.", len, max_len)));
+	for (c = (const unsigned char *) name; *c; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain control characters", what),
+					 errdetail("Byte %d is 0x%02x.", (int) (c - (const unsigned char *) name) + 1, *c)));
 }
+
+static void
+check_name(const char *name, const char *what)
+{
+	check_text(name, what, JOBQ_MAX_QUEUE_NAME);
+}
+
+/*
+ * The earliest and the latest run_at accepted: 1970-01-01 and the end of
+ * 9999 (UTC).  Earlier or later times are mistakes, and far ones overflow
+ * the arithmetic of retries and due times.
+ */
+#define MIN_RUN_AT (-INT64CONST(946684800) * USECS_PER_SEC)
+#define END_RUN_AT (INT64CONST(252455616000) * USECS_PER_SEC)
 
 static void
 check_max_attempts(int32 max_attempts)
@@ -104,6 +144,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("job kind must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(ARG_KIND));
+	check_name(name, "job kind");
 	kind = jobq_queue_lookup_kind(name);
 	if (kind == NULL)
 		ereport(ERROR,
@@ -133,6 +174,11 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("run_at must be a finite time")));
+		if (job->run_at < MIN_RUN_AT || job->run_at >= END_RUN_AT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("run_at must lie between 1970-01-01 and 9999-12-31"),
+					 errdetail("run_at was %s.", timestamptz_to_str(job->run_at))));
 	}
 
 	if (!PG_ARGISNULL(ARG_MAX_ATTEMPTS))
@@ -144,7 +190,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	check_max_attempts(job->max_attempts);
 
 	if (!PG_ARGISNULL(ARG_TIMEOUT))
-		job->timeout_ms = positive_interval_ms(PG_GETARG_INTERVAL_P(ARG_TIMEOUT), "timeout");
+		job->timeout_ms = timeout_arg_ms(PG_GETARG_INTERVAL_P(ARG_TIMEOUT), "timeout");
 	else if (kind->timeout_ms > 0)
 		job->timeout_ms = kind->timeout_ms;
 	else
@@ -175,6 +221,13 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 static void
 check_payload(const JobqNewJob *job, Jsonb *payload)
 {
+	if (VARSIZE(payload) > (Size) jobq_max_payload_size * 1024)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("payload is too large"),
+				 errdetail("It takes %zu bytes as jsonb; jobq.max_payload_size is %d kB.",
+						   (size_t) VARSIZE(payload), jobq_max_payload_size),
+				 errhint("Store large data in a table of your own and pass its key in the payload.")));
 	if (job->net)
 		jobq_http_check_request(jobq_queue_net_request(0, job->kind, payload, job->owner,
 													   GetCurrentTransactionStartTimestamp()));
@@ -213,6 +266,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("job_key must not be empty"),
 					 errhint("Pass NULL for a job without a key.")));
+		check_text(job_key, "job_key", JOBQ_MAX_JOB_KEY);
 	}
 
 	id = jobq_queue_insert(&job, payload, job_key);
@@ -270,11 +324,16 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 					 errmsg("job_keys must have one element per payload"),
 					 errdetail("payloads has %d elements, job_keys %d.", nelems, nkeys)));
 		for (i = 0; i < nkeys; i++)
-			if (!knulls[i] && VARSIZE_ANY_EXHDR(DatumGetPointer(kelems[i])) == 0)
+		{
+			if (knulls[i])
+				continue;
+			if (VARSIZE_ANY_EXHDR(DatumGetPointer(kelems[i])) == 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("job_keys must not contain empty strings"),
 						 errhint("Use NULL for a job without a key.")));
+			check_text(TextDatumGetCString(kelems[i]), "job_key", JOBQ_MAX_JOB_KEY);
+		}
 	}
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
@@ -389,7 +448,7 @@ jobq_register_kind(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4))
 	{
 		timeout = PG_GETARG_INTERVAL_P(4);
-		(void) positive_interval_ms(timeout, "timeout");
+		(void) timeout_arg_ms(timeout, "timeout");
 	}
 	priority = PG_ARGISNULL(5) ? 0 : PG_GETARG_INT32(5);
 

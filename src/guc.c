@@ -23,6 +23,7 @@ int			jobq_poll_interval = 10000;
 int			jobq_batch_size = 100;
 int			jobq_default_max_attempts = 20;
 int			jobq_default_timeout = 0;
+int			jobq_max_payload_size = 1024;
 int			jobq_retry_base_delay = 1000;
 int			jobq_retry_max_delay = 3600 * 1000;
 int			jobq_retention = 86400;
@@ -82,6 +83,12 @@ jobq_guc_define(void)
 							"Zero means no limit.",
 							&jobq_default_timeout, 0, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.max_payload_size",
+							"Largest payload a job may be enqueued with, as stored (jsonb).",
+							"Only superusers may change it, so that no role can fill the queue with huge jobs.",
+							&jobq_max_payload_size, 1024, 1, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("jobq.retry_base_delay",
 							"Delay before the second attempt of a failed job; it doubles with each further attempt.",

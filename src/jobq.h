@@ -41,6 +41,7 @@ extern int	jobq_poll_interval;
 extern int	jobq_batch_size;
 extern int	jobq_default_max_attempts;
 extern int	jobq_default_timeout;
+extern int	jobq_max_payload_size;
 extern int	jobq_retry_base_delay;
 extern int	jobq_retry_max_delay;
 extern int	jobq_retention;
@@ -58,7 +59,10 @@ extern int	jobq_delivery_retention;
 extern void jobq_guc_define(void);
 
 /* ---- shmem.c ---- */
-#define JOBQ_MAX_QUEUE_NAME 63
+#define JOBQ_MAX_QUEUE_NAME 63	/* bytes of a queue or kind name */
+#define JOBQ_MAX_JOB_KEY 255		/* bytes of a job_key */
+/* a job's or a kind's timeout: what STATEMENT_TIMEOUT can arm (~24.8 days) */
+#define JOBQ_MAX_TIMEOUT_MS INT_MAX
 #define JOBQ_PROBE_REQUESTS 16
 #define JOBQ_PAUSES 8
 
@@ -106,6 +110,18 @@ typedef struct JobqWorker
 	uint64		claim_buffers;	/* shared buffers they hit or read */
 	TimestampTz started_at;
 	TimestampTz state_since;
+
+	/*
+	 * An SQL worker's batch, for a peer that takes over the jobs waiting
+	 * behind a slow one (worker.c): when the batch's time is up, the key
+	 * (priority, run_at, id) of the job it runs, and whether a peer has
+	 * taken the jobs after that key.
+	 */
+	TimestampTz batch_deadline; /* 0: no job of the batch waits to start */
+	bool		taken_over;
+	int32		run_priority;
+	TimestampTz run_run_at;
+	int64		run_id;
 } JobqWorker;
 
 typedef struct JobqPause
@@ -246,6 +262,8 @@ extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
 							bool final, double min_delay_ms);
 extern void jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids);
+extern int64 jobq_queue_release_after(int64 token, int32 priority,
+									  TimestampTz run_at, int64 id);
 extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
 							 uint32 max_counter);
 extern TimestampTz jobq_queue_next_due(bool net);

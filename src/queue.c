@@ -76,6 +76,7 @@ static SPIPlanPtr plan_fail_retry = NULL;
 static SPIPlanPtr plan_fail_final = NULL;
 static SPIPlanPtr plan_release = NULL;
 static SPIPlanPtr plan_release_all = NULL;
+static SPIPlanPtr plan_release_after = NULL;
 static SPIPlanPtr plan_reap_final = NULL;
 static SPIPlanPtr plan_reap_retry = NULL;
 static SPIPlanPtr plan_next_due = NULL;
@@ -90,6 +91,7 @@ static SPIPlanPtr plan_retry = NULL;
 static SPIPlanPtr plan_key_taken = NULL;
 static SPIPlanPtr plan_register = NULL;
 static SPIPlanPtr plan_unregister = NULL;
+static SPIPlanPtr plan_kind_exists = NULL;
 static SPIPlanPtr plan_kinds = NULL;
 
 /* the kind cache: kind name -> JobqKind, flushed on relcache invalidation */
@@ -98,6 +100,17 @@ static Oid	kind_cache_relid = InvalidOid;
 static bool kind_callback_registered = false;
 
 static void kinds_changed(void);
+static void kind_not_owned(const char *kind);
+
+/*
+ * Whether the role whose OID is the parameter may replace or remove the
+ * kind row k: it has the privileges of the role that registered it (a
+ * superuser has every role's), or it is a superuser (a kind whose
+ * registrar role is gone).
+ */
+#define KIND_OWNED_BY(param) \
+	"(pg_has_role(" param ", k.registered_by, 'USAGE') IS TRUE " \
+	"OR (SELECT rolsuper FROM pg_authid WHERE oid = " param "))"
 
 /*
  * Become the bootstrap superuser with a search path of pg_catalog alone,
@@ -361,6 +374,7 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 	INTERVALOID, OIDOID};
 	Datum		values[7];
 	char		nulls[7] = "       ";
+	uint64		n;
 
 	values[0] = CStringGetTextDatum(kind);
 	values[1] = CStringGetTextDatum(handler);
@@ -374,19 +388,27 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 		nulls[5] = 'n';
 	values[6] = ObjectIdGetDatum(registrar);
 
+	/*
+	 * A kind is replaced only by a role with the privileges of the role that
+	 * registered it (its members, superusers), which stays its owner: the
+	 * test is part of the statement, so a kind registered concurrently by
+	 * another role is not replaced either.
+	 */
 	queue_begin(&qc);
-	execute(prepare(&plan_register,
-					"INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, "
-					"max_attempts, timeout, registered_by) "
-					"VALUES ($1, $2, $3, $4, $5, $6, $7::regrole) "
-					"ON CONFLICT (kind) DO UPDATE SET handler = EXCLUDED.handler, "
-					"queue = EXCLUDED.queue, priority = EXCLUDED.priority, "
-					"max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout, "
-					"registered_by = EXCLUDED.registered_by, registered_at = now() "
-					"WHERE NOT k.builtin",
-					7, types),
-			values, nulls, SPI_OK_INSERT);
+	n = execute(prepare(&plan_register,
+						"INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, "
+						"max_attempts, timeout, registered_by) "
+						"VALUES ($1, $2, $3, $4, $5, $6, $7::regrole) "
+						"ON CONFLICT (kind) DO UPDATE SET handler = EXCLUDED.handler, "
+						"queue = EXCLUDED.queue, priority = EXCLUDED.priority, "
+						"max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout, "
+						"registered_at = now() "
+						"WHERE NOT k.builtin AND " KIND_OWNED_BY("$7"),
+						7, types),
+				values, nulls, SPI_OK_INSERT);
 	queue_end(&qc);
+	if (n == 0)
+		kind_not_owned(kind);
 	kinds_changed();
 }
 
@@ -394,19 +416,44 @@ bool
 jobq_queue_unregister_kind(const char *kind)
 {
 	QueueCall	qc;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
 	uint64		n;
+	bool		exists = false;
 
 	values[0] = CStringGetTextDatum(kind);
+	values[1] = ObjectIdGetDatum(GetUserId());
 	queue_begin(&qc);
 	n = execute(prepare(&plan_unregister,
-						"DELETE FROM jobq._kinds WHERE kind = $1 AND NOT builtin",
-						1, types),
+						"DELETE FROM jobq._kinds k WHERE kind = $1 AND NOT builtin AND "
+						KIND_OWNED_BY("$2"),
+						2, types),
 				values, NULL, SPI_OK_DELETE);
+	if (n == 0)
+		exists = execute(prepare(&plan_kind_exists,
+								 "SELECT FROM jobq._kinds WHERE kind = $1",
+								 1, types),
+						 values, NULL, SPI_OK_SELECT) > 0;
 	queue_end(&qc);
+	if (exists)
+		kind_not_owned(kind);
 	kinds_changed();
 	return n > 0;
+}
+
+/*
+ * The error for a kind that exists and that the current role may not
+ * replace or remove (registrable_kind_arg in api.c has refused built-in
+ * kinds already).
+ */
+static void
+kind_not_owned(const char *kind)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("job kind \"%s\" was registered by another role", kind),
+			 errdetail("Only a role with the privileges of the role that registered a kind, or a superuser, may replace or remove it."),
+			 errhint("The view jobq.kinds shows the role in registered_by.")));
 }
 
 /*
@@ -714,6 +761,33 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 				values, NULL, SPI_OK_UPDATE);
 	}
 	queue_end(&qc);
+}
+
+/*
+ * Return to pending, attempt not counted, the jobs a worker holds that come
+ * after a key (priority, run_at, id) in the claim order: the jobs of a
+ * batch waiting behind a slow job, which that worker will not start (see
+ * "Taking over" in worker.c).  Returns how many.
+ */
+int64
+jobq_queue_release_after(int64 token, int32 priority, TimestampTz run_at, int64 id)
+{
+	QueueCall	qc;
+	Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[4];
+	uint64		n;
+
+	values[0] = Int64GetDatum(token);
+	values[1] = Int32GetDatum(priority);
+	values[2] = TimestampTzGetDatum(run_at);
+	values[3] = Int64GetDatum(id);
+	queue_begin(&qc);
+	n = execute(prepare(&plan_release_after,
+						RELEASE_STATEMENT("(priority, run_at, id) > ($2, $3, $4)"),
+						4, types),
+				values, NULL, SPI_OK_UPDATE);
+	queue_end(&qc);
+	return (int64) n;
 }
 
 /*

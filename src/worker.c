@@ -22,7 +22,9 @@
  *		its jobs runs again alone.
  *	 3. after 100 ms, the jobs of the batch not started yet are given back
  *		(attempt not counted) and the next claim is smaller; fast jobs make it
- *		grow back to jobq.batch_size.
+ *		grow back to jobq.batch_size.  While one job runs past those 100 ms,
+ *		another worker of the database takes over the jobs waiting behind it
+ *		(see "Taking over" below).
  *
  * A job runs with SECURITY_LOCAL_USERID_CHANGE and (every kind but the
  * built-in matview.refresh, see jobq_handler_restricted)
@@ -32,7 +34,10 @@
  * temporary schema is emptied after each job once it exists).
  * Deferrable constraints are checked at the end of each statement of a job
  * (deferred trigger events may not outlive a restricted operation).
- * Settings a job changes are undone after it; so are prepared statements.
+ * Settings a job changes are undone after it, and what it left in the
+ * session is cleared (after_job), so every job starts as after DISCARD ALL.
+ * On SIGTERM the running job's attempt counts (it may have sent the signal
+ * itself); the other claimed jobs go back uncounted.
  *
  * Memory: worker_cxt lives as long as the process; batch_cxt holds one
  * round's jobs and results and is reset after each round.
@@ -46,7 +51,9 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "commands/async.h"
 #include "commands/prepare.h"
+#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "commands/vacuum.h"
 #include "executor/instrument.h"
@@ -59,12 +66,14 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "access/transam.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timeout.h"
@@ -88,6 +97,7 @@ static TimestampTz idle_since = 0;	/* worker 0: idle since, or 0 */
 static uint64 finished_when_idle = 0;	/* jobs finished in the db then */
 static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
 static int64 current_job_id = 0;	/* the job whose handler runs, or 0 */
+static const JobqJob *running_job = NULL;	/* its claimed job, or NULL */
 
 /* The id of the job this process is running, or 0: jobq.current_job(). */
 int64
@@ -189,12 +199,29 @@ jobq_worker_claim(bool net, int batch_size, JobqJob **jobs)
 	return n;
 }
 
-/* Give back every job this worker holds, attempt not counted. */
+/*
+ * Give back every job this worker holds, attempt not counted, but for the
+ * job that was running: the worker was terminated while it ran, perhaps by
+ * the job itself (pg_terminate_backend(pg_backend_pid())), so its attempt
+ * counts and it fails as any job does, retried after the backoff delay or
+ * dead once out of attempts.  The jobs its transaction rolled back and
+ * those not started are not charged.
+ */
 static void
 release_all(void)
 {
 	AbortOutOfAnyTransaction();
 	begin_xact();
+	if (running_job != NULL)
+	{
+		JobqOutcome out;
+
+		memset(&out, 0, sizeof(out));
+		out.message = "the worker was terminated while the job was running";
+		out.sqlstate = "57P01";
+		jobq_queue_fail(running_job, &out, false, 0);
+		running_job = NULL;
+	}
 	jobq_queue_release_uncounted(my_token, NULL, 0);
 	CommitTransactionCommand();
 	holding_jobs = false;
@@ -532,25 +559,41 @@ run_as_owner(const JobqJob *job, const JobqKind *kind)
 
 /*
  * What a job may leave in the session is cleared after it, whether it
- * succeeded or not.
+ * succeeded or not, as DISCARD ALL clears a pooled connection: the next
+ * job, perhaps another role's, starts from a clean session.  Settings were
+ * undone by run_as_owner (or the rollback).  Within one run transaction the
+ * jobs still share what a transaction holds (locks, transaction-level
+ * advisory locks), released at its commit.
  */
 static void
 after_job(void)
 {
-	/* not transactional, so not undone by a rollback */
+	/* prepared statements: not undone by a rollback */
 	DropAllPreparedStatements();
 
-	/*
-	 * Nothing a job leaves in this session's temporary schema may reach the
-	 * next job, perhaps another role's: types there would be found before
-	 * pg_catalog's.  Restricted jobs cannot create the schema, but once an
-	 * unrestricted one has, empty it after every job.
-	 */
+	/* session-level advisory locks (transaction-level ones wait for the commit) */
+	LockReleaseSession(USER_LOCKMETHOD);
+
+	/* currval() and lastval() of the sequences the job used */
+	ResetSequenceCaches();
+
 	if (IsTransactionState())
 	{
 		Oid			temp_namespace;
 		Oid			temp_toast_namespace;
 
+		/* cursors WITH HOLD would outlive the commit */
+		PortalHashTableDeleteAll();
+
+		/* a LISTEN of the job's is undone at the commit */
+		Async_UnlistenAll();
+
+		/*
+		 * Nothing a job leaves in this session's temporary schema may reach
+		 * the next job, perhaps another role's: types there would be found
+		 * before pg_catalog's.  Restricted jobs cannot create the schema, but
+		 * once an unrestricted one has, empty it after every job.
+		 */
 		GetTempNamespaceState(&temp_namespace, &temp_toast_namespace);
 		if (OidIsValid(temp_namespace))
 			ResetTempTableNamespace();
@@ -667,6 +710,155 @@ batch_time_is_up(void)
 	return TimestampDifferenceExceeds(batch_started, GetCurrentTimestamp(), BATCH_TIME_MS);
 }
 
+/*
+ * Taking over.  While a job runs, its worker cannot give back the jobs of
+ * its batch waiting behind it, however long it runs.  So when the batch's
+ * time is up, an SQL worker of the same database that starts a round (or
+ * wakes for it) takes them over: under the lock it marks the slot
+ * taken_over, the key (priority, run_at, id) of the job running there
+ * becoming the boundary, and then gives back that worker's jobs after the
+ * key (jobq_queue_release_after).  Once taken over, a worker starts no job
+ * after the boundary (start_job), so no job is both given back and run; it
+ * gives back the rest of its batch itself at the end (give_back), which
+ * finds nothing where the peer has been.  A batch is taken over once.
+ */
+static JobqJob *batch_jobs = NULL;	/* the batch being run, its size */
+static int	batch_n = 0;
+static bool batch_taken = false;	/* a job was not started: taken over */
+
+/* Whether key (priority, run_at, id) a comes after b in the claim order. */
+static bool
+key_after(int32 a_priority, TimestampTz a_run_at, int64 a_id,
+		  int32 b_priority, TimestampTz b_run_at, int64 b_id)
+{
+	if (a_priority != b_priority)
+		return a_priority > b_priority;
+	if (a_run_at != b_run_at)
+		return a_run_at > b_run_at;
+	return a_id > b_id;
+}
+
+/* Publish a new batch of n jobs (n = 0: the batch is over). */
+static void
+batch_publish(JobqJob *jobs, int n)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->taken_over = false;
+	me->batch_deadline = n > 1 ? TimestampTzPlusMilliseconds(batch_started, BATCH_TIME_MS) : 0;
+	LWLockRelease(jobq_shared->lock);
+	batch_jobs = jobs;
+	batch_n = n;
+	batch_taken = false;
+}
+
+/*
+ * Mark job as the one this worker runs, unless its batch was taken over
+ * and the job comes after the boundary: then false, and it must not start.
+ */
+static bool
+start_job(const JobqJob *job)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		start = true;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	if (me->taken_over)
+		start = !key_after(job->priority, job->run_at, job->id,
+						   me->run_priority, me->run_run_at, me->run_id);
+	else
+	{
+		me->run_priority = job->priority;
+		me->run_run_at = job->run_at;
+		me->run_id = job->id;
+		if (batch_n > 0 && job == &batch_jobs[batch_n - 1])
+			me->batch_deadline = 0; /* nothing waits behind the last job */
+	}
+	if (start)
+	{
+		me->state = JOBQ_WORKER_RUNNING;
+		me->job_id = job->id;
+		me->state_since = now;
+	}
+	LWLockRelease(jobq_shared->lock);
+	if (!start)
+		batch_taken = true;
+	return start;
+}
+
+/*
+ * Whether peer w runs a batch that another worker of its database and lane
+ * may take over at "now"; with now = 0, whether it may later.
+ */
+static bool
+may_take_over(const JobqWorker *w, TimestampTz now)
+{
+	return w != me && w->in_use && w->pid != 0 && !w->net &&
+		w->dboid == my_dboid && w->state == JOBQ_WORKER_RUNNING &&
+		w->batch_deadline != 0 && !w->taken_over &&
+		(now == 0 || w->batch_deadline <= now);
+}
+
+/*
+ * The earliest time a peer's batch may be taken over, or DT_NOEND.  The
+ * caller holds the lock.
+ */
+static TimestampTz
+next_take_over(void)
+{
+	TimestampTz next = DT_NOEND;
+	int			i;
+
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (may_take_over(w, 0) && w->batch_deadline < next)
+			next = w->batch_deadline;
+	}
+	return next;
+}
+
+/* Take over the waiting jobs of a peer's batch whose time is up, if any. */
+static void
+take_over(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int64		token = 0;
+	int32		priority = 0;
+	TimestampTz run_at = 0;
+	int64		id = 0;
+	int64		n;
+	int			i;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (!may_take_over(w, now))
+			continue;
+		w->taken_over = true;
+		token = w->token;
+		priority = w->run_priority;
+		run_at = w->run_run_at;
+		id = w->run_id;
+		break;
+	}
+	LWLockRelease(jobq_shared->lock);
+	if (token == 0)
+		return;
+
+	begin_xact();
+	MemoryContextSwitchTo(batch_cxt);
+	n = jobq_queue_release_after(token, priority, run_at, id);
+	commit_xact();
+	MemoryContextSwitchTo(batch_cxt);
+	if (n > 0)
+		ereport(DEBUG1,
+				(errmsg("jobq gave back " INT64_FORMAT " jobs waiting behind job " INT64_FORMAT,
+						n, id)));
+}
+
 static int
 run_chunk(JobqJob *jobs, int n, bool isolated, volatile int *attempted,
 		  volatile bool *in_job)
@@ -689,12 +881,15 @@ run_chunk(JobqJob *jobs, int n, bool isolated, volatile int *attempted,
 		bool		final;
 		bool		wrote;
 
+		if (!start_job(job))
+			break;
 		*attempted = i + 1;
-		set_state(JOBQ_WORKER_RUNNING, job->id);
 		pgstat_report_activity(STATE_RUNNING,
 								psprintf("jobq job " INT64_FORMAT " (%s)", job->id, job->kind));
 		*in_job = true;
+		running_job = job;
 		run_one(job, &out, &final, &wrote, isolated);
+		running_job = NULL;
 		*in_job = false;
 		if (wrote)
 			writers++;
@@ -789,7 +984,7 @@ run_claimed(JobqJob *jobs, int n)
 		ErrorData  *volatile edata = NULL;
 		int			ran = 0;
 
-		if (done > 0 && batch_time_is_up())
+		if (batch_taken || (done > 0 && batch_time_is_up()))
 		{
 			give_back(jobs, done, n);
 			return done;
@@ -802,6 +997,7 @@ run_claimed(JobqJob *jobs, int n)
 		PG_CATCH();
 		{
 			current_job_id = 0;
+			running_job = NULL;
 			MemoryContextSwitchTo(batch_cxt);
 			edata = CopyErrorData();
 			FlushErrorState();
@@ -857,11 +1053,16 @@ worker_round(uint64 *seq, bool *idle)
 	JobqJob    *jobs;
 	int			n;
 	TimestampTz due = DT_NOEND;
+	TimestampTz take_over_at;
+	bool		take_over_due;
 	long		sleep_ms;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	*seq = me->wake_seq;
+	take_over_due = next_take_over() <= GetCurrentTimestamp();
 	LWLockRelease(jobq_shared->lock);
+	if (take_over_due)
+		take_over();
 
 	set_state(JOBQ_WORKER_CLAIMING, 0);
 	holding_jobs = true;
@@ -883,13 +1084,18 @@ worker_round(uint64 *seq, bool *idle)
 	{
 		int			ran;
 
-		/* there may be more: let another worker help */
-		if (n == claim_size)
-			jobq_shmem_wake_database(my_dboid, false, 1);
+		/*
+		 * There may be more: let another worker help.  Jobs that wait behind
+		 * others: another worker watches for the batch's time being up.
+		 */
 		batch_started = GetCurrentTimestamp();
+		batch_publish(jobs, n);
+		if (n == claim_size || n > 1)
+			jobq_shmem_wake_database(my_dboid, false, 1);
 		isolate_jobs = batch_had_failure;
 		batch_had_failure = false;
 		ran = run_claimed(jobs, n);
+		batch_publish(NULL, 0);
 		holding_jobs = false;
 		MemoryContextReset(batch_cxt);
 
@@ -919,6 +1125,16 @@ worker_round(uint64 *seq, bool *idle)
 		}
 		else
 			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, due));
+	}
+
+	/* wake when a peer's batch may be taken over */
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	take_over_at = next_take_over();
+	LWLockRelease(jobq_shared->lock);
+	if (take_over_at != DT_NOEND)
+	{
+		sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), take_over_at) + 1);
+		*idle = false;
 	}
 	return sleep_ms;
 }
