@@ -52,5 +52,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS tracks no header dependencies: every object is rebuilt when a header
+# changes (a struct in shared memory must have one layout in all of them).
+$(OBJS): $(wildcard src/*.h)
+
 jobq--0.1.0--0.2.0.sql: $(sort $(wildcard upgrade/0.1.0--0.2.0/*.sql))
 	cat $^ > $@
