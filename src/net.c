@@ -120,12 +120,23 @@ collect_finished(void)
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{
 		JobqTransfer *t = NULL;
+		CURL	   *easy = msg->easy_handle;
+		CURLcode	rc = msg->data.result;	/* msg is gone after the removal */
 		int			i;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		(void) curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
-		curl_multi_remove_handle(multi, msg->easy_handle);
+		(void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
+		curl_multi_remove_handle(multi, easy);
+		/* a redirect of a channel that follows them: the next hop */
+		if (rc == CURLE_OK && jobq_http_redirect(t))
+		{
+			CURLMcode	mc = curl_multi_add_handle(multi, easy);
+
+			if (mc != CURLM_OK)
+				elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+			continue;
+		}
 		for (i = 0; i < nactive; i++)
 			if (active[i] == t)
 			{
@@ -133,7 +144,7 @@ collect_finished(void)
 				break;
 			}
 		finished[nfinished] = t;
-		finished_rc[nfinished] = msg->data.result;
+		finished_rc[nfinished] = rc;
 		nfinished++;
 	}
 }
