@@ -21,7 +21,10 @@
  *		a job whose request cannot be built dies now.  Commit.
  *	 2. only then do the new requests start; the worker waits on its latch
  *		(enqueue wake-ups) and on curl's sockets in one WaitEventSet, and
- *		drives curl with curl_multi_socket_action.
+ *		drives curl with curl_multi_socket_action.  A transfer that ends in a
+ *		redirect its channel follows goes on at once as its next hop
+ *		(jobq_http_redirect), with no transaction: it is still the same
+ *		attempt.
  * A crash between 1 and the next record leaves the jobs running under a
  * dead token; the next worker reaps them and they are sent again, with the
  * same Idempotency-Key: at least once.  SIGTERM gives them back uncounted.
