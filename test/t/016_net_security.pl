@@ -7,7 +7,8 @@
 # resolver is asked.
 #  - A channel's path cannot leave the channel's base path (also with %2e);
 #    a redirect to another origin carries no secret header, no config
-#    header and no Authorization, one to the same origin does.
+#    header and no Authorization, one to the same origin does; a hop to
+#    another scheme or to an address the channel does not allow is refused.
 #  - A name that resolves to a loopback address is refused (42501, nothing
 #    sent) unless that address is allowed explicitly: an address entry of
 #    jobq.http_allowed_hosts for a URL of the job's own, allowed_addresses
@@ -232,6 +233,13 @@ my $scheme = enqueue_as_alice('http',
 	'max_attempts => 3');
 is(finished($scheme, 'a redirect to https'),
 	'dead|JQC01', 'a redirect to another scheme is dead at once: JQC01');
+
+# Each hop connects only to allowed addresses: ::1 is not the channel's
+my $hop = enqueue_as_alice('http',
+	{ channel => 'ch', path => "goto?to=http://%5B::1%5D:$pb/ok/v6" },
+	'max_attempts => 3');
+is(finished($hop, 'a redirect to another loopback address'),
+	'dead|42501', 'a hop to an address the channel does not allow is refused: dead, 42501');
 
 # ---------------------------------------------------------------------
 # SSRF by address
