@@ -108,6 +108,88 @@ SELECT jobq.enqueue('http', '{"url": "http://"}');
 RESET ROLE;
 RESET jobq.http_allowed_hosts;
 
+-- a URL that names an address that is not public needs an address entry of
+-- the allow-list ("*" and names are not enough); public addresses pass
+SET jobq.http_allowed_hosts = '*';
+SET ROLE net_alice;
+SELECT jobq.enqueue('http', '{"url": "http://127.0.0.1/x"}');
+SELECT jobq.enqueue('http', '{"url": "http://169.254.169.254/latest/meta-data/"}');
+SELECT jobq.enqueue('http', '{"url": "http://10.1.2.3/"}');
+SELECT jobq.enqueue('http', '{"url": "http://[::1]/"}');
+SELECT jobq.enqueue('http', '{"url": "http://[::ffff:192.168.0.1]/"}');
+SELECT jobq.enqueue('http', '{"url": "http://[fe80::1]/"}');
+SELECT jobq.enqueue('http', '{"url": "http://0x7f000001/"}');
+SELECT jobq.enqueue('http', '{"url": "http://2130706433/"}');
+SELECT jobq.enqueue('http', '{"url": "https://93.184.215.14/"}') > 0 AS public_address;
+RESET ROLE;
+SET jobq.http_allowed_hosts = '*, 10.0.0.0/8, [::1]:8080';
+SET ROLE net_alice;
+SELECT jobq.enqueue('http', '{"url": "http://10.1.2.3/"}') > 0 AS in_range;
+SELECT jobq.enqueue('http', '{"url": "http://[::1]:8080/"}') > 0 AS v6_and_port;
+SELECT jobq.enqueue('http', '{"url": "http://[::1]:8081/"}');
+SELECT jobq.enqueue('http', '{"url": "http://172.16.0.1/"}');
+RESET ROLE;
+SET jobq.http_allowed_hosts = '10.0.0.0/8';
+SELECT jobq.enqueue('http', '{"url": "http://10.9.9.9:81/"}') > 0 AS range_allows_host;
+SELECT jobq.enqueue('http', '{"url": "http://11.0.0.1/"}');
+RESET jobq.http_allowed_hosts;
+
+-- a path stays under the channel's url: no "." or ".." segment, also not
+-- percent-encoded (once or more), nor before ";" or "\"
+SET ROLE net_alice;
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "/../redir"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": ".."}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "a/../../x"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "a/./b"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "%2e%2e/x"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "%2E%2e%2Fx"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "a/..%2fx"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "%252e%252e/x"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "..;/x"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "a/..\\x"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "users/a%2Fb/.profile"}') > 0 AS stays_under;
+SELECT jobq.enqueue('http', '{"channel": "gw", "path": "..x/...?q=1"}') > 0 AS not_dot_segments;
+-- per-job headers without control characters; timeouts from 100 ms to one hour
+SELECT jobq.enqueue('http', '{"channel": "gw", "headers": {"X-Bell": "a\u0007b"}}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "headers": {"X-Del": "a\u007fb"}}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": -1}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": 0}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": 99}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": 3600001}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": 1e20}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": "5000"}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": 150.5}');
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": 100, "headers": {"X-Tab": "a\tb"}}') > 0 AS shortest;
+SELECT jobq.enqueue('http', '{"channel": "gw", "timeout_ms": 3600000}') > 0 AS longest;
+RESET ROLE;
+
+-- channels: header names and values, timeouts, follow_redirects, ca_cert and
+-- allowed_addresses are checked when a channel is created or altered
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "headers": {"X-A": "a\r\nX-Injected: 1"}}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org"}', '{"headers": {"X-Key": "k\u0007"}}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "headers": {"Bad Name": "v"}}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "headers": {"X-N": {"a": 1}}}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "timeout_ms": -1}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "timeout_ms": 0}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "timeout_ms": 5616000000000000}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "connect_timeout_ms": "5000"}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "connect_timeout_ms": 150.5}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "follow_redirects": "yes"}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "ca_cert": "not a certificate"}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "allowed_addresses": "10.0.0.0/8"}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "allowed_addresses": ["10.0.0.0/33"]}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "allowed_addresses": ["intranet.example"]}');
+SELECT jobq.create_channel('bad', 'http', '{"url": "https://x.example.org", "allowed_addresses": ["999.1.1.1"]}');
+SELECT jobq.alter_channel('gw', '{"url": "https://sms.example.org/send", "headers": {"X-A": "\n"}}');
+SELECT jobq.alter_channel('gw', secrets => '{"headers": {"X-Api-Key": "key\r\nX-Injected: 1"}}');
+SELECT jobq.create_channel('api', 'http', '{"url": "https://api.example.org/v1/", "timeout_ms": 3600000,
+	"connect_timeout_ms": 100, "follow_redirects": true, "headers": {"X-Tab": "a\tb"},
+	"allowed_addresses": ["10.0.0.0/8", "[fd00::]/8", "127.0.0.1", "::1"],
+	"ca_cert": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"}');
+SELECT jobq.grant_channel('api', 'net_alice');
+
+SELECT jobq.drop_channel('api');
+
 -- network jobs wait for the net worker: a SQL worker's claim skips them
 SELECT count(*) AS net_jobs FROM jobq._queue WHERE net;
 SELECT count(*) FROM jobq._queue WHERE NOT net;

@@ -21,7 +21,10 @@
  *		a job whose request cannot be built dies now.  Commit.
  *	 2. only then do the new requests start; the worker waits on its latch
  *		(enqueue wake-ups) and on curl's sockets in one WaitEventSet, and
- *		drives curl with curl_multi_socket_action.
+ *		drives curl with curl_multi_socket_action.  A transfer that ends in a
+ *		redirect its channel follows goes on at once as its next hop
+ *		(jobq_http_redirect), with no transaction: it is still the same
+ *		attempt.
  * A crash between 1 and the next record leaves the jobs running under a
  * dead token; the next worker reaps them and they are sent again, with the
  * same Idempotency-Key: at least once.  SIGTERM gives them back uncounted.
@@ -120,12 +123,23 @@ collect_finished(void)
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{
 		JobqTransfer *t = NULL;
+		CURL	   *easy = msg->easy_handle;
+		CURLcode	rc = msg->data.result;	/* msg is gone after the removal */
 		int			i;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		(void) curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
-		curl_multi_remove_handle(multi, msg->easy_handle);
+		(void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
+		curl_multi_remove_handle(multi, easy);
+		/* a redirect of a channel that follows them: the next hop */
+		if (rc == CURLE_OK && jobq_http_redirect(t))
+		{
+			CURLMcode	mc = curl_multi_add_handle(multi, easy);
+
+			if (mc != CURLM_OK)
+				elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
+			continue;
+		}
 		for (i = 0; i < nactive; i++)
 			if (active[i] == t)
 			{
@@ -133,7 +147,7 @@ collect_finished(void)
 				break;
 			}
 		finished[nfinished] = t;
-		finished_rc[nfinished] = msg->data.result;
+		finished_rc[nfinished] = rc;
 		nfinished++;
 	}
 }

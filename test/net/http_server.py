@@ -13,6 +13,7 @@ and answers by the first segment of the path:
   /slow...            100 ms, then 200
   /limited/<name>     429 with Retry-After: 3 the first time for <name>, then 200
   /redirect...        302 to gopher://127.0.0.1/
+  .../goto?to=U&code=C  C (default 302) to U, from any path ending in /goto
   /reset-stats        200; sets peak and count of --stats back to 0
   anything else       404
 
@@ -25,6 +26,8 @@ and answers by the first segment of the path:
 --signing-key K the key of the Jobq-Signature header "t=<unix>,v1=<hex>",
                 HMAC-SHA256(K, "<t>.<raw body>"); signature_valid is null
                 without the header or without a key, else true or false
+--tls-cert F, --tls-key K
+                serve HTTPS with this certificate and key (PEM)
 
 Runs until killed.
 """
@@ -40,7 +43,8 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+import ssl
+from urllib.parse import parse_qs, urlsplit
 
 args = None
 lock = threading.Lock()
@@ -177,7 +181,7 @@ class Handler(BaseHTTPRequestHandler):
 				with open(args.log, 'a') as f:
 					f.write(json.dumps(entry) + '\n')
 		try:
-			self.answer(path)
+			self.answer(path, url.query)
 		except (BrokenPipeError, ConnectionResetError):
 			self.close_connection = True
 		finally:
@@ -187,11 +191,16 @@ class Handler(BaseHTTPRequestHandler):
 				if args.stats:
 					write_atomically(args.stats, json.dumps({'peak': peak, 'count': count}))
 
-	def answer(self, path):
+	def answer(self, path, query):
 		ok = b'{"ok":true}'
 		segs = path.split('/')
 		name = '/'.join(segs[2:])
-		if matches(path, '/ok'):
+		if segs[-1] == 'goto':
+			q = parse_qs(query)
+			code = int(q.get('code', ['302'])[0])
+			self.reply(code, 'moved', 'text/plain',
+					   extra=[('Location', q.get('to', ['/'])[0])])
+		elif matches(path, '/ok'):
 			self.reply(200, ok)
 		elif path.startswith('/status/'):
 			try:
@@ -243,9 +252,15 @@ def main():
 	p.add_argument('--log')
 	p.add_argument('--stats')
 	p.add_argument('--signing-key')
+	p.add_argument('--tls-cert')
+	p.add_argument('--tls-key')
 	args = p.parse_args()
 
 	server = Server(('127.0.0.1', args.port), Handler)
+	if args.tls_cert:
+		ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+		ctx.load_cert_chain(args.tls_cert, args.tls_key)
+		server.socket = ctx.wrap_socket(server.socket, server_side=True)
 	port = server.server_address[1]
 	if args.port_file:
 		write_atomically(args.port_file, '%d\n' % port)

@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """smtp_sink.py: an SMTP server for jobq's network tests that keeps every message.
 
-Listens on 127.0.0.1 only (aiosmtpd, no TLS, no authentication).  Each
-message received is written as D/<n>.eml (the raw data) and D/<n>.json
-(n = 1, 2, ...; the .json file is written last, atomically):
+Listens on 127.0.0.1 only (aiosmtpd; without --tls-cert no TLS, without
+--auth no authentication).  Each message received is written as
+D/<n>.eml (the raw data) and D/<n>.json (n = 1, 2, ...; the .json file is
+written last, atomically):
 
-  {"mail_from": ..., "rcpt_tos": [...], "data": "<raw message as text>",
+  {"mail_from": ..., "rcpt_tos": [...], "tls": whether the session had
+   switched to TLS, "login": the user it authenticated as, or null,
+   "data": "<raw message as text>",
    "parsed": {"from", "to", "cc", "reply_to", "subject" (decoded),
               "content_type", "parts": [{"content_type", "charset",
               "transfer_encoding", "text" (decoded)}]}}
@@ -15,6 +18,11 @@ local part is "later" with 451.
 
 --port-file F   bind port 0 and write the port to F (atomically) once listening
 --dir D         where the messages go (created if missing)
+--tls-cert F, --tls-key K
+                offer STARTTLS with this certificate and key (PEM), and
+                require it before MAIL
+--auth U:P      require AUTH (PLAIN or LOGIN, after STARTTLS) as user U with
+                password P; other credentials get 535
 
 Runs until killed.
 """
@@ -26,8 +34,9 @@ import email.policy
 import json
 import os
 import socket
+import ssl
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 def write_atomically(path, data):
@@ -104,9 +113,13 @@ class Sink:
 			parsed = parse(raw)
 		except Exception as e:		# noqa: BLE001
 			parsed = {'error': str(e)}
+		login = getattr(session, 'auth_data', None)
+		login = getattr(login, 'login', None)
 		record = {
 			'mail_from': envelope.mail_from,
 			'rcpt_tos': list(envelope.rcpt_tos),
+			'tls': session.ssl is not None,
+			'login': login.decode() if isinstance(login, bytes) else login,
 			'data': raw.decode('utf-8', 'replace'),
 			'parsed': parsed,
 		}
@@ -118,6 +131,9 @@ def main():
 	p = argparse.ArgumentParser(description='SMTP sink for jobq tests')
 	p.add_argument('--port-file')
 	p.add_argument('--dir', required=True)
+	p.add_argument('--tls-cert')
+	p.add_argument('--tls-key')
+	p.add_argument('--auth')
 	args = p.parse_args()
 	os.makedirs(args.dir, exist_ok=True)
 
@@ -128,10 +144,27 @@ def main():
 	port = sock.getsockname()[1]
 
 	handler = Sink(args.dir)
+	options = {'hostname': 'sink.test', 'enable_SMTPUTF8': True}
+	if args.tls_cert:
+		ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+		ctx.load_cert_chain(args.tls_cert, args.tls_key)
+		options.update(tls_context=ctx, require_starttls=True)
+	if args.auth:
+		user, _, password = args.auth.partition(':')
+
+		def authenticator(server, session, envelope, mechanism, auth_data):
+			login = auth_data.login.decode() if isinstance(auth_data.login, bytes) else auth_data.login
+			pw = auth_data.password.decode() if isinstance(auth_data.password, bytes) else auth_data.password
+			if login == user and pw == password:
+				return AuthResult(success=True, auth_data=auth_data)
+			return AuthResult(success=False, handled=False)
+
+		options.update(authenticator=authenticator, auth_required=True,
+					   auth_require_tls=bool(args.tls_cert))
 	loop = asyncio.new_event_loop()
 	asyncio.set_event_loop(loop)
 	loop.run_until_complete(loop.create_server(
-		lambda: SMTP(handler, hostname='sink.test', enable_SMTPUTF8=True),
+		lambda: SMTP(handler, **options),
 		sock=sock))
 
 	if args.port_file:

@@ -1,0 +1,337 @@
+/*
+ * 30_net: network jobs (src/http.c, src/net.c).  Channels: header names
+ * and values, timeouts and follow_redirects are checked when a channel is
+ * created or altered; new config members ca_cert (the CA certificates, in
+ * PEM, that https and STARTTLS trust for this channel) and
+ * allowed_addresses (the non-public addresses and ranges it may connect
+ * to).  Requests: a channel's path comes with the channel's url to check it
+ * against (base_url), a payload's timeout_ms is bounded.
+ */
+
+/*
+ * Check a channel's type, config and secrets; an error names what is wrong.
+ * 0.2.0: header names must be tokens and header values strings free of
+ * control characters; timeouts from 100 ms to one hour; follow_redirects a
+ * boolean; ca_cert (PEM) and allowed_addresses (IP addresses and ranges)
+ * are new.
+ */
+CREATE OR REPLACE FUNCTION jobq._check_channel(type text, config jsonb, secrets jsonb)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+DECLARE
+	url text := config ->> 'url';
+	bad text;
+	member text;
+BEGIN
+	IF type IS NULL OR type NOT IN ('http', 'smtp') THEN
+		RAISE EXCEPTION 'channel type must be "http" or "smtp"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_typeof(config) IS DISTINCT FROM 'object' OR jsonb_typeof(secrets) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'channel config and secrets must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF url IS NULL THEN
+		RAISE EXCEPTION 'channel config must have a "url"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF type = 'http' AND url !~* '^https?://[^/?#]' THEN
+		RAISE EXCEPTION 'the url of an http channel must be an http:// or https:// URL'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF type = 'smtp' AND url !~* '^smtps?://[^/?#]' THEN
+		RAISE EXCEPTION 'the url of an smtp channel must be an smtp:// or smtps:// URL'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF url ~ '^[a-zA-Z]+://[^/?#]*@' THEN
+		RAISE EXCEPTION 'the url of a channel must not hold credentials'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Put them in the secrets: "username" and "password", "bearer_token" or "headers".';
+	END IF;
+	IF type = 'smtp' AND config ->> 'from' IS NULL THEN
+		RAISE EXCEPTION 'an smtp channel needs a "from" address in its config' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF coalesce(config ->> 'format', 'json') NOT IN ('json', 'form') THEN
+		RAISE EXCEPTION 'channel format must be "json" or "form"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF coalesce(config ->> 'starttls', 'try') NOT IN ('try', 'required', 'never') THEN
+		RAISE EXCEPTION 'channel starttls must be "try", "required" or "never"' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF coalesce(config ->> 'method', 'POST') !~ '^[A-Z]+$' THEN
+		RAISE EXCEPTION 'channel method must be an HTTP method in capitals' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT k INTO bad FROM jsonb_object_keys(config) AS k
+	 WHERE k NOT IN ('url', 'method', 'format', 'headers', 'timeout_ms', 'connect_timeout_ms',
+					 'follow_redirects', 'fields', 'from', 'starttls', 'ca_cert', 'allowed_addresses') LIMIT 1;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown channel config member "%"', bad USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Secrets go in the secrets argument: bearer_token, username, password, headers, signing_key.';
+	END IF;
+	SELECT k INTO bad FROM jsonb_object_keys(secrets) AS k
+	 WHERE k NOT IN ('bearer_token', 'username', 'password', 'headers', 'signing_key') LIMIT 1;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'unknown channel secret "%"', bad USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF jsonb_typeof(coalesce(config -> 'headers', '{}')) <> 'object'
+	   OR jsonb_typeof(coalesce(secrets -> 'headers', '{}')) <> 'object'
+	   OR jsonb_typeof(coalesce(config -> 'fields', '{}')) <> 'object' THEN
+		RAISE EXCEPTION 'channel headers and fields must be JSON objects' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT h.key INTO bad
+	  FROM jsonb_each(coalesce(config -> 'headers', '{}') || coalesce(secrets -> 'headers', '{}')) AS h
+	 WHERE h.key !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]+$' LIMIT 1;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'invalid header name "%"', bad USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	SELECT h.key INTO bad
+	  FROM jsonb_each(coalesce(config -> 'headers', '{}') || coalesce(secrets -> 'headers', '{}')) AS h
+	 WHERE jsonb_typeof(h.value) <> 'string' OR (h.value #>> '{}') ~ '[\x01-\x08\x0a-\x1f\x7f]' LIMIT 1;
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'the value of header "%" must be a string without line breaks or other control characters', bad
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOREACH member IN ARRAY ARRAY['timeout_ms', 'connect_timeout_ms'] LOOP
+		IF config ? member AND (jsonb_typeof(config -> member) <> 'number'
+								OR (config ->> member)::numeric NOT BETWEEN 100 AND 3600000
+								OR (config ->> member)::numeric <> trunc((config ->> member)::numeric)) THEN
+			RAISE EXCEPTION 'channel % must be a whole number of milliseconds from 100 to 3600000', member
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+	END LOOP;
+	IF config ? 'follow_redirects' AND jsonb_typeof(config -> 'follow_redirects') <> 'boolean' THEN
+		RAISE EXCEPTION 'channel follow_redirects must be true or false' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF config ? 'ca_cert' AND (jsonb_typeof(config -> 'ca_cert') <> 'string'
+							   OR (config ->> 'ca_cert') !~ '-----BEGIN CERTIFICATE-----') THEN
+		RAISE EXCEPTION 'channel ca_cert must be a string holding certificates in PEM'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF config ? 'allowed_addresses' THEN
+		IF jsonb_typeof(config -> 'allowed_addresses') <> 'array'
+		   OR EXISTS (SELECT FROM jsonb_array_elements(config -> 'allowed_addresses') AS a
+					   WHERE jsonb_typeof(a) <> 'string') THEN
+			RAISE EXCEPTION 'channel allowed_addresses must be an array of IP addresses and ranges'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'For example ["127.0.0.1", "10.0.0.0/8", "[::1]"].';
+		END IF;
+		FOR member IN SELECT jsonb_array_elements_text(config -> 'allowed_addresses') LOOP
+			BEGIN
+				IF member !~ '^\[?[0-9A-Fa-f:.]+\]?(/[0-9]{1,3})?$' THEN
+					RAISE invalid_text_representation;
+				END IF;
+				PERFORM translate(member, '[]', '')::inet;
+			EXCEPTION WHEN invalid_text_representation THEN
+				RAISE EXCEPTION 'channel allowed_addresses holds "%", which is not an IP address or range', member
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'For example ["127.0.0.1", "10.0.0.0/8", "[::1]"].';
+			END;
+		END LOOP;
+	END IF;
+END $$;
+COMMENT ON FUNCTION jobq._check_channel(text, jsonb, jsonb)
+	IS 'check a channel''s type, config and secrets; the error names what is wrong';
+REVOKE ALL ON FUNCTION jobq._check_channel(text, jsonb, jsonb) FROM PUBLIC;
+
+/*
+ * The request a network job makes, as the net worker (src/http.c) reads
+ * it: url, type (http or smtp), method, headers, body or form, username and
+ * password, mail_from and mail_rcpt, starttls, sign and sign_key,
+ * payload_url, follow_redirects, timeout_ms, connect_timeout_ms, channel,
+ * recipient.  key is the job's Idempotency-Key.  Raises the error the job dies of when the owner may not use
+ * the channel or the http kind, or the payload is wrong.  jobq.enqueue runs
+ * it with job_id NULL to check a new job.
+ * 0.2.0: a channel's ca_cert and allowed_addresses go into the request; an
+ * http job's path through a channel comes with the channel's url as
+ * base_url (src/http.c checks that it stays under it); timeout_ms of the
+ * payload is a whole number of milliseconds from 100 to 3600000.
+ */
+CREATE OR REPLACE FUNCTION jobq._net_request(job_id bigint, kind text, payload jsonb, owner oid, created_at timestamptz,
+								  key text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+DECLARE
+	chan text;
+	ch jobq._channels;
+	req jsonb;
+	headers jsonb := '{}';
+	fields jsonb;
+	body_format text;
+	to_list text[];
+	cc_list text[];
+	subject text;
+	text_body text;
+	html_body text;
+	reply_to text;
+	boundary text;
+	message text;
+	url text;
+	path text;
+BEGIN
+	IF jsonb_typeof(payload) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION 'payload of a job of kind "%" must be a JSON object', kind
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	chan := jobq._payload_text(payload, 'channel', kind IN ('email', 'sms'), true);
+	IF chan IS NOT NULL THEN
+		IF payload ? 'url' THEN
+			RAISE EXCEPTION 'payload must have either "channel" or "url", not both' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		SELECT * INTO ch FROM jobq._channels c WHERE c.name = chan;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'channel "%" does not exist', chan USING ERRCODE = 'undefined_object';
+		END IF;
+		IF NOT jobq._granted(owner, ARRAY(SELECT grantee FROM jobq._channel_grants g WHERE g.channel = chan)) THEN
+			RAISE EXCEPTION 'permission denied for channel "%"', chan USING ERRCODE = 'insufficient_privilege',
+				HINT = 'A superuser can allow it with jobq.grant_channel().';
+		END IF;
+		IF ch.type <> 'http' AND kind <> 'email' THEN
+			RAISE EXCEPTION 'channel "%" is an smtp channel; jobs of kind "%" need an http channel', chan, kind
+				USING ERRCODE = 'wrong_object_type';
+		END IF;
+		req := jsonb_build_object('type', ch.type, 'url', ch.config ->> 'url', 'channel', chan,
+			'method', coalesce(ch.config ->> 'method', 'POST'),
+			'follow_redirects', coalesce((ch.config ->> 'follow_redirects')::boolean, false),
+			'timeout_ms', ch.config -> 'timeout_ms', 'connect_timeout_ms', ch.config -> 'connect_timeout_ms',
+			'username', ch.secrets -> 'username', 'password', ch.secrets -> 'password',
+			'sign_key', ch.secrets -> 'signing_key', 'payload_url', false,
+			'ca_cert', ch.config -> 'ca_cert', 'allowed_addresses', ch.config -> 'allowed_addresses');
+		headers := coalesce(ch.config -> 'headers', '{}') || coalesce(ch.secrets -> 'headers', '{}');
+		IF ch.secrets ? 'bearer_token' THEN
+			headers := headers || jsonb_build_object('Authorization', 'Bearer ' || (ch.secrets ->> 'bearer_token'));
+			req := req - 'username' - 'password';
+		END IF;
+	ELSIF kind IN ('http', 'webhook') THEN
+		url := jobq._payload_text(payload, 'url', true, true);
+		IF url !~* '^https?://' THEN
+			RAISE EXCEPTION 'only http and https URLs may be requested, not "%"', url
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF NOT jobq._granted(owner, ARRAY(SELECT grantee FROM jobq._http_grants)) THEN
+			RAISE EXCEPTION 'permission denied to send % jobs to a URL', kind USING ERRCODE = 'insufficient_privilege',
+				HINT = 'A superuser can allow it with jobq.grant_http(), or give a channel with jobq.grant_channel().';
+		END IF;
+		req := jsonb_build_object('type', 'http', 'url', url, 'method', 'POST', 'payload_url', true,
+			'follow_redirects', false);
+	END IF;
+
+	body_format := coalesce(ch.config ->> 'format', 'json');
+
+	IF kind = 'http' THEN
+		IF chan IS NOT NULL THEN
+			path := jobq._payload_text(payload, 'path', false, true);
+			IF path IS NOT NULL THEN
+				IF path ~ '\s' THEN
+					RAISE EXCEPTION 'payload member "path" must not contain white space' USING ERRCODE = 'invalid_parameter_value';
+				END IF;
+				req := jsonb_set(req, '{url}', to_jsonb(rtrim(ch.config ->> 'url', '/') || '/' || ltrim(path, '/')))
+					|| jsonb_build_object('path', path, 'base_url', ch.config ->> 'url');
+			END IF;
+		END IF;
+		IF (payload ? 'body')::int + (payload ? 'json')::int + (payload ? 'form')::int > 1 THEN
+			RAISE EXCEPTION 'payload may have only one of "body", "json" and "form"' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF payload ? 'headers' THEN
+			IF jsonb_typeof(payload -> 'headers') <> 'object'
+			   OR EXISTS (SELECT FROM jsonb_each(payload -> 'headers') h WHERE jsonb_typeof(h.value) <> 'string') THEN
+				RAISE EXCEPTION 'payload member "headers" must be an object of strings' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			headers := (payload -> 'headers') || headers;	/* a channel's own headers win */
+		END IF;
+		IF payload ? 'body' THEN
+			req := req || jsonb_build_object('body', jobq._payload_text(payload, 'body', true, false));
+		ELSIF payload ? 'json' THEN
+			req := req || jsonb_build_object('body', (payload -> 'json')::text);
+			headers := jsonb_build_object('Content-Type', 'application/json') || headers;
+		ELSIF payload ? 'form' THEN
+			IF jsonb_typeof(payload -> 'form') <> 'object' THEN
+				RAISE EXCEPTION 'payload member "form" must be an object' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			req := req || jsonb_build_object('form', payload -> 'form');
+		END IF;
+		IF payload ? 'method' THEN
+			IF jobq._payload_text(payload, 'method', true, true) !~ '^[A-Z]+$' THEN
+				RAISE EXCEPTION 'payload member "method" must be an HTTP method in capitals' USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			req := req || jsonb_build_object('method', payload ->> 'method');
+		ELSIF chan IS NULL THEN
+			req := req || jsonb_build_object('method',
+				CASE WHEN req ? 'body' OR req ? 'form' THEN 'POST' ELSE 'GET' END);
+		END IF;
+		IF payload ? 'timeout_ms' THEN
+			IF jsonb_typeof(payload -> 'timeout_ms') <> 'number'
+			   OR (payload ->> 'timeout_ms')::numeric NOT BETWEEN 100 AND 3600000
+			   OR (payload ->> 'timeout_ms')::numeric <> trunc((payload ->> 'timeout_ms')::numeric) THEN
+				RAISE EXCEPTION 'payload member "timeout_ms" must be a whole number of milliseconds from 100 to 3600000'
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
+			req := req || jsonb_build_object('timeout_ms', (payload ->> 'timeout_ms')::integer);
+		END IF;
+	ELSIF kind = 'sms' THEN
+		fields := jsonb_build_object('to', jobq._payload_text(payload, 'to', true, true),
+									 'message', jobq._payload_text(payload, 'message', true, false));
+		req := req || jsonb_build_object('recipient', payload ->> 'to');
+	ELSIF kind = 'email' THEN
+		to_list := jobq._addresses(payload, 'to', true);
+		cc_list := jobq._addresses(payload, 'cc', false);
+		subject := jobq._payload_text(payload, 'subject', true, true);
+		text_body := jobq._payload_text(payload, 'text', true, false);
+		html_body := jobq._payload_text(payload, 'html', false, false);
+		reply_to := jobq._payload_text(payload, 'reply_to', false, true);
+		req := req || jsonb_build_object('recipient', array_to_string(to_list, ', '));
+		IF ch.type = 'smtp' THEN
+			boundary := 'jobq=' || md5(key || clock_timestamp()::text);
+			message := 'From: ' || (ch.config ->> 'from') || E'\r\n'
+				|| 'To: ' || array_to_string(to_list, ', ') || E'\r\n'
+				|| CASE WHEN cardinality(cc_list) > 0 THEN 'Cc: ' || array_to_string(cc_list, ', ') || E'\r\n' ELSE '' END
+				|| CASE WHEN reply_to IS NOT NULL THEN 'Reply-To: ' || reply_to || E'\r\n' ELSE '' END
+				|| 'Subject: ' || jobq._mime_header(subject) || E'\r\n'
+				|| 'Date: ' || to_char(now() AT TIME ZONE 'UTC', 'Dy, DD Mon YYYY HH24:MI:SS') || E' +0000\r\n'
+				|| 'Message-ID: <' || key || '@jobq>' || E'\r\n'
+				|| E'MIME-Version: 1.0\r\n';
+			IF html_body IS NULL THEN
+				message := message || jobq._mime_part('text/plain', text_body);
+			ELSE
+				message := message || 'Content-Type: multipart/alternative; boundary="' || boundary || E'"\r\n\r\n'
+					|| '--' || boundary || E'\r\n' || jobq._mime_part('text/plain', text_body)
+					|| '--' || boundary || E'\r\n' || jobq._mime_part('text/html', html_body)
+					|| '--' || boundary || E'--\r\n';
+			END IF;
+			req := req || jsonb_build_object('body', message,
+				'mail_from', jobq._bare_address(ch.config ->> 'from'),
+				'mail_rcpt', ARRAY(SELECT jobq._bare_address(a) FROM unnest(to_list || cc_list) AS a),
+				'starttls', coalesce(ch.config ->> 'starttls', 'try'));
+		ELSE
+			fields := jsonb_strip_nulls(jsonb_build_object('to', to_jsonb(to_list),
+				'cc', CASE WHEN cardinality(cc_list) > 0 THEN to_jsonb(cc_list) END,
+				'subject', subject, 'text', text_body, 'html', html_body, 'reply_to', reply_to));
+		END IF;
+	ELSIF kind = 'webhook' THEN
+		IF jobq._payload_text(payload, 'event', true, true) = '' THEN
+			RAISE EXCEPTION 'payload member "event" must not be empty' USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		req := req || jsonb_build_object('method', 'POST', 'sign', true,
+			'body', jsonb_build_object('id', key, 'event', payload ->> 'event',
+				'created_at', created_at, 'data', coalesce(payload -> 'data', 'null'))::text);
+		headers := headers || jsonb_build_object('Content-Type', 'application/json',
+												 'Jobq-Event', payload ->> 'event');
+	ELSE
+		RAISE EXCEPTION 'job kind "%" is not a network kind', kind USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+
+	/* sms and email through an http channel: the fields, renamed, as JSON or a form */
+	IF fields IS NOT NULL THEN
+		IF ch.config ? 'from' THEN
+			fields := fields || jsonb_build_object('from', ch.config ->> 'from');
+		END IF;
+		SELECT jsonb_object_agg(coalesce(ch.config -> 'fields' ->> f.key, f.key), f.value)
+		  INTO fields FROM jsonb_each(fields) f;
+		IF body_format = 'form' THEN
+			req := req || jsonb_build_object('form', fields);
+		ELSE
+			req := req || jsonb_build_object('body', fields::text);
+			headers := jsonb_build_object('Content-Type', 'application/json') || headers;
+		END IF;
+	END IF;
+
+	RETURN req || jsonb_build_object('headers', headers || jsonb_build_object('Idempotency-Key', key));
+END $$;
+COMMENT ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, text)
+	IS 'the request a network job makes, or the error it dies of; for the net worker and jobq.enqueue';
+REVOKE ALL ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, text) FROM PUBLIC;
