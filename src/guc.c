@@ -151,8 +151,8 @@ jobq_guc_define(void)
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 
 	DefineCustomStringVariable("jobq.http_allowed_hosts",
-							   "Hosts that http and webhook jobs may name in a URL of their own: host, host:port, *.domain or *, comma-separated.",
-							   "Channels are not limited by it: a superuser chose their URLs.  Empty allows no URL of a job's own.",
+							   "Hosts that http and webhook jobs may name in a URL of their own: host, host:port, *.domain, *, or an IP address or range (10.0.0.0/8, [fd00::]/8, with a port or not), comma-separated.",
+							   "Channels are not limited by it.  A name that resolves to an address that is not public is reached only if an address entry allows it.  Empty allows no URL of a job's own.",
 							   &jobq_http_allowed_hosts, "",
 							   PGC_SUSET, GUC_LIST_INPUT, NULL, NULL, NULL);
 
