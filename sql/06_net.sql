@@ -222,3 +222,11 @@ TRUNCATE jobq._queue, jobq._done RESTART IDENTITY;
 SELECT jobq.drop_channel(name) FROM jobq._channels;
 DELETE FROM jobq._http_grants;
 DROP ROLE net_alice, net_bob, net_carol;
+
+-- channel names are checked as queue and kind names are
+SELECT jobq.create_channel(E'line\nbreak', 'http', '{"url": "https://x.example.org"}');
+SELECT jobq.create_channel(E'del\u007f', 'http', '{"url": "https://x.example.org"}');
+SELECT jobq.create_channel(repeat('c', 64), 'http', '{"url": "https://x.example.org"}');
+SELECT jobq.create_channel('', 'http', '{"url": "https://x.example.org"}');
+SELECT count(*) FROM jobq._channels WHERE name ~ '[\x01-\x1f\x7f]' OR name = '' OR octet_length(name) > 63;
+INSERT INTO jobq._channels (name, type) VALUES (E'by\thand', 'http');
