@@ -22,6 +22,17 @@
  * subtransaction and rolls it back).  The rest runs as the bootstrap
  * superuser: schedule_in_database with another username needs it.
  *
+ * A schedule touches no pg_cron job but its own.  A new one is named
+ * "jobq <database oid> <name>" (never another database's name), and the
+ * schedule keeps its id and name in jobq._schedules.  jobq.schedule
+ * changes, with cron.alter_job, the job of that id only if it still has
+ * that name, this database and the owner as its user (or, when there is
+ * none, a job with the new job's name, database, user and command: one a
+ * rolled-back call left); else it creates a job, and refuses if a job of
+ * that name exists.  jobq.unschedule removes the job of the stored id
+ * only under the same conditions.  In another database the look-up and
+ * the change are one transaction there.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -124,24 +135,132 @@ spi_text(int col)
 }
 
 /*
- * Run a pg_cron statement (parameters $1.. as text) in pg_cron's
- * database; returns the first column of the first row, or NULL.
+ * A session in pg_cron's database: SPI, as the bootstrap superuser, when
+ * it is this database (the caller's transaction); else a libpq connection
+ * with a transaction of its own, committed by cron_commit.
  */
-static char *
-cron_exec(const char *cron_db, const char *sql, int nparams, const char *const *params)
+typedef struct CronConn
 {
-	char	   *here = get_database_name(MyDatabaseId);
+	const char *db;
+	PGconn	   *conn;			/* NULL: pg_cron's database is this one */
+} CronConn;
 
-	if (strcmp(cron_db, here) == 0)
+static void cron_fail(CronConn *cc, PGresult *res) pg_attribute_noreturn();
+
+static void
+cron_connect(CronConn *cc, const char *cron_db)
+{
+	const char *socket_dirs;
+	char	   *dirs;
+	List	   *dir_list = NIL;
+	const char *keys[9];
+	const char *vals[9];
+	char		port[16];
+	PGresult   *res;
+
+	cc->db = cron_db;
+	cc->conn = NULL;
+	if (strcmp(cron_db, get_database_name(MyDatabaseId)) == 0)
+	{
+		run_spi(CRON_IS_PG_CRON, 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
+		if (strcmp(spi_text(1), "t") != 0)
+			not_installed(cron_db);
+		return;
+	}
+
+	socket_dirs = GetConfigOption("unix_socket_directories", false, false);
+	dirs = pstrdup(socket_dirs ? socket_dirs : "");
+	(void) SplitDirectoriesString(dirs, ',', &dir_list);
+	snprintf(port, sizeof(port), "%d", PostPortNumber);
+	keys[0] = "host";
+	vals[0] = dir_list != NIL ? (char *) linitial(dir_list) : "127.0.0.1";
+	keys[1] = "port";
+	vals[1] = port;
+	keys[2] = "dbname";
+	vals[2] = cron_db;
+	keys[3] = "user";
+	vals[3] = GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false);
+	keys[4] = "application_name";
+	vals[4] = "jobq schedule";
+	keys[5] = "connect_timeout";
+	vals[5] = "10";
+	keys[6] = "sslmode";
+	vals[6] = "disable";
+	keys[7] = "options";
+	vals[7] = "-c search_path=pg_catalog";
+	keys[8] = NULL;
+	vals[8] = NULL;
+
+	cc->conn = PQconnectdbParams(keys, vals, false);
+	if (cc->conn == NULL || PQstatus(cc->conn) != CONNECTION_OK)
+	{
+		char	   *msg = pstrdup(cc->conn ? PQerrorMessage(cc->conn) : "out of memory");
+
+		PQfinish(cc->conn);
+		cc->conn = NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to pg_cron's database \"%s\": %s", cron_db, msg),
+				 errhint("jobq connects over the local socket as \"%s\"; pg_hba.conf must let it in "
+						 "(peer or trust), or call jobq.schedule in database \"%s\".",
+						 vals[3], cron_db)));
+	}
+	res = PQexec(cc->conn, CRON_IS_PG_CRON);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+		strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+	{
+		PQclear(res);
+		PQfinish(cc->conn);
+		cc->conn = NULL;
+		not_installed(cron_db);
+	}
+	PQclear(res);
+	res = PQexec(cc->conn, "BEGIN");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		cron_fail(cc, res);
+	PQclear(res);
+}
+
+/*
+ * Rethrow a libpq error with pg_cron's SQLSTATE (else 38000) and primary
+ * message; the connection is closed first, which rolls its work back.
+ */
+static void
+cron_fail(CronConn *cc, PGresult *res)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	char	   *msg = pstrdup(primary ? primary : PQerrorMessage(cc->conn));
+	int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+
+	if (state && strlen(state) == 5)
+		code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+	PQclear(res);
+	PQfinish(cc->conn);
+	cc->conn = NULL;
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("%s", msg),
+			 errcontext("pg_cron in database \"%s\"", cc->db)));
+}
+
+/*
+ * Run a statement (parameters $1.. as text) in pg_cron's database; returns
+ * the first ncols columns of its first row (NULL for a null), or NULL when
+ * there is no row.
+ */
+static char **
+cron_query(CronConn *cc, const char *sql, int nparams, const char *const *params, int ncols)
+{
+	char	  **row = palloc0(sizeof(char *) * ncols);
+	int			i;
+
+	if (cc->conn == NULL)
 	{
 		Oid		   *types = palloc(sizeof(Oid) * Max(nparams, 1));
 		Datum	   *values = palloc(sizeof(Datum) * Max(nparams, 1));
 		char	   *nulls = palloc(Max(nparams, 1) + 1);
-		int			i;
 
-		run_spi(CRON_IS_PG_CRON, 0, NULL, NULL, NULL, false, SPI_OK_SELECT);
-		if (strcmp(spi_text(1), "t") != 0)
-			not_installed(cron_db);
 		for (i = 0; i < nparams; i++)
 		{
 			types[i] = TEXTOID;
@@ -150,87 +269,69 @@ cron_exec(const char *cron_db, const char *sql, int nparams, const char *const *
 		}
 		nulls[nparams] = '\0';
 		run_spi(sql, nparams, types, values, nulls, false, SPI_OK_SELECT);
-		return spi_text(1);
+		if (SPI_processed == 0)
+			return NULL;
+		for (i = 0; i < ncols; i++)
+			row[i] = spi_text(i + 1);
 	}
 	else
 	{
-		const char *socket_dirs = GetConfigOption("unix_socket_directories", false, false);
-		char	   *dirs = pstrdup(socket_dirs ? socket_dirs : "");
-		List	   *dir_list = NIL;
-		const char *keys[9];
-		const char *vals[9];
-		char		port[16];
-		PGconn	   *conn;
-		PGresult   *res;
-		char	   *result = NULL;
+		PGresult   *res = PQexecParams(cc->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 
-		(void) SplitDirectoriesString(dirs, ',', &dir_list);
-		snprintf(port, sizeof(port), "%d", PostPortNumber);
-		keys[0] = "host";
-		vals[0] = dir_list != NIL ? (char *) linitial(dir_list) : "127.0.0.1";
-		keys[1] = "port";
-		vals[1] = port;
-		keys[2] = "dbname";
-		vals[2] = cron_db;
-		keys[3] = "user";
-		vals[3] = GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false);
-		keys[4] = "application_name";
-		vals[4] = "jobq schedule";
-		keys[5] = "connect_timeout";
-		vals[5] = "10";
-		keys[6] = "sslmode";
-		vals[6] = "disable";
-		keys[7] = "options";
-		vals[7] = "-c search_path=pg_catalog";
-		keys[8] = NULL;
-		vals[8] = NULL;
-
-		conn = PQconnectdbParams(keys, vals, false);
-		if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
-		{
-			char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "out of memory");
-
-			PQfinish(conn);
-			ereport(ERROR,
-					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-					 errmsg("could not connect to pg_cron's database \"%s\": %s", cron_db, msg),
-					 errhint("jobq connects over the local socket as \"%s\"; pg_hba.conf must let it in "
-							 "(peer or trust), or call jobq.schedule in database \"%s\".",
-							 vals[3], cron_db)));
-		}
-		res = PQexec(conn, CRON_IS_PG_CRON);
-		if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
-			strcmp(PQgetvalue(res, 0, 0), "t") != 0)
-		{
-			PQclear(res);
-			PQfinish(conn);
-			not_installed(cron_db);
-		}
-		PQclear(res);
-		res = PQexecParams(conn, sql, nparams, NULL, (const char *const *) params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			cron_fail(cc, res);
+		if (PQntuples(res) == 0)
 		{
-			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-			const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-			char	   *msg = pstrdup(primary ? primary : PQerrorMessage(conn));
-			int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
-
-			if (state && strlen(state) == 5)
-				code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
 			PQclear(res);
-			PQfinish(conn);
-			ereport(ERROR,
-					(errcode(code),
-					 errmsg("%s", msg),
-					 errcontext("pg_cron in database \"%s\"", cron_db)));
+			return NULL;
 		}
-		if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
-			result = pstrdup(PQgetvalue(res, 0, 0));
+		for (i = 0; i < ncols; i++)
+			if (!PQgetisnull(res, 0, i))
+				row[i] = pstrdup(PQgetvalue(res, 0, i));
 		PQclear(res);
-		PQfinish(conn);
-		return result;
 	}
+	return row;
 }
+
+/* Commit the work of a libpq session and close it (SPI: nothing to do). */
+static void
+cron_commit(CronConn *cc)
+{
+	PGresult   *res;
+
+	if (cc->conn == NULL)
+		return;
+	res = PQexec(cc->conn, "COMMIT");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		cron_fail(cc, res);
+	PQclear(res);
+	PQfinish(cc->conn);
+	cc->conn = NULL;
+}
+
+/* Close a libpq session without committing its work. */
+static void
+cron_abandon(CronConn *cc)
+{
+	if (cc->conn != NULL)
+		PQfinish(cc->conn);
+	cc->conn = NULL;
+}
+
+/*
+ * The pg_cron job jobq.schedule may change: the one the schedule stored
+ * ($2 id, $3 name, $4 its owner's name), if it still has that name, this
+ * database ($1) and that user; else one with the name a new job would
+ * get ($5), this database, the owner ($6) and the command ($7), left by a
+ * call whose transaction rolled back after pg_cron's database committed.
+ * No other job is touched: not another database's, not another user's.
+ */
+#define CRON_FIND_JOB \
+	"SELECT j.jobid, j.jobname FROM cron.job j " \
+	"WHERE j.database = $1 " \
+	"AND ((j.jobid = $2::bigint AND j.jobname = $3 AND j.username = $4) " \
+	"  OR (j.jobname = $5 AND j.username = $6 AND j.command = $7)) " \
+	"ORDER BY (j.jobid = $2::bigint) IS TRUE DESC LIMIT 1"
 
 static char *
 text_arg(FunctionCallInfo fcinfo, int n, const char *what)
@@ -249,12 +350,19 @@ jobq_schedule(PG_FUNCTION_ARGS)
 	char	   *name = text_arg(fcinfo, 0, "schedule name");
 	char	   *schedule = text_arg(fcinfo, 1, "schedule");
 	char	   *kind = text_arg(fcinfo, 2, "job kind");
+	char	   *database = get_database_name(MyDatabaseId);
 	Oid			caller = GetUserId();
 	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, OIDOID};
 	Datum		values[7];
 	char		nulls[8] = "       ";
-	const char *params[5];
+	char	   *new_name;
+	char	   *command;
+	char	   *owner;
+	const char *params[7];
+	char	  **row;
 	char	   *job_id;
+	char	   *job_name;
+	CronConn	cc;
 	int64		result;
 
 	values[0] = CStringGetTextDatum(name);
@@ -277,32 +385,77 @@ jobq_schedule(PG_FUNCTION_ARGS)
 	run_spi("SELECT jobq._schedule_check($1, $2, $3, $4)", 4, types + 2, values + 2, nulls + 2,
 			true, SPI_OK_SELECT);
 
-	run_spi("SELECT cron_job_name, command, owner_name "
+	run_spi("SELECT cron_job_name, command, owner_name, "
+			"old_cron_job_id, old_cron_job_name, old_owner_name "
 			"FROM jobq._schedule_save($1, $2, $3, $4, $5, $6, $7)",
 			7, types, values, nulls, false, SPI_OK_SELECT);
-	params[0] = spi_text(1);
-	params[1] = schedule;
-	params[2] = spi_text(2);
-	params[3] = get_database_name(MyDatabaseId);
-	params[4] = spi_text(3);
+	new_name = spi_text(1);
+	command = spi_text(2);
+	owner = spi_text(3);
+	params[0] = database;
+	params[1] = spi_text(4);
+	params[2] = spi_text(5);
+	params[3] = spi_text(6);
+	params[4] = new_name;
+	params[5] = owner;
+	params[6] = command;
 
-	/* a new owner: pg_cron keys jobs by name and user, so drop the old one */
-	job_id = cron_exec(cron_db,
-					   "SELECT cron.schedule_in_database($1, $2, $3, $4, $5) "
-					   "FROM (SELECT count(cron.unschedule(jobid)) FROM cron.job "
-					   "      WHERE jobname = $1 AND username <> $5) AS old_owner",
-					   5, params);
-	if (job_id == NULL)
-		elog(ERROR, "cron.schedule_in_database returned no job id");
+	cron_connect(&cc, cron_db);
+	row = cron_query(&cc, CRON_FIND_JOB, 7, params, 2);
+	if (row != NULL)
+	{
+		/* the schedule's own job: same id, new cron line, command and user */
+		job_id = row[0];
+		job_name = row[1];
+		params[0] = job_id;
+		params[1] = schedule;
+		params[2] = command;
+		params[3] = database;
+		params[4] = owner;
+		(void) cron_query(&cc, "SELECT cron.alter_job($1::bigint, $2, $3, $4, $5)",
+						  5, params, 1);
+	}
+	else
+	{
+		row = cron_query(&cc, "SELECT pg_catalog.count(*) FROM cron.job WHERE jobname = $1",
+						 1, params + 4, 1);
+		if (strcmp(row[0], "0") != 0)
+		{
+			cron_abandon(&cc);
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("a pg_cron job named \"%s\" already exists", new_name),
+					 errdetail("It is not the pg_cron job of schedule \"%s\", and jobq.schedule changes no other.",
+							   name),
+					 errhint("Remove that job in database \"%s\" with cron.unschedule, or use another schedule name.",
+							 cron_db)));
+		}
+		job_name = new_name;
+		params[0] = new_name;
+		params[1] = schedule;
+		params[2] = command;
+		params[3] = database;
+		params[4] = owner;
+		row = cron_query(&cc, "SELECT cron.schedule_in_database($1, $2, $3, $4, $5)",
+						 5, params, 1);
+		job_id = row ? row[0] : NULL;
+		if (job_id == NULL)
+		{
+			cron_abandon(&cc);
+			elog(ERROR, "cron.schedule_in_database returned no job id");
+		}
+	}
+	cron_commit(&cc);
 	result = pg_strtoint64(job_id);
 
 	{
-		Oid			idtypes[2] = {TEXTOID, INT8OID};
-		Datum		idvalues[2];
+		Oid			idtypes[3] = {TEXTOID, INT8OID, TEXTOID};
+		Datum		idvalues[3];
 
 		idvalues[0] = CStringGetTextDatum(name);
 		idvalues[1] = Int64GetDatum(result);
-		run_spi("SELECT jobq._schedule_set_cron_id($1, $2)", 2, idtypes, idvalues, NULL,
+		idvalues[2] = CStringGetTextDatum(job_name);
+		run_spi("SELECT jobq._schedule_set_cron_id($1, $2, $3)", 3, idtypes, idvalues, NULL,
 				false, SPI_OK_SELECT);
 	}
 	SPI_finish();
@@ -316,24 +469,33 @@ jobq_unschedule(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	Oid			types[2] = {TEXTOID, OIDOID};
 	Datum		values[2];
-	char	   *cron_job_name;
-	const char *params[2];
+	bool		deleted;
+	const char *params[4];
+	CronConn	cc;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = ObjectIdGetDatum(GetUserId());
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	run_spi("SELECT jobq._schedule_delete($1, $2)", 2, types, values, NULL, false, SPI_OK_SELECT);
-	cron_job_name = spi_text(1);
-	if (cron_job_name != NULL)
+	run_spi("SELECT deleted, cron_job_id, cron_job_name, owner_name "
+			"FROM jobq._schedule_delete($1, $2)",
+			2, types, values, NULL, false, SPI_OK_SELECT);
+	deleted = strcmp(spi_text(1), "t") == 0;
+	params[0] = spi_text(2);
+	params[1] = spi_text(3);
+	params[2] = get_database_name(MyDatabaseId);
+	params[3] = spi_text(4);
+	if (deleted && params[0] != NULL)
 	{
-		/* the job of that name, whoever it runs as */
-		params[0] = cron_job_name;
-		(void) cron_exec(cron_db,
-						 "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1",
-						 1, params);
+		/* the schedule's own job only: its id, name, database and user */
+		cron_connect(&cc, cron_db);
+		(void) cron_query(&cc,
+						  "SELECT pg_catalog.count(cron.unschedule(jobid)) FROM cron.job "
+						  "WHERE jobid = $1::bigint AND jobname = $2 AND database = $3 AND username = $4",
+						  4, params, 1);
+		cron_commit(&cc);
 	}
 	SPI_finish();
-	PG_RETURN_BOOL(cron_job_name != NULL);
+	PG_RETURN_BOOL(deleted);
 }

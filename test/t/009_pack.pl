@@ -140,7 +140,7 @@ CREATE UNIQUE INDEX ON open_slots (doctor_id);
 UPDATE availability_slots SET status = 'booked' WHERE doctor_id = 7;
 });
 is( run_job('matview.refresh', '{"view": "open_slots"}'),
-	'succeeded|{"view": "open_slots", "concurrently": true}',
+	'succeeded|{"view": "public.open_slots", "concurrently": true}',
 	'the view is refreshed concurrently by a worker');
 is( $node->safe_psql(
 		'postgres', q{SELECT count(*) FROM open_slots WHERE doctor_id = 7}),
@@ -207,7 +207,7 @@ ok( $node->poll_query_until(
 SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq worker'}, '1'),
 	'one worker left');
 is( run_job('matview.refresh', '{"view": "open_slots"}'),
-	'succeeded|{"view": "open_slots", "concurrently": true}',
+	'succeeded|{"view": "public.open_slots", "concurrently": true}',
 	'a concurrent refresh on the only worker');
 $node->safe_psql('postgres',
 	q{CREATE TABLE temp_seen (seen boolean); GRANT INSERT ON temp_seen TO clinic;});
@@ -226,6 +226,127 @@ is( run_job(
 	'the next job runs');
 is($node->safe_psql('postgres', 'SELECT seen FROM temp_seen'),
 	'f', 'the next job does not see what the previous one left in pg_temp');
+
+
+# ---------------------------------------------------------------------
+# A search_path hijack: a role with CREATE on public plants functions and
+# an operator that match the unqualified calls of the pack's code and of
+# its statements (format with the argument types the pack passes,
+# jsonb_build_object, unnest, integer * numeric).  Each one, when it runs
+# as a superuser, makes mallory a superuser.  The superuser's pack jobs,
+# and a direct call, must run none of them, and still succeed.
+# ---------------------------------------------------------------------
+$node->safe_psql(
+	'postgres', q{
+CREATE ROLE mallory;
+GRANT CREATE ON SCHEMA public TO mallory;
+CREATE TABLE hijacked (what text, who text);
+GRANT INSERT ON hijacked TO PUBLIC;
+SET ROLE mallory;
+CREATE FUNCTION public.jobq_hijack(what text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO public.hijacked VALUES (what, current_user);
+	IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+		ALTER ROLE mallory SUPERUSER;
+	END IF;
+END $$;
+CREATE FUNCTION public.format(f text, a text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('format(text, text)'); RETURN pg_catalog.format(f, a); END $$;
+CREATE FUNCTION public.format(f text, a text, b regclass) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('format(text, text, regclass)'); RETURN pg_catalog.format(f, a, b); END $$;
+CREATE FUNCTION public.format(f text, a regclass) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('format(text, regclass)'); RETURN pg_catalog.format(f, a); END $$;
+CREATE FUNCTION public.format(f text, a regclass, b regclass) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('format(text, regclass, regclass)'); RETURN pg_catalog.format(f, a, b); END $$;
+CREATE FUNCTION public.format(f text, a regclass, b regclass, c regclass) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('format(text, regclass x 3)'); RETURN pg_catalog.format(f, a, b, c); END $$;
+CREATE FUNCTION public.format(f text, a regclass, b regclass, c text, d text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('format(text, regclass, regclass, text, text)'); RETURN pg_catalog.format(f, a, b, c, d); END $$;
+CREATE FUNCTION public.format(f text, a regclass, b regclass, c text, d text, e text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('format(text, regclass, regclass, text, text, text)'); RETURN pg_catalog.format(f, a, b, c, d, e); END $$;
+CREATE FUNCTION public.jsonb_build_object(a text, b text, c text, d text, e text, f text) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('jsonb_build_object(text x 6)'); RETURN pg_catalog.jsonb_build_object(a, b, c, d, e, f); END $$;
+CREATE FUNCTION public.unnest(a text[]) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('unnest(text[])'); RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+CREATE FUNCTION public.int_times_numeric(a integer, b numeric) RETURNS numeric LANGUAGE plpgsql AS $$
+BEGIN PERFORM public.jobq_hijack('integer * numeric'); RETURN a::numeric OPERATOR(pg_catalog.*) b; END $$;
+CREATE OPERATOR public.* (LEFTARG = integer, RIGHTARG = numeric, FUNCTION = public.int_times_numeric);
+});
+is( $node->safe_psql(
+		'postgres', q{
+SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proowner = 'mallory'::regrole}),
+	'11', 'mallory planted her functions in public');
+
+# Run a job as the superuser; returns its status.
+sub run_job_su
+{
+	my ($kind, $payload) = @_;
+	my $id = $node->safe_psql('postgres', qq{SELECT jobq.enqueue('$kind', '$payload')});
+	$node->poll_query_until('postgres',
+		qq{SELECT status IN ('succeeded', 'dead') FROM jobq.jobs WHERE id = $id})
+	  or die "job $id of kind $kind did not finish";
+	return $node->safe_psql('postgres',
+		qq{SELECT status || coalesce(' ' || last_error, '') FROM jobq.jobs WHERE id = $id});
+}
+
+for my $job (
+	[ 'matview.refresh', '{"view": "open_slots"}' ],
+	[ 'attendance.aggregate', '{"month": "2026-10-01"}' ],
+	[ 'attendance.thresholds', '{"month": "2026-10-01", "notify_kind": "notify.outbox"}' ],
+	[ 'slots.generate', '{"start_date": "2026-11-02", "end_date": "2026-11-03"}' ],
+	[ 'reservations.release', '{}' ],
+	[   'table.archive',
+		'{"source": "audit_log", "target": "audit_archive", "timestamp_column": "at", "older_than": "90 days"}'
+	],
+	[ 'jobq.prune', '{}' ])
+{
+	is(run_job_su(@$job), 'succeeded', "the superuser's $job->[0] job succeeds beside mallory's functions");
+}
+is( $node->safe_psql(
+		'postgres', q{SELECT jobq.matview_refresh('{"view": "open_slots", "concurrently": false}') ->> 'view'}),
+	'public.open_slots',
+	'a direct call by the superuser succeeds too, and names the view with its schema');
+is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}),
+	'f', 'mallory is not a superuser');
+is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT what || ' as ' || who, ', ') FROM hijacked}),
+	'', "none of mallory's functions ran");
+
+# Every function of jobq in PL/pgSQL, SECURITY DEFINER, or of the job pack
+# (a built-in kind's handler or a _pack_ helper) pins search_path to
+# pg_catalog (and pg_temp), except the handlers of the pack's kinds: those
+# are one SQL statement that only calls schema-qualified functions.
+my @wrappers = qw(slots_generate reservations_release attendance_aggregate
+  attendance_thresholds matview_refresh table_archive);
+my $wrapper_list = join(', ', map { "'$_'" } @wrappers);
+is( $node->safe_psql(
+		'postgres', qq{
+SELECT string_agg(p.oid::regprocedure::text, ', ' ORDER BY 1)
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.pronamespace = 'jobq'::regnamespace
+   AND (l.lanname = 'plpgsql' OR p.prosecdef OR p.proname LIKE '\\_pack\\_%'
+		OR p.oid IN (SELECT handler::regprocedure FROM jobq._kinds WHERE builtin AND handler IS NOT NULL))
+   AND NOT coalesce(p.proconfig && ARRAY['search_path=pg_catalog', 'search_path=pg_catalog, pg_temp'], false)
+   AND NOT (p.proname IN ($wrapper_list) AND p.pronargs = 1 AND l.lanname = 'sql')}),
+	'',
+	'every PL/pgSQL, SECURITY DEFINER and job pack function of jobq pins search_path');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT string_agg(k.kind, ', ' ORDER BY k.kind)
+  FROM jobq._kinds k JOIN pg_proc p ON p.oid = k.handler::regprocedure
+ WHERE k.builtin AND p.proconfig IS NULL}),
+	'attendance.aggregate, attendance.thresholds, matview.refresh, reservations.release, slots.generate, table.archive',
+	'the handlers without a pinned search_path are the six wrappers');
+for my $w (@wrappers)
+{
+	is( $node->safe_psql(
+			'postgres', qq{
+SELECT l.lanname, p.prosecdef, p.proconfig IS NULL,
+	   p.prosrc ~ ('^\\s*SELECT jobq\\._$w\\(payload, pg_catalog\\.current_setting\\(''search_path''\\)\\)\\s*\$')
+  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+ WHERE p.oid = 'jobq.$w(jsonb)'::regprocedure}),
+		'sql|f|t|t',
+		"jobq.$w only passes the caller's search_path to jobq._$w");
+}
 
 $node->stop;
 done_testing();

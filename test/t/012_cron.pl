@@ -8,12 +8,17 @@
 # username), the jobs really run, owned by the schedule's owner, and
 # jobq.schedules shows them succeeded.  A job still running when its
 # schedule runs again is not doubled.  The pg_cron job is named
-# 'jobq <database> <name>'; replacing a schedule changes that same job;
+# 'jobq <database oid> <name>'; replacing a schedule changes that same job;
 # another role can neither replace nor remove it; a cron line pg_cron
 # rejects is an error that stores nothing (in either database).
 # jobq.unschedule removes the pg_cron job, from school too, and returns
 # false the second time.  jobq.schedule_timetable in school, with
-# overrides, makes the timetable's pg_cron jobs for school.
+# overrides, makes the timetable's pg_cron jobs for school.  Names that
+# met across databases in 0.1.0 ("t1 x" and y, t1 and "x y") get two
+# jobs, and no schedule changes or removes a pg_cron job it did not make:
+# another database's, one of a copied database, one made by hand with
+# the name jobq would use.  A schedule of 0.1.0, whose job has the old
+# name, keeps its job.  Schedule names with control characters: 22023.
 
 use strict;
 use warnings;
@@ -38,6 +43,13 @@ jobq.poll_interval = '1s'
 
 my $su = $node->safe_psql('postgres', 'SELECT current_user');
 
+# The oid of a database, which names its pg_cron jobs.
+sub db_oid
+{
+	my ($db) = @_;
+	return $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = '$db'");
+}
+
 # Run $sql in $db as $user (undef: the superuser): (exit code, stdout,
 # stderr), or the output (a test).
 sub psql_as { my ($db, $user, $sql) = @_; return jobq_psql_as($node, $user, $sql, $db) }
@@ -55,7 +67,7 @@ sub cron_jobs
 	return sql(
 		'postgres', q{
 SELECT jobname, schedule, command, database, username, active FROM cron.job
- WHERE jobname LIKE 'jobq %' ORDER BY jobname});
+ WHERE jobname LIKE 'jobq %' ORDER BY database, jobname});
 }
 
 # ---------------------------------------------------------------------
@@ -130,19 +142,20 @@ is( sql('postgres', "SELECT schedule FROM cron.job WHERE jobid = $school_cron"),
 	'* * * * *',
 	"the pg_cron job has the new cron line");
 
+my ($pg, $school) = (db_oid('postgres'), db_oid('school'));
 is( cron_jobs(),
-	qq{jobq postgres app_tick|* * * * *|SELECT jobq.run_schedule('app_tick')|postgres|app|t
-jobq postgres tick|* * * * *|SELECT jobq.run_schedule('tick')|postgres|$su|t
-jobq school tick|* * * * *|SELECT jobq.run_schedule('tick')|school|app|t},
+	qq{jobq $pg app_tick|* * * * *|SELECT jobq.run_schedule('app_tick')|postgres|app|t
+jobq $pg tick|* * * * *|SELECT jobq.run_schedule('tick')|postgres|$su|t
+jobq $school tick|* * * * *|SELECT jobq.run_schedule('tick')|school|app|t},
 	'each schedule has a pg_cron job named for its database, run there as its owner');
 is( sql('postgres',
 		'SELECT name, cron_job_name, cron_job_id, owner FROM jobq.schedules ORDER BY name'),
-	qq{app_tick|jobq postgres app_tick|$app_tick_cron|app
-tick|jobq postgres tick|$pg_tick_cron|$su},
+	qq{app_tick|jobq $pg app_tick|$app_tick_cron|app
+tick|jobq $pg tick|$pg_tick_cron|$su},
 	'jobq.schedules in postgres: the pg_cron job ids and owners');
 is( sql('school',
 		'SELECT name, schedule, cron_job_name, cron_job_id, owner FROM jobq.schedules'),
-	"tick|* * * * *|jobq school tick|$school_cron|app",
+	"tick|* * * * *|jobq $school tick|$school_cron|app",
 	'jobq.schedules in school: the replaced schedule');
 
 # another role may neither replace nor remove app's schedule
@@ -172,7 +185,7 @@ like($err, qr/pg_cron in database "postgres"/,
 is(sql('postgres', "SELECT count(*) FROM cron.job WHERE jobname LIKE '% bad'"),
 	'0', 'no pg_cron job for the rejected schedules');
 
-# pg_cron keeps 63 bytes of a job name: a longer "jobq <db> <name>" is refused
+# pg_cron keeps 63 bytes of a job name: a longer "jobq <db oid> <name>" is refused
 # (two long names would otherwise share one pg_cron job)
 my $long = 'x' x 60;
 ($ret, $out, $err) = psql_as('school', 'app',
@@ -230,10 +243,10 @@ is( sql('postgres', q{
 SELECT DISTINCT j.jobname, d.database, d.username, d.status,
 	   d.command = j.command
   FROM cron.job_run_details d JOIN cron.job j USING (jobid)
- WHERE jobname LIKE 'jobq %' ORDER BY 1}),
-	qq{jobq postgres app_tick|postgres|app|succeeded|t
-jobq postgres tick|postgres|$su|succeeded|t
-jobq school tick|school|app|succeeded|t},
+ WHERE jobname LIKE 'jobq %' ORDER BY 2, 1}),
+	qq{jobq $pg app_tick|postgres|app|succeeded|t
+jobq $pg tick|postgres|$su|succeeded|t
+jobq $school tick|school|app|succeeded|t},
 	'cron.job_run_details: each run succeeded in its database as its owner');
 
 is( sql('postgres', 'SELECT DISTINCT db, who, what FROM ticks'),
@@ -268,7 +281,7 @@ is(safe_as('school', 'other', 'SELECT count(*) FROM jobq.schedules'),
 
 is(safe_as('school', 'app', "SELECT jobq.unschedule('tick')"),
 	't', 'app removes its schedule in school');
-is(sql('postgres', "SELECT count(*) FROM cron.job WHERE jobname = 'jobq school tick'"),
+is(sql('postgres', "SELECT count(*) FROM cron.job WHERE jobname = 'jobq $school tick'"),
 	'0', "school's pg_cron job is gone");
 is(sql('school', 'SELECT count(*) FROM jobq._schedules'),
 	'0', "school's schedule is gone");
@@ -310,12 +323,12 @@ reservations.release|*/5 * * * *|reservations.release|{}
 slots.generate|0 1 * * *|slots.generate|{}},
 	'jobq.schedule_timetable returns the entries it scheduled');
 is( cron_jobs(),
-	qq{jobq school attendance.aggregate|*/10 * * * *|SELECT jobq.run_schedule('attendance.aggregate')|school|$su|t
-jobq school attendance.thresholds|0 * * * *|SELECT jobq.run_schedule('attendance.thresholds')|school|$su|t
-jobq school jobq.prune|30 3 * * *|SELECT jobq.run_schedule('jobq.prune')|school|$su|t
-jobq school matview.refresh|*/15 * * * *|SELECT jobq.run_schedule('matview.refresh')|school|$su|t
-jobq school reservations.release|*/5 * * * *|SELECT jobq.run_schedule('reservations.release')|school|$su|t
-jobq school slots.generate|0 1 * * *|SELECT jobq.run_schedule('slots.generate')|school|$su|t},
+	qq{jobq $school attendance.aggregate|*/10 * * * *|SELECT jobq.run_schedule('attendance.aggregate')|school|$su|t
+jobq $school attendance.thresholds|0 * * * *|SELECT jobq.run_schedule('attendance.thresholds')|school|$su|t
+jobq $school jobq.prune|30 3 * * *|SELECT jobq.run_schedule('jobq.prune')|school|$su|t
+jobq $school matview.refresh|*/15 * * * *|SELECT jobq.run_schedule('matview.refresh')|school|$su|t
+jobq $school reservations.release|*/5 * * * *|SELECT jobq.run_schedule('reservations.release')|school|$su|t
+jobq $school slots.generate|0 1 * * *|SELECT jobq.run_schedule('slots.generate')|school|$su|t},
 	'the timetable has a pg_cron job per entry, in school, and none for table.archive');
 is( sql('school', 'SELECT string_agg(name, \',\' ORDER BY name) FROM jobq._schedules WHERE cron_job_id IS NOT NULL'),
 	'attendance.aggregate,attendance.thresholds,jobq.prune,matview.refresh,reservations.release,slots.generate',
@@ -326,5 +339,90 @@ is( sql('school', 'SELECT string_agg(name, \',\' ORDER BY name) FROM jobq._sched
 	q{SELECT * FROM jobq.schedule_timetable('{"no.such.entry": false}')});
 like($err, qr/22023.*the timetable has no entry "no.such.entry"/,
 	'an unknown timetable entry: 22023');
+
+
+# ---------------------------------------------------------------------
+# Names that met across databases, and pg_cron jobs a schedule did not make
+# ---------------------------------------------------------------------
+
+sql('postgres', q{CREATE DATABASE "t1 x"});
+sql('postgres', q{CREATE DATABASE t1});
+sql($_, 'CREATE EXTENSION jobq') for ('t1 x', 't1');
+my ($t1x, $t1) = (db_oid('t1 x'), db_oid('t1'));
+my $never = '0 0 1 1 *';
+my $noop = q{'{"sql": "SELECT 1"}'};
+
+# A pg_cron job by id: "name|database|user|cron line|command", or ''.
+sub cron_job
+{
+	my ($id) = @_;
+	return sql('postgres', qq{
+SELECT concat_ws('|', jobname, database, username, schedule, command) FROM cron.job WHERE jobid = $id});
+}
+
+# the issue's collision: 0.1.0 named both "jobq t1 x y", and app's call
+# removed the superuser's job of the other database
+my $su_y = sql('t1 x', "SELECT jobq.schedule('y', '$never', 'sql', $noop)");
+my $app_xy = safe_as('t1', 'app', "SELECT jobq.schedule('x y', '$never', 'sql', $noop)");
+is(cron_job($su_y), qq{jobq $t1x y|t1 x|$su|$never|SELECT jobq.run_schedule('y')},
+	qq{app's schedule "x y" in t1 leaves the superuser's job of y in "t1 x" alone});
+is(cron_job($app_xy), qq{jobq $t1 x y|t1|app|$never|SELECT jobq.run_schedule('x y')},
+	'and gets a pg_cron job of its own, named with the oid of t1');
+is(safe_as('t1', 'app', "SELECT jobq.unschedule('x y')"), 't', 'app removes "x y" in t1');
+is(cron_job($app_xy), '', "app's pg_cron job is gone");
+is(cron_job($su_y), qq{jobq $t1x y|t1 x|$su|$never|SELECT jobq.run_schedule('y')},
+	qq{the superuser's job of "t1 x" stays});
+
+# the other way round: a schedule name in "t1 x" that would have named the
+# superuser's job of t1
+my $su_xz = sql('t1', "SELECT jobq.schedule('x z', '$never', 'sql', $noop)");
+my $app_z = safe_as('t1 x', 'app', "SELECT jobq.schedule('z', '0 0 2 1 *', 'sql', $noop)");
+is(cron_job($su_xz), qq{jobq $t1 x z|t1|$su|$never|SELECT jobq.run_schedule('x z')},
+	qq{app's schedule z in "t1 x" leaves the superuser's job of "x z" in t1 alone});
+is(safe_as('t1 x', 'app', "SELECT jobq.unschedule('z')"), 't', 'app removes z in "t1 x"');
+is(cron_job($su_xz), qq{jobq $t1 x z|t1|$su|$never|SELECT jobq.run_schedule('x z')},
+	"and the superuser's job of t1 stays");
+
+# a copy of a database has its schedules' rows, with the original's job
+# ids and names: nothing done in the copy reaches the original's jobs
+my $app_w = safe_as('t1 x', 'app', "SELECT jobq.schedule('w', '$never', 'sql', $noop)");
+sql('postgres', q{CREATE DATABASE t1copy TEMPLATE "t1 x"});
+is(safe_as('t1copy', 'app', "SELECT jobq.unschedule('w')"), 't', 'app removes w in the copy');
+is(cron_job($app_w), qq{jobq $t1x w|t1 x|app|$never|SELECT jobq.run_schedule('w')},
+	"the original's pg_cron job of w stays");
+my $copy_y = sql('t1copy', "SELECT jobq.schedule('y', '0 0 3 1 *', 'sql', $noop)");
+isnt($copy_y, $su_y, 'y scheduled again in the copy gets a pg_cron job of its own');
+is(cron_job($su_y), qq{jobq $t1x y|t1 x|$su|$never|SELECT jobq.run_schedule('y')},
+	"and the original's pg_cron job of y is unchanged");
+
+# a pg_cron job made by hand with the name a schedule would get
+my $hand = sql('postgres', "SELECT cron.schedule('jobq $t1 handmade', '$never', 'SELECT 1')");
+($ret, $out, $err) = psql_as('t1', 'app', "SELECT jobq.schedule('handmade', '* * * * *', 'sql', $noop)");
+like($err, qr/42710.*a pg_cron job named "jobq $t1 handmade" already exists/,
+	'a schedule whose pg_cron job name is taken by another job: 42710');
+is(cron_job($hand), "jobq $t1 handmade|postgres|$su|$never|SELECT 1", 'that job is untouched');
+is(sql('t1', q{SELECT count(*) FROM jobq._schedules WHERE name = 'handmade'}),
+	'0', 'and the schedule is not stored');
+
+# a schedule of 0.1.0: its pg_cron job has the old name, and stays its job
+my $old = safe_as('t1', 'app', "SELECT jobq.schedule('old', '$never', 'sql', $noop)");
+sql('postgres', "UPDATE cron.job SET jobname = 'jobq t1 old' WHERE jobid = $old");
+sql('t1', q{UPDATE jobq._schedules SET cron_job_name = 'jobq t1 old' WHERE name = 'old'});
+is(safe_as('t1', 'app', "SELECT jobq.schedule('old', '0 0 2 1 *', 'sql', $noop)"),
+	$old, 'a schedule with a pg_cron job of the 0.1.0 name is replaced in that job');
+is(cron_job($old), qq{jobq t1 old|t1|app|0 0 2 1 *|SELECT jobq.run_schedule('old')},
+	'which keeps its name and gets the new cron line');
+is(safe_as('t1', 'app', "SELECT jobq.unschedule('old')"), 't', 'app removes it');
+is(cron_job($old), '', 'and its pg_cron job is gone');
+
+# control characters in a schedule name
+for my $bad (q{E'tab\there'}, q{E'new\nline'}, q{E'ctl\x01'}, q{E'cr\r'})
+{
+	($ret, $out, $err) = psql_as('t1', 'app', "SELECT jobq.schedule($bad, '$never', 'sql', $noop)");
+	like($err, qr/22023.*schedule name must be 1 to 63 characters without control characters/,
+		"a schedule name with a control character ($bad): 22023");
+}
+is(sql('t1', q{SELECT count(*) FROM jobq._schedules WHERE name ~ '[[:cntrl:]]'}),
+	'0', 'no such name is stored');
 
 done_testing();
