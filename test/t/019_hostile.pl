@@ -184,6 +184,21 @@ while (my @batch = splice(@rows, 0, 200))
 }
 cmp_ok(scalar(@cases), '>=', 2000, 'the corpus has at least 2000 cases');
 
+# every public function (from the catalog) is called by some case, and
+# every built-in kind (from jobq.kinds) has a group of payload cases
+my @missing = grep {
+	my $f = $_;
+	!grep { $_->{sql} =~ /\bjobq\.\Q$f\E\(/ } @cases
+} split /\n/, $node->safe_psql('postgres', q{
+SELECT DISTINCT p.proname FROM pg_proc p
+ WHERE p.pronamespace = 'jobq'::regnamespace AND p.proname !~ '^_' ORDER BY 1});
+is(join(', ', @missing), '', 'every public function of schema jobq has cases');
+@missing = grep {
+	my $k = $_;
+	!grep { $_ eq "payload $k" || $_ eq "pack $k (job)" } @groups
+} split /\n/, $node->safe_psql('postgres', 'SELECT kind FROM jobq.kinds WHERE builtin ORDER BY 1');
+is(join(', ', @missing), '', 'every built-in kind has payload cases');
+
 sub fingerprint { return $node->safe_psql('postgres', 'SELECT corpus.fingerprint()') }
 
 # Run a group; a case that ends the session (a crash, an uncatchable
