@@ -615,7 +615,7 @@ sub hostile_cases
 	for my $n (names())
 	{
 		my ($label, $v, $class) = @$n;
-		add('SELECT jobq.enqueue(' . L($v) . ", $sqlp)", NOOBJ);
+		add('SELECT jobq.enqueue(' . L($v) . ", $sqlp)", $class eq 'ok' ? (NOOBJ, '') : (INV, 'lead'));
 	}
 	add("SELECT jobq.enqueue('mine')", OK);
 	add("SELECT jobq.enqueue('theirs')", OK);
@@ -863,7 +863,13 @@ sub hostile_cases
 		{
 			my ($exp, $tag) = (OK, '');
 			if ($field eq 'schedule') { $exp = $class eq 'null' ? NULLV : INV }
-			elsif ($field eq 'kind') { $exp = $class eq 'null' ? NULLV : NOOBJ }
+			elsif ($field eq 'kind')
+			{
+				($exp, $tag) =
+					$class eq 'null' ? (NULLV, '')
+				  : $class =~ /^(nl|ctl|empty)$/ || $label =~ /^(e308|neg_e308|tiny|big|deep_arr|deep_obj)$/ ? (INV, 'lead')
+				  : (NOOBJ, '');
+			}
 			elsif ($field eq 'priority') { $exp = cast_int($class, $label) }
 			elsif ($field eq 'queue')
 			{
