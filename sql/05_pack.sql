@@ -202,3 +202,8 @@ SELECT jobq._prune_kind('{}');
 SELECT jobq.slots_generate('{}');
 \set VERBOSITY default
 RESET ROLE;
+
+-- an infinite or a huge span is refused, not generated until the job's timeout
+SELECT jobq.slots_generate('{"start_date": "2026-04-12", "end_date": "infinity"}');
+SELECT jobq.slots_generate('{"start_date": "-infinity", "end_date": "2026-04-12"}');
+SELECT jobq.slots_generate('{"start_date": "2026-01-01", "end_date": "2027-01-03"}');

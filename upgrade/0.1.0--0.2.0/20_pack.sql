@@ -81,6 +81,15 @@ BEGIN
 	PERFORM pg_catalog.now() AT TIME ZONE tz;	/* an unknown zone fails here */
 	first_day := coalesce((payload ->> 'start_date')::date, (pg_catalog.now() AT TIME ZONE tz)::date);
 	last_day := coalesce((payload ->> 'end_date')::date, first_day + 30);
+	/* an infinite or a huge span would generate days until the job's timeout */
+	IF NOT pg_catalog.isfinite(first_day) OR NOT pg_catalog.isfinite(last_day)
+	   OR CASE WHEN pg_catalog.isfinite(first_day) AND pg_catalog.isfinite(last_day)
+			   THEN last_day - first_day > 366 END THEN
+		RAISE EXCEPTION 'start_date and end_date must be finite and at most 366 days apart'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('start_date is %s, end_date %s.', first_day, last_day),
+				  HINT = 'Enqueue one job per year for longer spans.';
+	END IF;
 	IF last_day < first_day THEN
 		RAISE EXCEPTION 'end_date % is before start_date %', last_day, first_day
 			USING ERRCODE = 'invalid_parameter_value';
