@@ -229,4 +229,6 @@ SELECT jobq.create_channel(E'del\u007f', 'http', '{"url": "https://x.example.org
 SELECT jobq.create_channel(repeat('c', 64), 'http', '{"url": "https://x.example.org"}');
 SELECT jobq.create_channel('', 'http', '{"url": "https://x.example.org"}');
 SELECT count(*) FROM jobq._channels WHERE name ~ '[\x01-\x1f\x7f]' OR name = '' OR octet_length(name) > 63;
+\set VERBOSITY terse
 INSERT INTO jobq._channels (name, type) VALUES (E'by\thand', 'http');
+\set VERBOSITY default

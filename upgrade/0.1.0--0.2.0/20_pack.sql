@@ -75,6 +75,7 @@ DECLARE
 	tz text := coalesce(payload ->> 'timezone', pg_catalog.current_setting('TimeZone'));
 	first_day date;
 	last_day date;
+	too_long boolean;
 	candidates bigint;
 	created bigint;
 BEGIN
@@ -82,9 +83,11 @@ BEGIN
 	first_day := coalesce((payload ->> 'start_date')::date, (pg_catalog.now() AT TIME ZONE tz)::date);
 	last_day := coalesce((payload ->> 'end_date')::date, first_day + 30);
 	/* an infinite or a huge span would generate days until the job's timeout */
-	IF NOT pg_catalog.isfinite(first_day) OR NOT pg_catalog.isfinite(last_day)
-	   OR CASE WHEN pg_catalog.isfinite(first_day) AND pg_catalog.isfinite(last_day)
-			   THEN last_day - first_day > 366 END THEN
+	too_long := NOT (pg_catalog.isfinite(first_day) AND pg_catalog.isfinite(last_day));
+	IF NOT too_long THEN
+		too_long := last_day - first_day > 366;
+	END IF;
+	IF too_long THEN
 		RAISE EXCEPTION 'start_date and end_date must be finite and at most 366 days apart'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = pg_catalog.format('start_date is %s, end_date %s.', first_day, last_day),
