@@ -185,6 +185,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		heap_freetuple(newtup);
 
 		claim_job(slot, c, caller_cxt, &(*jobs)[n]);
+		(*jobs)[n].claimed_at = now;
 		n++;
 	}
 

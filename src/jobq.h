@@ -113,11 +113,13 @@ typedef struct JobqWorker
 
 	/*
 	 * An SQL worker's batch, for a peer that takes over the jobs waiting
-	 * behind a slow one (worker.c): when the batch's time is up, the key
-	 * (priority, run_at, id) of the job it runs, and whether a peer has
-	 * taken the jobs after that key.
+	 * behind a slow one (worker.c): when the batch's time is up, when it was
+	 * claimed (its jobs' started_at: the token alone would also match the
+	 * worker's next batch), the key (priority, run_at, id) of the job it
+	 * runs, and whether a peer has taken the jobs after that key.
 	 */
 	TimestampTz batch_deadline; /* 0: no job of the batch waits to start */
+	TimestampTz batch_claimed_at;	/* the batch's jobs' started_at */
 	bool		taken_over;
 	int32		run_priority;
 	TimestampTz run_run_at;
@@ -227,6 +229,7 @@ typedef struct JobqJob
 	int32		max_attempts;
 	int64		timeout_ms;
 	TimestampTz created_at;
+	TimestampTz claimed_at;		/* the claim's time, written to started_at */
 } JobqJob;
 
 /* What a handler left behind. */
@@ -262,8 +265,8 @@ extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
 							bool final, double min_delay_ms);
 extern void jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids);
-extern int64 jobq_queue_release_after(int64 token, int32 priority,
-									  TimestampTz run_at, int64 id);
+extern int64 jobq_queue_release_after(int64 token, TimestampTz claimed_at,
+									  int32 priority, TimestampTz run_at, int64 id);
 extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
 							 uint32 max_counter);
 extern TimestampTz jobq_queue_next_due(bool net);

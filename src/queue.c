@@ -764,27 +764,31 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 }
 
 /*
- * Return to pending, attempt not counted, the jobs a worker holds that come
- * after a key (priority, run_at, id) in the claim order: the jobs of a
- * batch waiting behind a slow job, which that worker will not start (see
- * "Taking over" in worker.c).  Returns how many.
+ * Return to pending, attempt not counted, the jobs of a worker's batch (its
+ * token, claimed at claimed_at) that come after a key (priority, run_at, id)
+ * in the claim order: the jobs waiting behind a slow job, which that worker
+ * will not start (see "Taking over" in worker.c).  The claim time keeps the
+ * worker's next batch, under the same token, out of reach.  Returns how
+ * many.
  */
 int64
-jobq_queue_release_after(int64 token, int32 priority, TimestampTz run_at, int64 id)
+jobq_queue_release_after(int64 token, TimestampTz claimed_at, int32 priority,
+						 TimestampTz run_at, int64 id)
 {
 	QueueCall	qc;
-	Oid			types[4] = {INT8OID, INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[4];
+	Oid			types[5] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[5];
 	uint64		n;
 
 	values[0] = Int64GetDatum(token);
-	values[1] = Int32GetDatum(priority);
-	values[2] = TimestampTzGetDatum(run_at);
-	values[3] = Int64GetDatum(id);
+	values[1] = TimestampTzGetDatum(claimed_at);
+	values[2] = Int32GetDatum(priority);
+	values[3] = TimestampTzGetDatum(run_at);
+	values[4] = Int64GetDatum(id);
 	queue_begin(&qc);
 	n = execute(prepare(&plan_release_after,
-						RELEASE_STATEMENT("(priority, run_at, id) > ($2, $3, $4)"),
-						4, types),
+						RELEASE_STATEMENT("started_at = $2 AND (priority, run_at, id) > ($3, $4, $5)"),
+						5, types),
 				values, NULL, SPI_OK_UPDATE);
 	queue_end(&qc);
 	return (int64) n;

@@ -716,8 +716,9 @@ batch_time_is_up(void)
  * time is up, an SQL worker of the same database that starts a round (or
  * wakes for it) takes them over: under the lock it marks the slot
  * taken_over, the key (priority, run_at, id) of the job running there
- * becoming the boundary, and then gives back that worker's jobs after the
- * key (jobq_queue_release_after).  Once taken over, a worker starts no job
+ * becoming the boundary, and then gives back that worker's jobs of that
+ * batch (its token and claim time) after the key
+ * (jobq_queue_release_after).  Once taken over, a worker starts no job
  * after the boundary (start_job), so no job is both given back and run; it
  * gives back the rest of its batch itself at the end (give_back), which
  * finds nothing where the peer has been.  A batch is taken over once.
@@ -745,6 +746,7 @@ batch_publish(JobqJob *jobs, int n)
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	me->taken_over = false;
 	me->batch_deadline = n > 1 ? TimestampTzPlusMilliseconds(batch_started, BATCH_TIME_MS) : 0;
+	me->batch_claimed_at = n > 0 ? jobs[0].claimed_at : 0;
 	LWLockRelease(jobq_shared->lock);
 	batch_jobs = jobs;
 	batch_n = n;
@@ -786,22 +788,24 @@ start_job(const JobqJob *job)
 }
 
 /*
- * Whether peer w runs a batch that another worker of its database and lane
- * may take over at "now"; with now = 0, whether it may later.
+ * When peer w's batch may be taken over by another worker of its database
+ * and lane: its time is up, and the job running there has run for
+ * TAKE_OVER_GRACE_MS (a job that ends sooner lets the worker give the rest
+ * back itself); DT_NOEND if it may not.  The caller holds the lock.
  */
-static bool
-may_take_over(const JobqWorker *w, TimestampTz now)
+#define TAKE_OVER_GRACE_MS 20
+
+static TimestampTz
+take_over_time(const JobqWorker *w)
 {
-	return w != me && w->in_use && w->pid != 0 && !w->net &&
-		w->dboid == my_dboid && w->state == JOBQ_WORKER_RUNNING &&
-		w->batch_deadline != 0 && !w->taken_over &&
-		(now == 0 || w->batch_deadline <= now);
+	if (w == me || !w->in_use || w->pid == 0 || w->net || w->dboid != my_dboid ||
+		w->state != JOBQ_WORKER_RUNNING || w->batch_deadline == 0 || w->taken_over)
+		return DT_NOEND;
+	return Max(w->batch_deadline,
+			   TimestampTzPlusMilliseconds(w->state_since, TAKE_OVER_GRACE_MS));
 }
 
-/*
- * The earliest time a peer's batch may be taken over, or DT_NOEND.  The
- * caller holds the lock.
- */
+/* The earliest time a peer's batch may be taken over, or DT_NOEND. */
 static TimestampTz
 next_take_over(void)
 {
@@ -809,12 +813,7 @@ next_take_over(void)
 	int			i;
 
 	for (i = 0; i < jobq_shared->nworkers; i++)
-	{
-		JobqWorker *w = &jobq_shared->workers[i];
-
-		if (may_take_over(w, 0) && w->batch_deadline < next)
-			next = w->batch_deadline;
-	}
+		next = Min(next, take_over_time(&jobq_shared->workers[i]));
 	return next;
 }
 
@@ -824,6 +823,7 @@ take_over(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	int64		token = 0;
+	TimestampTz claimed_at = 0;
 	int32		priority = 0;
 	TimestampTz run_at = 0;
 	int64		id = 0;
@@ -835,10 +835,11 @@ take_over(void)
 	{
 		JobqWorker *w = &jobq_shared->workers[i];
 
-		if (!may_take_over(w, now))
+		if (take_over_time(w) > now)
 			continue;
 		w->taken_over = true;
 		token = w->token;
+		claimed_at = w->batch_claimed_at;
 		priority = w->run_priority;
 		run_at = w->run_run_at;
 		id = w->run_id;
@@ -850,7 +851,7 @@ take_over(void)
 
 	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
-	n = jobq_queue_release_after(token, priority, run_at, id);
+	n = jobq_queue_release_after(token, claimed_at, priority, run_at, id);
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 	if (n > 0)

@@ -7,8 +7,9 @@
 #     succeeds once and its effects are committed once.
 # (a2) after a crash restart claims are durable before their jobs run (for
 #     a minute): a job killed at once still has its attempt counted.
-# (c) fast shutdown with a running job: the job is pending again and the
-#     interrupted attempt is not counted.
+# (c) fast shutdown with a running job: the job is pending again, the
+#     interrupted attempt counted (it may have terminated its worker itself)
+#     and recorded with SQLSTATE 57P01.
 
 use strict;
 use warnings;
@@ -224,9 +225,9 @@ $node->start;
 
 is( $node->safe_psql(
 		'postgres', qq{
-SELECT status, attempts FROM jobq.jobs WHERE id = $c_id}),
-	'pending|0',
-	'after a fast shutdown the job is pending and the attempt was not counted');
+SELECT status, attempts, last_error_sqlstate FROM jobq.jobs WHERE id = $c_id}),
+	'pending|1|57P01',
+	'after a fast shutdown the job that ran is pending, its attempt counted, with 57P01');
 is( $node->safe_psql(
 		'postgres', q{
 SELECT count(*) FROM pg_stat_activity
