@@ -80,7 +80,8 @@ SELECT jobq.schedule('mysched', '0 0 1 1 *', 'sql', '{"sql": "SELECT 1"}');
 SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', run_at => '2100-01-01', job_key => 'fixture');
 SELECT jobq.cancel(jobq.enqueue('sql', '{"sql": "SELECT 2"}', run_at => '2100-01-01'));
 $schema
--- one rule, so that slots.generate over an endless range never ends
+-- one rule, so that slots.generate has slots to make (over an endless range
+-- it would never end: such ranges are refused)
 INSERT INTO availability_rules (facility_id, doctor_id, day_of_week, start_time, end_time,
 								slot_minutes, valid_from)
 VALUES (1, 1, 1, '08:00', '09:00', 30, '2026-01-01');
