@@ -385,7 +385,7 @@ sub payload_cases
 		$s->('timeout_ms string number', with_member($b, 'timeout_ms', J('100')), INV, 'lead');
 		$s->("timeout_ms $_->[0]", with_member($b, 'timeout_ms', "'$_->[0]'::jsonb"), $_->[1], $_->[2])
 		  for ([ '100', OK, '' ], [ '3600000', OK, '' ], [ '1e2', OK, '' ],
-			[ '99', INV, 'lead' ], [ '3600001', INV, 'lead' ]);
+			[ '99', INV, 'lead' ], [ '3600001', INV, 'lead' ], [ '100.0', INV, 'proposed' ]);
 		# through a channel
 		$s->('channel', "'$c'::jsonb", OK);
 		$m->($c, 'channel', $text_rule->(1, 1, sub { NOOBJ }));
@@ -903,7 +903,9 @@ sub hostile_cases
 		my ($exp, $tag) = $class eq 'ok' ? (OK, '') : (INV, 'lead');
 		add('SELECT jobq.create_channel(' . L($v) . ", 'http', $hc)", $exp, $tag);
 	}
-	add("SELECT jobq.create_channel(NULL, 'http', $hc)", INV, 'lead');
+	# as the other functions that create a named object (register_kind,
+	# schedule): a NULL name is null_value_not_allowed
+	add("SELECT jobq.create_channel(NULL, 'http', $hc)", NULLV, 'proposed');
 	add("SELECT jobq.create_channel('hook', 'http', $hc)", '42710');
 	for my $t (undef, '', 'ftp', 'HTTP', "http\n")
 	{
@@ -945,6 +947,8 @@ sub hostile_cases
 	{
 		push @config, [ "$ms 1000", q{'1000'}, OK, $ms ];
 		push @config, [ "$ms $_", "'$_'", INV, $ms, 'lead' ] for qw(0 -1 -2147483648 2147483648 1e10 1e308);
+		# accepted here but refused by every request through the channel
+		push @config, [ "$ms 100.0", q{'100.0'}, INV, $ms, 'proposed' ];
 	}
 	for my $c (@config)
 	{
