@@ -232,3 +232,7 @@ SELECT count(*) FROM jobq._channels WHERE name ~ '[\x01-\x1f\x7f]' OR name = '' 
 \set VERBOSITY terse
 INSERT INTO jobq._channels (name, type) VALUES (E'by\thand', 'http');
 \set VERBOSITY default
+SELECT jobq.create_channel(NULL, 'http', '{"url": "https://x.example.org"}');
+-- a timeout_ms is written as a whole number: 100.0 is refused as the request's check would
+SELECT jobq.create_channel('c100', 'http', '{"url": "https://x.example.org", "timeout_ms": 100.0}');
+SELECT jobq.enqueue('http', '{"url": "https://x.example.org/", "timeout_ms": 100.0}');

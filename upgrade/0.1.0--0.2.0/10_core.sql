@@ -11,7 +11,10 @@ CREATE OR REPLACE FUNCTION jobq.create_channel(name text, type text, config json
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-	IF name IS NULL OR name = '' OR octet_length(name) > 63 THEN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'channel name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF name = '' OR octet_length(name) > 63 THEN
 		RAISE EXCEPTION 'channel name must be 1 to 63 bytes long'
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;

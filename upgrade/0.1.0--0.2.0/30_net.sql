@@ -88,9 +88,10 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	FOREACH member IN ARRAY ARRAY['timeout_ms', 'connect_timeout_ms'] LOOP
+		/* digits only, as the request's C check reads them: not 100.0 */
 		IF config ? member AND (jsonb_typeof(config -> member) <> 'number'
-								OR (config ->> member)::numeric NOT BETWEEN 100 AND 3600000
-								OR (config ->> member)::numeric <> trunc((config ->> member)::numeric)) THEN
+								OR (config ->> member) !~ '^[0-9]{3,7}$'
+								OR (config ->> member)::integer NOT BETWEEN 100 AND 3600000) THEN
 			RAISE EXCEPTION 'channel % must be a whole number of milliseconds from 100 to 3600000', member
 				USING ERRCODE = 'invalid_parameter_value';
 		END IF;
@@ -256,8 +257,8 @@ BEGIN
 		END IF;
 		IF payload ? 'timeout_ms' THEN
 			IF jsonb_typeof(payload -> 'timeout_ms') <> 'number'
-			   OR (payload ->> 'timeout_ms')::numeric NOT BETWEEN 100 AND 3600000
-			   OR (payload ->> 'timeout_ms')::numeric <> trunc((payload ->> 'timeout_ms')::numeric) THEN
+			   OR (payload ->> 'timeout_ms') !~ '^[0-9]{3,7}$'
+			   OR (payload ->> 'timeout_ms')::integer NOT BETWEEN 100 AND 3600000 THEN
 				RAISE EXCEPTION 'payload member "timeout_ms" must be a whole number of milliseconds from 100 to 3600000'
 					USING ERRCODE = 'invalid_parameter_value';
 			END IF;
