@@ -1264,6 +1264,8 @@ recover_from_error(void)
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
 	forget_job_timeout();
+	running_job = NULL;
+	batch_publish(NULL, 0);		/* no peer takes over what is reaped below */
 	MemoryContextReset(batch_cxt);
 
 	begin_xact();
