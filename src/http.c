@@ -302,7 +302,7 @@ addr_public(int family, const unsigned char *addr)
 		return addr_public(AF_INET, addr + 12);
 	if (family == AF_INET6 && addr[0] == 0x20 && addr[1] == 0x02)
 		return addr_public(AF_INET, addr + 2);
-	for (i = 0; i < lengthof(special_ranges); i++)
+	for (i = 0; i < (int) lengthof(special_ranges); i++)
 	{
 		JobqAddrRange r;
 
@@ -823,7 +823,7 @@ write_response(char *data, size_t size, size_t nmemb, void *arg)
 	JobqTransfer *t = arg;
 	size_t		n = size * nmemb;
 
-	if (t->response.len < t->response_cap)
+	if ((size_t) t->response.len < t->response_cap)
 		appendBinaryStringInfo(&t->response, data,
 							   Min(n, t->response_cap - t->response.len));
 	return n;					/* the rest is read and dropped */

@@ -189,7 +189,7 @@ queue_begin_indexed(QueueCall *qc)
 
 	queue_begin(qc);
 	qc->guc_nestlevel = NewGUCNestLevel();
-	for (int i = 0; i < lengthof(settings); i++)
+	for (int i = 0; i < (int) lengthof(settings); i++)
 		(void) set_config_option(settings[i][0], settings[i][1], PGC_USERSET,
 								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
