@@ -74,7 +74,7 @@
 static JsonbValue *
 req_get(Jsonb *req, const char *key, JsonbValue *buf)
 {
-	return getKeyJsonValueFromContainer(&req->root, key, strlen(key), buf);
+	return getKeyJsonValueFromContainer(&req->root, key, (int) strlen(key), buf);
 }
 
 /* A scalar as text (palloc'd), or NULL for null and containers. */
@@ -582,7 +582,7 @@ check_ms(Jsonb *req, const char *key)
 	text = scalar_text(v);
 	errno = 0;
 	ms = text ? strtol(text, &end, 10) : 0;
-	if (v->type != jbvNumeric || errno != 0 || *end != '\0' ||
+	if (text == NULL || v->type != jbvNumeric || errno != 0 || *end != '\0' ||
 		ms < TIMEOUT_MIN_MS || ms > TIMEOUT_MAX_MS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1392,7 +1392,7 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 			(void) pushJsonbValue(&state, WJB_KEY, &k);
 			v.type = jbvString;
 			v.val.string.val = response;
-			v.val.string.len = strlen(response);
+			v.val.string.len = (int) strlen(response);
 			(void) pushJsonbValue(&state, WJB_VALUE, &v);
 		}
 		r = pushJsonbValue(&state, WJB_END_OBJECT, NULL);

@@ -1029,16 +1029,16 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 	values[1] = ObjectIdGetDatum(caller);
 
 	queue_begin(&qc);
+	/* a pending job is cancelled at once, a running one is asked to stop */
 	if (execute(prepare_move(&plan_cancel_pending,
 							 "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
 							 "'cancelled'", "NULL", KEEP_ERROR, "", 2, types),
-				values, NULL, SPI_OK_INSERT) == 1)
-		result = JOBQ_DONE;
-	else if (execute(prepare(&plan_cancel_running,
-							 "UPDATE jobq._queue SET cancel_requested = true "
-							 "WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
-							 2, types),
-					 values, NULL, SPI_OK_UPDATE) == 1)
+				values, NULL, SPI_OK_INSERT) == 1 ||
+		execute(prepare(&plan_cancel_running,
+						"UPDATE jobq._queue SET cancel_requested = true "
+						"WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
+						2, types),
+				values, NULL, SPI_OK_UPDATE) == 1)
 		result = JOBQ_DONE;
 	else if (visible_to_caller(values))
 		result = JOBQ_WRONG_STATE;
