@@ -6,7 +6,7 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
 PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
 	postgresql-15-cron libipc-run-perl make gcc rsync python3 python3-aiosmtpd
-	openssl)
+	openssl cppcheck clang-tidy)
 
 install_packages() {
 	local missing=() p
