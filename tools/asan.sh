@@ -7,7 +7,7 @@
 # postmaster and its children exit without freeing what they keep for their
 # lifetime.  Each report is a file asan.<pid> under a directory the script
 # names; any report fails the run.  At the end, the normal build is
-# installed again.  Not part of .ci/run: it takes longer than the normal
+# installed again.  Not part of .ci/run: a little slower than the normal
 # run (about four minutes for everything here).  Limits: ASan sees the
 # stack and global variables of jobq's code and what malloc gives
 # (libcurl's buffers, say), not overruns inside a palloc'd chunk
@@ -17,11 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/common.sh
 
-# jobq.so is installed for the whole machine: one run at a time, and no
-# other run may see the ASan build.
-exec 9>/tmp/jobq-test.lock
-flock 9
-
+# no other run may see the ASan build of jobq.so
+take_test_lock
 install_packages
 libasan=$(realpath "$(gcc -print-file-name=libasan.so)")
 [ -f "$libasan" ] || { echo "no libasan.so next to gcc" >&2; exit 1; }

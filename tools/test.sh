@@ -8,11 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/common.sh
 
-# The build is installed into the server's own directories, which every
-# test run on this machine uses: one run at a time.
-exec 9>/tmp/jobq-test.lock
-flock 9
-
+take_test_lock
 install_packages
 bash tools/lint.sh
 build_and_install
