@@ -74,7 +74,7 @@
 static JsonbValue *
 req_get(Jsonb *req, const char *key, JsonbValue *buf)
 {
-	return getKeyJsonValueFromContainer(&req->root, key, strlen(key), buf);
+	return getKeyJsonValueFromContainer(&req->root, key, (int) strlen(key), buf);
 }
 
 /* A scalar as text (palloc'd), or NULL for null and containers. */
@@ -302,7 +302,7 @@ addr_public(int family, const unsigned char *addr)
 		return addr_public(AF_INET, addr + 12);
 	if (family == AF_INET6 && addr[0] == 0x20 && addr[1] == 0x02)
 		return addr_public(AF_INET, addr + 2);
-	for (i = 0; i < lengthof(special_ranges); i++)
+	for (i = 0; i < (int) lengthof(special_ranges); i++)
 	{
 		JobqAddrRange r;
 
@@ -582,7 +582,7 @@ check_ms(Jsonb *req, const char *key)
 	text = scalar_text(v);
 	errno = 0;
 	ms = text ? strtol(text, &end, 10) : 0;
-	if (v->type != jbvNumeric || errno != 0 || *end != '\0' ||
+	if (text == NULL || v->type != jbvNumeric || errno != 0 || *end != '\0' ||
 		ms < TIMEOUT_MIN_MS || ms > TIMEOUT_MAX_MS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -823,7 +823,7 @@ write_response(char *data, size_t size, size_t nmemb, void *arg)
 	JobqTransfer *t = arg;
 	size_t		n = size * nmemb;
 
-	if (t->response.len < t->response_cap)
+	if ((size_t) t->response.len < t->response_cap)
 		appendBinaryStringInfo(&t->response, data,
 							   Min(n, t->response_cap - t->response.len));
 	return n;					/* the rest is read and dropped */
@@ -1392,7 +1392,7 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 			(void) pushJsonbValue(&state, WJB_KEY, &k);
 			v.type = jbvString;
 			v.val.string.val = response;
-			v.val.string.len = strlen(response);
+			v.val.string.len = (int) strlen(response);
 			(void) pushJsonbValue(&state, WJB_VALUE, &v);
 		}
 		r = pushJsonbValue(&state, WJB_END_OBJECT, NULL);

@@ -291,14 +291,14 @@ start_worker(LauncherDb *db, bool net)
 			if (slot < 0)
 				slot = i;
 		}
-		else if (w->dboid == db->dboid && w->net == net && w->number < lengthof(taken))
+		else if (w->dboid == db->dboid && w->net == net && w->number < (int) lengthof(taken))
 			taken[w->number] = true;
 	}
 	if (slot >= 0)
 	{
 		JobqWorker *w = &jobq_shared->workers[slot];
 
-		while (number < lengthof(taken) - 1 && taken[number])
+		while (number < (int) lengthof(taken) - 1 && taken[number])
 			number++;
 		generation = w->generation + 1;
 		memset(w, 0, sizeof(JobqWorker));
@@ -375,7 +375,7 @@ trim_workers(Oid dboid, bool net, int keep)
 			!w->stop_requested)
 		{
 			w->stop_requested = true;
-			if (w->latch && nlatches < lengthof(latches))
+			if (w->latch && nlatches < (int) lengthof(latches))
 				latches[nlatches++] = w->latch;
 		}
 	}

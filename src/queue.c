@@ -189,7 +189,7 @@ queue_begin_indexed(QueueCall *qc)
 
 	queue_begin(qc);
 	qc->guc_nestlevel = NewGUCNestLevel();
-	for (int i = 0; i < lengthof(settings); i++)
+	for (int i = 0; i < (int) lengthof(settings); i++)
 		(void) set_config_option(settings[i][0], settings[i][1], PGC_USERSET,
 								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
@@ -1033,16 +1033,16 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 	values[1] = ObjectIdGetDatum(caller);
 
 	queue_begin(&qc);
+	/* a pending job is cancelled at once, a running one is asked to stop */
 	if (execute(prepare_move(&plan_cancel_pending,
 							 "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
 							 "'cancelled'", "NULL", KEEP_ERROR, "", 2, types),
-				values, NULL, SPI_OK_INSERT) == 1)
-		result = JOBQ_DONE;
-	else if (execute(prepare(&plan_cancel_running,
-							 "UPDATE jobq._queue SET cancel_requested = true "
-							 "WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
-							 2, types),
-					 values, NULL, SPI_OK_UPDATE) == 1)
+				values, NULL, SPI_OK_INSERT) == 1 ||
+		execute(prepare(&plan_cancel_running,
+						"UPDATE jobq._queue SET cancel_requested = true "
+						"WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
+						2, types),
+				values, NULL, SPI_OK_UPDATE) == 1)
 		result = JOBQ_DONE;
 	else if (visible_to_caller(values))
 		result = JOBQ_WRONG_STATE;

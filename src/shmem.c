@@ -200,7 +200,7 @@ jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
 		if (!w->in_use || w->dboid != dboid || w->pid == 0 || w->net != net)
 			continue;
 		w->wake_seq++;
-		if ((w->sleeping || net) && nlatches < how_many && nlatches < lengthof(latches))
+		if ((w->sleeping || net) && nlatches < how_many && nlatches < (int) lengthof(latches))
 		{
 			w->sleeping = false;
 			latches[nlatches++] = w->latch;
@@ -395,7 +395,7 @@ jobq_shmem_pause_database(Oid dboid, int seconds)
 		if (w->in_use && w->dboid == dboid)
 		{
 			w->stop_requested = true;
-			if (w->pid != 0 && npids < lengthof(pids))
+			if (w->pid != 0 && npids < (int) lengthof(pids))
 				pids[npids++] = w->pid;
 		}
 	}

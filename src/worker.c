@@ -1327,7 +1327,7 @@ jobq_worker_main(Datum main_arg)
 	{
 		uint64		seq = 0;
 		long		sleep_ms = 0;
-		long		vacuum_ms = -1;
+		long		vacuum_ms;
 		bool		idle = false;
 
 		jobq_worker_check_stop();

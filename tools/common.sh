@@ -6,7 +6,15 @@ PG_BIN=/usr/lib/postgresql/15/bin
 PG_CONFIG=$PG_BIN/pg_config
 PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
 	postgresql-15-cron libipc-run-perl make gcc rsync python3 python3-aiosmtpd
-	openssl)
+	openssl cppcheck clang-tidy)
+
+# The build is installed into the server's own directories, which every
+# test run on this machine uses: one run at a time, holding this lock until
+# the calling script exits.
+take_test_lock() {
+	exec 9>/tmp/jobq-test.lock
+	flock 9
+}
 
 install_packages() {
 	local missing=() p

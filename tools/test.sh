@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what is missing, build, install, and run every test of jobq:
+# Install what is missing, run the static analysis (tools/lint.sh), build,
+# install, and run every test of jobq:
 # pg_regress (sql/), isolation (test/specs/) and TAP (test/t/), the servers
 # and tests running as the postgres user in a scratch copy of the tree.
 # Usage: bash tools/test.sh [test/t/00N_name.pl ...]   (as root)
@@ -7,12 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/common.sh
 
-# The build is installed into the server's own directories, which every
-# test run on this machine uses: one run at a time.
-exec 9>/tmp/jobq-test.lock
-flock 9
-
+take_test_lock
 install_packages
+bash tools/lint.sh
 build_and_install
 
 work=$(scratch_copy)
