@@ -116,7 +116,8 @@ typedef struct JobqWorker
 	 * behind a slow one (worker.c): when the batch's time is up, when it was
 	 * claimed (its jobs' started_at: the token alone would also match the
 	 * worker's next batch), the key (priority, run_at, id) of the job it
-	 * runs, and whether a peer has taken the jobs after that key.
+	 * runs and of its last job, and whether a peer has taken the jobs
+	 * between those keys.
 	 */
 	TimestampTz batch_deadline; /* 0: no job of the batch waits to start */
 	TimestampTz batch_claimed_at;	/* the batch's jobs' started_at */
@@ -124,6 +125,9 @@ typedef struct JobqWorker
 	int32		run_priority;
 	TimestampTz run_run_at;
 	int64		run_id;
+	int32		last_priority;	/* the key of the batch's last job */
+	TimestampTz last_run_at;
+	int64		last_id;
 } JobqWorker;
 
 typedef struct JobqPause
@@ -265,8 +269,17 @@ extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
 							bool final, double min_delay_ms);
 extern void jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids);
+/* A job's place in the claim order. */
+typedef struct JobqClaimKey
+{
+	int32		priority;
+	TimestampTz run_at;
+	int64		id;
+} JobqClaimKey;
+
 extern int64 jobq_queue_release_after(int64 token, TimestampTz claimed_at,
-									  int32 priority, TimestampTz run_at, int64 id);
+									  const JobqClaimKey *after,
+									  const JobqClaimKey *last);
 extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
 							 uint32 max_counter);
 extern TimestampTz jobq_queue_next_due(bool net);

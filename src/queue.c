@@ -765,30 +765,37 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 
 /*
  * Return to pending, attempt not counted, the jobs of a worker's batch (its
- * token, claimed at claimed_at) that come after a key (priority, run_at, id)
- * in the claim order: the jobs waiting behind a slow job, which that worker
- * will not start (see "Taking over" in worker.c).  The claim time keeps the
- * worker's next batch, under the same token, out of reach.  Returns how
- * many.
+ * token, claimed at claimed_at) that come after key "after" and up to its
+ * last job "last" in the claim order: the jobs waiting behind a slow job,
+ * which that worker will not start (see "Taking over" in worker.c).  The
+ * claim time keeps the worker's next batch, under the same token, out of
+ * reach; the two keys bound the scan of the claim index to the batch.
+ * Returns how many.
  */
 int64
-jobq_queue_release_after(int64 token, TimestampTz claimed_at, int32 priority,
-						 TimestampTz run_at, int64 id)
+jobq_queue_release_after(int64 token, TimestampTz claimed_at,
+						 const JobqClaimKey *after, const JobqClaimKey *last)
 {
 	QueueCall	qc;
-	Oid			types[5] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[5];
+	Oid			types[8] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID,
+	INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[8];
 	uint64		n;
 
 	values[0] = Int64GetDatum(token);
 	values[1] = TimestampTzGetDatum(claimed_at);
-	values[2] = Int32GetDatum(priority);
-	values[3] = TimestampTzGetDatum(run_at);
-	values[4] = Int64GetDatum(id);
-	queue_begin(&qc);
+	values[2] = Int32GetDatum(after->priority);
+	values[3] = TimestampTzGetDatum(after->run_at);
+	values[4] = Int64GetDatum(after->id);
+	values[5] = Int32GetDatum(last->priority);
+	values[6] = TimestampTzGetDatum(last->run_at);
+	values[7] = Int64GetDatum(last->id);
+	queue_begin_indexed(&qc);
 	n = execute(prepare(&plan_release_after,
-						RELEASE_STATEMENT("started_at = $2 AND (priority, run_at, id) > ($3, $4, $5)"),
-						5, types),
+						RELEASE_STATEMENT("NOT net AND started_at = $2 "
+										  "AND (priority, run_at, id) > ($3, $4, $5) "
+										  "AND (priority, run_at, id) <= ($6, $7, $8)"),
+						8, types),
 				values, NULL, SPI_OK_UPDATE);
 	queue_end(&qc);
 	return (int64) n;

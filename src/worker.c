@@ -747,6 +747,12 @@ batch_publish(JobqJob *jobs, int n)
 	me->taken_over = false;
 	me->batch_deadline = n > 1 ? TimestampTzPlusMilliseconds(batch_started, BATCH_TIME_MS) : 0;
 	me->batch_claimed_at = n > 0 ? jobs[0].claimed_at : 0;
+	if (n > 0)
+	{
+		me->last_priority = jobs[n - 1].priority;
+		me->last_run_at = jobs[n - 1].run_at;
+		me->last_id = jobs[n - 1].id;
+	}
 	LWLockRelease(jobq_shared->lock);
 	batch_jobs = jobs;
 	batch_n = n;
@@ -824,9 +830,8 @@ take_over(void)
 	TimestampTz now = GetCurrentTimestamp();
 	int64		token = 0;
 	TimestampTz claimed_at = 0;
-	int32		priority = 0;
-	TimestampTz run_at = 0;
-	int64		id = 0;
+	JobqClaimKey after = {0};
+	JobqClaimKey last = {0};
 	int64		n;
 	int			i;
 
@@ -840,9 +845,12 @@ take_over(void)
 		w->taken_over = true;
 		token = w->token;
 		claimed_at = w->batch_claimed_at;
-		priority = w->run_priority;
-		run_at = w->run_run_at;
-		id = w->run_id;
+		after.priority = w->run_priority;
+		after.run_at = w->run_run_at;
+		after.id = w->run_id;
+		last.priority = w->last_priority;
+		last.run_at = w->last_run_at;
+		last.id = w->last_id;
 		break;
 	}
 	LWLockRelease(jobq_shared->lock);
@@ -851,13 +859,25 @@ take_over(void)
 
 	begin_xact();
 	MemoryContextSwitchTo(batch_cxt);
-	n = jobq_queue_release_after(token, claimed_at, priority, run_at, id);
+	n = jobq_queue_release_after(token, claimed_at, &after, &last);
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
 	if (n > 0)
 		ereport(DEBUG1,
 				(errmsg("jobq gave back " INT64_FORMAT " jobs waiting behind job " INT64_FORMAT,
-						n, id)));
+						n, after.id)));
+}
+
+/*
+ * Past its time a batch starts no more jobs (run_claimed gives the rest
+ * back): nothing for a peer to take over while its last chunk commits.
+ */
+static void
+batch_close(void)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->batch_deadline = 0;
+	LWLockRelease(jobq_shared->lock);
 }
 
 static int
@@ -907,6 +927,8 @@ run_chunk(JobqJob *jobs, int n, bool isolated, volatile int *attempted,
 			failed++;
 		}
 	}
+	if (i < n && batch_time_is_up())
+		batch_close();
 	jobq_queue_succeed_many(ok_ids, ok_results, nok);
 	commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
