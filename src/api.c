@@ -15,7 +15,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "common/int.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -59,13 +58,9 @@ PG_FUNCTION_INFO_V1(jobq_current_job);
 static int64
 timeout_arg_ms(Interval *iv, const char *what)
 {
-	int64		ms;
-	int64		part;
+	int64		ms = jobq_interval_ms(iv);
 
-	if (pg_mul_s64_overflow((int64) iv->month, INT64CONST(30) * 86400000, &part) ||
-		pg_add_s64_overflow(iv->time / 1000, part, &ms) ||
-		pg_add_s64_overflow(ms, (int64) iv->day * 86400000, &ms) ||
-		ms > JOBQ_MAX_TIMEOUT_MS)
+	if (ms > JOBQ_MAX_TIMEOUT_MS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must be at most %d milliseconds", what, JOBQ_MAX_TIMEOUT_MS),

@@ -24,7 +24,8 @@
 
 /*
  * An interval in milliseconds, a month counted as 30 days: how jobq reads
- * the timeouts it is given (api.c) and the ones it stored (claim.c).
+ * the timeouts it is given (api.c) and the ones it stored (claim.c).  It
+ * cannot overflow: an interval's fields give at most about 5.8e18 ms.
  */
 static inline int64
 jobq_interval_ms(const Interval *iv)
