@@ -3,6 +3,8 @@
 # has the packages and may write to PostgreSQL's directories).
 
 PG_BIN=/usr/lib/postgresql/15/bin
+# the project's own builds make every warning an error (see the Makefile)
+export JOBQ_WERROR=1
 PG_CONFIG=$PG_BIN/pg_config
 PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
 	postgresql-15-cron libipc-run-perl make gcc rsync python3 python3-aiosmtpd

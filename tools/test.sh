@@ -4,13 +4,14 @@
 # pg_regress (sql/), isolation (test/specs/) and TAP (test/t/), the servers
 # and tests running as the postgres user in a scratch copy of the tree.
 # Usage: bash tools/test.sh [test/t/00N_name.pl ...]   (as root)
+# JOBQ_LINT=0 skips tools/lint.sh (for a quick rerun; CI always lints).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/common.sh
 
 take_test_lock
 install_packages
-bash tools/lint.sh
+[ "${JOBQ_LINT:-1}" = 0 ] || bash tools/lint.sh
 build_and_install
 
 work=$(scratch_copy)
