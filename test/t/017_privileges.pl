@@ -58,7 +58,7 @@ $role_name{su} = $su;
 
 sql(q{
 CREATE EXTENSION pg_cron;
-CREATE EXTENSION jobq;
+CREATE EXTENSION jobq_pack CASCADE;
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
 CREATE ROLE kay LOGIN;
