@@ -39,3 +39,9 @@ SELECT count(*) FROM jobq.kinds WHERE extension = 'jobq_pack';
 SELECT format('REVOKE CREATE ON DATABASE %I FROM pack_ext_owner', current_database()) \gexec
 DROP ROLE pack_ext_owner;
 DROP FUNCTION public.my_release(jsonb);
+
+-- jobq dropped with the pack (its event trigger goes too), both created again
+DROP EXTENSION jobq CASCADE;
+SELECT count(*) FROM pg_event_trigger WHERE evtname = 'jobq_drop_extension_kinds';
+CREATE EXTENSION jobq_pack CASCADE;
+SELECT count(*) FROM jobq.kinds WHERE extension = 'jobq_pack';
