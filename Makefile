@@ -5,15 +5,24 @@ MODULE_big = jobq
 # every C file of src/ (one concern per file: see src/README.md)
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # The version is written once, in jobq.control; the C code gets it as
-# JOBQ_VERSION.  Changes to SQL objects after 0.1.0 go into upgrade scripts,
-# each built from the fragments of its folder under upgrade/ (one per
-# concern, concatenated in name order); CREATE EXTENSION runs the 0.1.0
-# script and then the upgrades, so a new install and an upgraded one are the
-# same objects (test/t/015_upgrade.pl).
+# JOBQ_VERSION.  The install script of that version is built from the SQL
+# sources of src/sql/, concatenated in name order: 00_install (its
+# header), 10_tables (tables, indexes, sequences, built-in kinds: created
+# once), the re-creatable files 20 to 89 (CREATE OR REPLACE of functions
+# and views, their comments and rights: the API, views, network,
+# scheduling, kinds), 90_install (its last statement).  0.1.0 is the first
+# release, its script kept as shipped; every later change ships as an
+# upgrade script jobq--A--B.sql, built from the fragments of upgrade/A--B/
+# (ALTER TABLE, DROP FUNCTION of a signature that changes or of what goes,
+# data changes; in name order) followed by the re-creatable sources, so a
+# function or view is written once, in src/sql/.  An updated install and
+# a fresh one are the same objects (test/t/015_upgrade.pl).
 EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" jobq.control)
+SQL_SOURCES = $(sort $(wildcard src/sql/*.sql))
+SQL_RECREATABLE = $(filter-out src/sql/00_% src/sql/10_% src/sql/90_%,$(SQL_SOURCES))
 UPGRADES = jobq--0.1.0--0.2.0.sql
 DATA = jobq--0.1.0.sql
-DATA_built = $(UPGRADES)
+DATA_built = jobq--$(EXTVERSION).sql $(UPGRADES)
 PGFILEDESC = "jobq - background jobs inside PostgreSQL"
 
 # Warnings: PGXS gives PostgreSQL's own set (-Wall and more, pg_config
@@ -43,9 +52,9 @@ SHLIB_LINK_INTERNAL = $(libpq)
 
 # pg_regress and isolation tests get a temporary instance that preloads jobq
 # (with no workers: they test the SQL surface and the claim step)
-REGRESS = 01_enqueue 02_kinds 03_cancel_retry 04_views 05_pack 06_net 07_schedule
+REGRESS = 01_enqueue 02_kinds 03_cancel_retry 04_views 06_net 07_schedule
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/jobq.conf
-ISOLATION = claim job_key release
+ISOLATION = claim job_key
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/jobq.conf --inputdir=test
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
@@ -60,5 +69,9 @@ include $(PGXS)
 # changes (a struct in shared memory must have one layout in all of them).
 $(OBJS): $(wildcard src/*.h)
 
-jobq--0.1.0--0.2.0.sql: $(sort $(wildcard upgrade/0.1.0--0.2.0/*.sql))
+jobq--$(EXTVERSION).sql: $(SQL_SOURCES)
+	cat $^ > $@
+
+# an upgrade: its fragments, then the re-creatable sources
+jobq--0.1.0--0.2.0.sql: $(sort $(wildcard upgrade/0.1.0--0.2.0/*.sql)) $(SQL_RECREATABLE)
 	cat $^ > $@

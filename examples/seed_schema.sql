@@ -1,4 +1,4 @@
--- examples/seed_schema.sql: the default tables of jobq's job pack.
+-- examples/seed_schema.sql: the default tables of jobq's job pack, jobq_pack.
 --
 -- The kinds slots.generate, reservations.release, attendance.aggregate and
 -- attendance.thresholds read and write these tables unless their payload

@@ -1,6 +1,6 @@
 -- 07_schedule: recurring jobs without pg_cron.  This instance does not
--- preload pg_cron, so jobq.schedule, jobq.unschedule and a valid
--- jobq.schedule_timetable fail with a clear error and a hint.  What
+-- preload pg_cron, so jobq.schedule and jobq.unschedule fail with a clear
+-- error and a hint (jobq_pack's timetable: pack/sql/timetable.sql).  What
 -- pg_cron runs, jobq.run_schedule, works on a schedule row stored by hand:
 -- it enqueues as the schedule's owner with job_key 'schedule:<name>', never
 -- doubles a pending job, and only the owner's members see and run it.
@@ -108,26 +108,6 @@ SELECT jobq.run_schedule('broken');
 SELECT current_user = session_user AS superuser_after, current_setting('role') AS role_after;
 SELECT name, last_job_id, last_job_status FROM jobq.schedules WHERE name = 'broken';
 
--- the timetable: an unknown entry or overrides that are not an object are
--- refused before anything is scheduled; an entry's override that is neither
--- false nor an object when that entry's turn comes (attendance.aggregate is
--- the first)
-\set VERBOSITY default
-SELECT * FROM jobq.schedule_timetable('{"no.such.entry": false}');
-\echo :LAST_ERROR_SQLSTATE
-\set VERBOSITY terse
-SELECT * FROM jobq.schedule_timetable('["matview.refresh"]');
-\echo :LAST_ERROR_SQLSTATE
-SELECT * FROM jobq.schedule_timetable(NULL);
-\echo :LAST_ERROR_SQLSTATE
-SELECT * FROM jobq.schedule_timetable('{"attendance.aggregate": 5}');
-\echo :LAST_ERROR_SQLSTATE
--- every override is checked before the first entry is scheduled
-SELECT * FROM jobq.schedule_timetable('{"table.archive": true}');
-\echo :LAST_ERROR_SQLSTATE
--- a good one reaches jobq.schedule, which needs pg_cron
-SELECT * FROM jobq.schedule_timetable('{"matview.refresh": false, "table.archive": false}');
-\echo :LAST_ERROR_SQLSTATE
 SELECT name FROM jobq._schedules ORDER BY name;
 
 -- an owner whose name needs quoting runs its schedule (pg_cron runs it so)

@@ -35,10 +35,13 @@ install_packages() {
 		"${missing[@]}" >/dev/null
 }
 
+# jobq, and its job pack, the extension jobq_pack (pack/)
 build_and_install() {
-	echo "== building jobq"
+	echo "== building jobq and jobq_pack"
 	make -s PG_CONFIG="$PG_CONFIG"
 	make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+	make -s -C pack PG_CONFIG="$PG_CONFIG"
+	make -s -C pack PG_CONFIG="$PG_CONFIG" install >/dev/null
 }
 
 # A copy of the source tree that the postgres user owns (servers and TAP

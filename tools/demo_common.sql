@@ -4,7 +4,7 @@
 -- pending and due (at most timeout_s seconds) and returns the seconds waited.
 \set ON_ERROR_STOP on
 SET client_min_messages = warning;
-CREATE EXTENSION jobq;
+CREATE EXTENSION jobq_pack CASCADE;
 \i examples/seed_schema.sql
 
 \o /dev/null

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -223,12 +224,16 @@ def machine(admin):
     share = subprocess.run([pg_config, '--sharedir'], capture_output=True, text=True).stdout.strip()
     lib = subprocess.run([pg_config, '--pkglibdir'], capture_output=True, text=True).stdout.strip()
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # the install script of the job pack's kinds, of the version its control file names
+    with open(os.path.join(root, 'pack', 'jobq_pack.control')) as control:
+        version = re.search(r"^default_version = '(.*)'$", control.read(), re.M).group(1)
+    pack_script = 'jobq_pack--%s.sql' % version
     head = subprocess.run(['git', '-C', root, 'rev-parse', '--short', 'HEAD'],
                           capture_output=True, text=True).stdout.strip() or '?'
     return {
-        'build': "installed jobq--0.1.0.sql md5 %s, jobq.so md5 %s; repository HEAD %s "
+        'build': "installed %s md5 %s, jobq.so md5 %s; repository HEAD %s "
                  "(the kinds may be uncommitted work)" % (
-                     md5(os.path.join(share, 'extension', 'jobq--0.1.0.sql')),
+                     pack_script, md5(os.path.join(share, 'extension', pack_script)),
                      md5(os.path.join(lib, 'jobq.so')), head),
         'nproc': os.cpu_count(),
         'mem': '%.1f GiB' % (mem_kb / 1048576),

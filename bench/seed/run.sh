@@ -2,8 +2,9 @@
 # bench/seed/run.sh: jobq's job-pack kinds against the seeds' row-by-row loops.
 #
 # Run as root from anywhere: bash bench/seed/run.sh
-# Needs jobq installed (make install) with the kinds slots.generate,
-# reservations.release, attendance.aggregate and attendance.thresholds.
+# Needs jobq and its job pack installed (make install; make -C pack
+# install): the kinds slots.generate, reservations.release,
+# attendance.aggregate and attendance.thresholds of jobq_pack.
 # Starts a throwaway cluster as postgres in /tmp/jobq-bench-seed on a free
 # port (from 5498 up), loads examples/seed_schema.sql and gen.sql, runs
 # bench.py (which times both sides and writes results.md next to this file),
@@ -85,7 +86,7 @@ PSQL=("$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$DIR" -p "$PORT" -U postgres)
 echo "== loading schema and data"
 t0=$(date +%s.%N)
 "${PSQL[@]}" -d bench <<EOF
-CREATE EXTENSION jobq;
+CREATE EXTENSION jobq_pack CASCADE;
 \i $ROOT/examples/seed_schema.sql
 \i $HERE/gen.sql
 CREATE FUNCTION public.notify_noop(p jsonb) RETURNS void LANGUAGE sql AS 'SELECT';
@@ -102,7 +103,7 @@ missing=$("${PSQL[@]}" -d bench -At -c "
 		'attendance.aggregate', 'attendance.thresholds']) AS k
 	 WHERE k NOT IN (SELECT kind FROM jobq.kinds)")
 if [ -n "$missing" ]; then
-	echo "run.sh: the installed jobq lacks the kinds: $missing" >&2
+	echo "run.sh: the installed jobq_pack lacks the kinds: $missing" >&2
 	exit 1
 fi
 

@@ -2,7 +2,9 @@
 # data: slots generated, reservations released, attendance aggregated and
 # its thresholds notified through a registered kind whose jobs really run,
 # a materialized view refreshed concurrently, and an archival backlog moved
-# as a chain of jobs.
+# as a chain of jobs.  The pack is its own extension, jobq_pack: dropped
+# while the workers run, its kinds go and a pending job of one dies with a
+# clear error; created again, its kinds run.
 
 use strict;
 use warnings;
@@ -26,7 +28,7 @@ timezone = 'UTC'
 my $schema = slurp_file('examples/seed_schema.sql');
 $node->safe_psql(
 	'postgres', qq{
-CREATE EXTENSION jobq;
+CREATE EXTENSION jobq_pack CASCADE;
 CREATE ROLE clinic LOGIN;
 GRANT CREATE ON SCHEMA public TO clinic;
 SET ROLE clinic;
@@ -347,6 +349,35 @@ SELECT l.lanname, p.prosecdef, p.proconfig IS NULL,
 		'sql|f|t|t',
 		"jobq.$w only passes the caller's search_path to jobq._$w");
 }
+
+# DROP EXTENSION jobq_pack while the workers run: its kinds go with it, a
+# pending job of one of them dies when it is claimed, jobq's own kinds stay
+my $pending = $node->safe_psql('postgres',
+	q{SET ROLE clinic; SELECT jobq.enqueue('reservations.release', '{}', run_at => now() + interval '1 hour')});
+$node->safe_psql('postgres', 'DROP EXTENSION jobq_pack');
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(kind, ' ' ORDER BY kind) FROM jobq.kinds WHERE builtin AND handler IS NOT NULL}),
+	'jobq.prune matview.refresh table.archive',
+	'DROP EXTENSION jobq_pack removes its kinds, not jobq\'s');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_proc WHERE proname = 'slots_generate'}),
+	'0', '... and its functions');
+my ($ret, $out, $err) = $node->psql('postgres', q{SELECT jobq.enqueue('slots.generate', '{}')});
+like($err, qr/job kind "slots.generate" does not exist/, 'a kind of the dropped pack cannot be enqueued');
+$node->safe_psql('postgres', qq{UPDATE jobq._queue SET run_at = now() WHERE id = $pending});
+$node->poll_query_until('postgres', qq{SELECT status = 'dead' FROM jobq.jobs WHERE id = $pending})
+  or die "job $pending did not die";
+is($node->safe_psql('postgres', qq{SELECT last_error FROM jobq.jobs WHERE id = $pending}),
+	'job kind "reservations.release" does not exist',
+	'a pending job of the dropped pack dies with a clear error');
+
+# CREATE EXTENSION jobq_pack again: the workers see its kinds
+$node->safe_psql('postgres', 'CREATE EXTENSION jobq_pack');
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(kind || ' ' || extension, ', ' ORDER BY kind) FROM jobq.kinds WHERE extension IS NOT NULL}),
+	'attendance.aggregate jobq_pack, attendance.thresholds jobq_pack, reservations.release jobq_pack, slots.generate jobq_pack',
+	'CREATE EXTENSION jobq_pack brings its kinds back, named as its own');
+like(run_job('reservations.release', '{}'), qr/^succeeded\|\{"released": \d+\}$/,
+	'a job of the pack created again runs');
 
 $node->stop;
 done_testing();

@@ -629,6 +629,8 @@ like($err, qr/22023/, 'an sms without a message: 22023');
 # attendance.thresholds texting through the sms channel
 # ---------------------------------------------------------------------
 
+# the job pack, created while the workers run: they see its kinds
+sql('CREATE EXTENSION jobq_pack');
 my $schema = slurp_file('examples/seed_schema.sql');
 sql($schema);
 # students 2 and 4 at 70 % (mahroom); student 4 has no phone yet

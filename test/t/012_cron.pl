@@ -87,7 +87,7 @@ GRANT INSERT, SELECT ON ticks, held TO app;
 });
 sql(
 	'school', q{
-CREATE EXTENSION jobq;
+CREATE EXTENSION jobq_pack CASCADE;
 CREATE TABLE ticks (db text, who text, what text);
 GRANT INSERT, SELECT ON ticks TO app;
 });

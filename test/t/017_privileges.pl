@@ -16,7 +16,8 @@
 # changed.  Then the catalog: every SECURITY DEFINER, SQL and PL/pgSQL
 # function of schema jobq pins search_path (the exceptions listed with
 # their reason), and PUBLIC is granted exactly the listed views and
-# functions, none of which shows another role's jobs or any secret.
+# functions, none of which shows another role's jobs or any secret.  The
+# job pack, jobq_pack, is installed: its functions are in schema jobq too.
 # Deliveries are not made here (no net worker): network jobs stay pending.
 
 use strict;
@@ -58,7 +59,7 @@ $role_name{su} = $su;
 
 sql(q{
 CREATE EXTENSION pg_cron;
-CREATE EXTENSION jobq;
+CREATE EXTENSION jobq_pack CASCADE;
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
 CREATE ROLE kay LOGIN;
@@ -138,7 +139,7 @@ SELECT string_agg(status, ',' ORDER BY id) FROM jobq.jobs WHERE queue = 'alice_q
 my %path_exceptions = (
 	map {
 		$_ =>
-		  'a job pack handler: one schema-qualified statement that passes the caller\'s search_path to its pinned function, for table names only'
+		  'a kind\'s handler (jobq\'s or jobq_pack\'s): one schema-qualified statement that passes the caller\'s search_path to its pinned function, for table names only'
 	  } qw(jobq.attendance_aggregate(jsonb) jobq.attendance_thresholds(jsonb)
 	  jobq.matview_refresh(jsonb) jobq.reservations_release(jsonb)
 	  jobq.slots_generate(jsonb) jobq.table_archive(jsonb)));
@@ -191,7 +192,7 @@ my %public_functions = (
 		  qw(enqueue enqueue_many cancel retry current_job schedule unschedule
 		  run_schedule schedule_timetable)
 	),
-	(   map { $_ => 'the job pack: runs with the caller\'s rights' }
+	(   map { $_ => 'a kind of jobq or of jobq_pack: runs with the caller\'s rights' }
 		  qw(slots_generate reservations_release attendance_aggregate
 		  attendance_thresholds matview_refresh table_archive _prune_kind
 		  _pack_table _pack_columns _pack_month _pack_regclass

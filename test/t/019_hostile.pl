@@ -43,7 +43,7 @@ my $schema = slurp_file('examples/seed_schema.sql');
 $node->safe_psql(
 	'postgres', qq{
 CREATE EXTENSION pg_cron;
-CREATE EXTENSION jobq;
+CREATE EXTENSION jobq_pack CASCADE;
 CREATE ROLE app LOGIN;
 CREATE ROLE other LOGIN;
 CREATE ROLE nobody LOGIN;

@@ -1,12 +1,47 @@
 /*
- * 30_net: network jobs (src/http.c, src/net.c).  Channels: header names
- * and values, timeouts and follow_redirects are checked when a channel is
- * created or altered; new config members ca_cert (the CA certificates, in
- * PEM, that https and STARTTLS trust for this channel) and
- * allowed_addresses (the non-public addresses and ranges it may connect
- * to).  Requests: a channel's path comes with the channel's url to check it
- * against (base_url), a payload's timeout_ms is bounded.
+ * 40_net: network jobs (src/http.c, src/net.c): channels and the rights to
+ * them, the views of channels and deliveries, and the request a job of
+ * kind http, email, sms or webhook makes.  Re-creatable (see 20_api.sql).
+ * Every SQL and PL/pgSQL function of jobq runs with search_path pinned to
+ * pg_catalog, then pg_temp: with pg_catalog alone the temporary schema is
+ * searched first for tables, and a caller's temporary table could stand
+ * in for pg_roles or another catalog a function reads.
  */
+
+/* The grantee oid of a role name, or 0 for PUBLIC. */
+CREATE OR REPLACE FUNCTION jobq._grantee(role_name text)
+RETURNS oid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r oid;
+BEGIN
+	IF role_name IS NULL THEN
+		RAISE EXCEPTION 'role name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF upper(role_name) = 'PUBLIC' THEN
+		RETURN 0;
+	END IF;
+	SELECT oid INTO r FROM pg_roles WHERE rolname = role_name;
+	IF r IS NULL THEN
+		RAISE EXCEPTION 'role "%" does not exist', role_name USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN r;
+END $$;
+REVOKE ALL ON FUNCTION jobq._grantee(text) FROM PUBLIC;
+
+/*
+ * Whether a role is a superuser or a member of a grantee in the list.
+ * (The SET clause keeps the SQL helpers from being inlined: the price of
+ * the pinned search_path.)
+ */
+CREATE OR REPLACE FUNCTION jobq._granted(role oid, grantees oid[])
+RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = role), false)
+		OR EXISTS (SELECT FROM pg_catalog.unnest(grantees) AS g
+					WHERE g OPERATOR(pg_catalog.=) 0 OR pg_catalog.pg_has_role(role, g, 'MEMBER'))
+$$;
+COMMENT ON FUNCTION jobq._granted(oid, oid[]) IS 'whether a role is a superuser or a member of one of the grantees (0 = PUBLIC)';
 
 /*
  * Check a channel's type, config and secrets; an error names what is wrong.
@@ -17,7 +52,7 @@
  */
 CREATE OR REPLACE FUNCTION jobq._check_channel(type text, config jsonb, secrets jsonb)
 RETURNS void
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	url text := config ->> 'url';
 	bad text;
@@ -130,6 +165,205 @@ COMMENT ON FUNCTION jobq._check_channel(text, jsonb, jsonb)
 	IS 'check a channel''s type, config and secrets; the error names what is wrong';
 REVOKE ALL ON FUNCTION jobq._check_channel(text, jsonb, jsonb) FROM PUBLIC;
 
+CREATE OR REPLACE FUNCTION jobq.create_channel(name text, type text, config jsonb DEFAULT '{}', secrets jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF name IS NULL THEN
+		RAISE EXCEPTION 'channel name must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF name = '' OR octet_length(name) > 63 THEN
+		RAISE EXCEPTION 'channel name must be 1 to 63 bytes long'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF name ~ '[\x01-\x1f\x7f]' THEN
+		RAISE EXCEPTION 'channel name must not contain control characters'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	PERFORM jobq._check_channel(type, config, secrets);
+	INSERT INTO jobq._channels (name, type, config, secrets) VALUES (name, type, config, secrets);
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'channel "%" already exists', name USING ERRCODE = 'duplicate_object',
+		HINT = 'jobq.alter_channel() changes it.';
+END $$;
+COMMENT ON FUNCTION jobq.create_channel(text, text, jsonb, jsonb)
+	IS 'create a notification channel: an http endpoint or an smtp server, with its secrets';
+REVOKE ALL ON FUNCTION jobq.create_channel(text, text, jsonb, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobq.alter_channel(name text, config jsonb DEFAULT NULL, secrets jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ch jobq._channels;
+BEGIN
+	SELECT * INTO ch FROM jobq._channels c WHERE c.name = alter_channel.name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', name USING ERRCODE = 'undefined_object';
+	END IF;
+	PERFORM jobq._check_channel(ch.type, coalesce(config, ch.config), coalesce(secrets, ch.secrets));
+	UPDATE jobq._channels c SET config = coalesce(alter_channel.config, c.config),
+		   secrets = coalesce(alter_channel.secrets, c.secrets), updated_at = now()
+	 WHERE c.name = alter_channel.name;
+END $$;
+COMMENT ON FUNCTION jobq.alter_channel(text, jsonb, jsonb)
+	IS 'replace the config or the secrets of a channel (NULL keeps them)';
+REVOKE ALL ON FUNCTION jobq.alter_channel(text, jsonb, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobq.drop_channel(name text)
+RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	WITH d AS (DELETE FROM jobq._channels c WHERE c.name = drop_channel.name RETURNING 1)
+	SELECT EXISTS (SELECT FROM d)
+$$;
+COMMENT ON FUNCTION jobq.drop_channel(text)
+	IS 'remove a channel and its grants; its pending jobs die when they run';
+REVOKE ALL ON FUNCTION jobq.drop_channel(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobq.grant_channel(channel text, role_name text)
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM jobq._channels c WHERE c.name = channel) THEN
+		RAISE EXCEPTION 'channel "%" does not exist', channel USING ERRCODE = 'undefined_object';
+	END IF;
+	INSERT INTO jobq._channel_grants VALUES (channel, jobq._grantee(role_name)) ON CONFLICT DO NOTHING;
+END $$;
+COMMENT ON FUNCTION jobq.grant_channel(text, text)
+	IS 'let a role (and its members), or PUBLIC, enqueue jobs to a channel';
+REVOKE ALL ON FUNCTION jobq.grant_channel(text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobq.revoke_channel(channel text, role_name text)
+RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	WITH d AS (DELETE FROM jobq._channel_grants g
+				WHERE g.channel = revoke_channel.channel AND g.grantee = jobq._grantee(role_name)
+			   RETURNING 1)
+	SELECT EXISTS (SELECT FROM d)
+$$;
+COMMENT ON FUNCTION jobq.revoke_channel(text, text)
+	IS 'take back a role''s right to a channel; its pending jobs die when they run';
+REVOKE ALL ON FUNCTION jobq.revoke_channel(text, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobq.grant_http(role_name text)
+RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	INSERT INTO jobq._http_grants VALUES (jobq._grantee(role_name)) ON CONFLICT DO NOTHING
+$$;
+COMMENT ON FUNCTION jobq.grant_http(text)
+	IS 'let a role (and its members), or PUBLIC, name URLs in http and webhook jobs (hosts still limited by jobq.http_allowed_hosts)';
+REVOKE ALL ON FUNCTION jobq.grant_http(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobq.revoke_http(role_name text)
+RETURNS boolean
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	WITH d AS (DELETE FROM jobq._http_grants g WHERE g.grantee = jobq._grantee(role_name) RETURNING 1)
+	SELECT EXISTS (SELECT FROM d)
+$$;
+COMMENT ON FUNCTION jobq.revoke_http(text)
+	IS 'take back a role''s right to name URLs in http and webhook jobs';
+REVOKE ALL ON FUNCTION jobq.revoke_http(text) FROM PUBLIC;
+
+CREATE OR REPLACE VIEW jobq.channels WITH (security_barrier) AS
+	SELECT c.name, c.type, c.config,
+		   ARRAY(SELECT k FROM pg_catalog.jsonb_object_keys(c.secrets) AS k ORDER BY k) AS secret_names,
+		   c.created_at, c.updated_at
+	  FROM jobq._channels c
+	 WHERE jobq._granted((SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user),
+						 ARRAY(SELECT g.grantee FROM jobq._channel_grants g WHERE g.channel = c.name));
+COMMENT ON VIEW jobq.channels
+	IS 'the channels the current role may enqueue to: config and the names (never the values) of the secrets';
+GRANT SELECT ON jobq.channels TO PUBLIC;
+
+CREATE OR REPLACE VIEW jobq.deliveries WITH (security_barrier) AS
+	SELECT id, job_id, attempt, kind, channel, recipient, url, status_code, outcome,
+		   error, error_sqlstate, response, duration_ms, started_at, finished_at, owner
+	  FROM jobq._deliveries
+	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER');
+COMMENT ON VIEW jobq.deliveries
+	IS 'one row per attempt of a network job, for the jobs of roles the current role is a member of';
+GRANT SELECT ON jobq.deliveries TO PUBLIC;
+
+/* RFC 2047 for a header value that is not plain ASCII. */
+CREATE OR REPLACE FUNCTION jobq._mime_header(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE WHEN value OPERATOR(pg_catalog.~) '^[ -~]*$' THEN value
+		   ELSE pg_catalog.concat('=?UTF-8?B?', pg_catalog.translate(pg_catalog.encode(
+				pg_catalog.convert_to(value, 'UTF8'), 'base64'), E'\n', ''), '?=')
+		   END
+$$;
+
+/* A text part, base64 in lines of 76 with CRLF. */
+CREATE OR REPLACE FUNCTION jobq._mime_part(content_type text, body text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT pg_catalog.concat('Content-Type: ', content_type, E'; charset=UTF-8\r\n',
+		E'Content-Transfer-Encoding: base64\r\n\r\n',
+		pg_catalog.replace(pg_catalog.encode(pg_catalog.convert_to(body, 'UTF8'), 'base64'), E'\n', E'\r\n'),
+		E'\r\n')
+$$;
+
+/* The addresses of a member that is a string or an array of strings. */
+CREATE OR REPLACE FUNCTION jobq._addresses(payload jsonb, member text, required boolean)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v jsonb := payload -> member;
+	list text[];
+BEGIN
+	IF v IS NULL OR v = 'null' THEN
+		IF required THEN
+			RAISE EXCEPTION 'payload must have a member "%"', member USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN '{}';
+	END IF;
+	IF jsonb_typeof(v) = 'string' THEN
+		list := ARRAY[v #>> '{}'];
+	ELSIF jsonb_typeof(v) = 'array' AND NOT EXISTS (SELECT FROM jsonb_array_elements(v) e WHERE jsonb_typeof(e) <> 'string') THEN
+		list := ARRAY(SELECT jsonb_array_elements_text(v));
+	ELSE
+		RAISE EXCEPTION 'payload member "%" must be a string or an array of strings', member
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF required AND cardinality(list) = 0 THEN
+		RAISE EXCEPTION 'payload member "%" must name at least one recipient', member
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF EXISTS (SELECT FROM unnest(list) a WHERE a = '' OR a ~ '[\r\n<>]' AND a !~ '^[^\r\n<>]*<[^\r\n<>@]+@[^\r\n<>]+>$') THEN
+		RAISE EXCEPTION 'payload member "%" holds an invalid address', member USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN list;
+END $$;
+
+/* The bare address of "Name <address>" or of "address". */
+CREATE OR REPLACE FUNCTION jobq._bare_address(address text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+	SELECT coalesce(pg_catalog.substring(address, '<([^<>]+)>\s*$'), pg_catalog.btrim(address))
+$$;
+
+/* A member that must be a non-empty string without line breaks. */
+CREATE OR REPLACE FUNCTION jobq._payload_text(payload jsonb, member text, required boolean, one_line boolean)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v jsonb := payload -> member;
+BEGIN
+	IF v IS NULL OR v = 'null' THEN
+		IF required THEN
+			RAISE EXCEPTION 'payload must have a member "%"', member USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN NULL;
+	END IF;
+	IF jsonb_typeof(v) <> 'string' THEN
+		RAISE EXCEPTION 'payload member "%" must be a string', member USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF one_line AND (v #>> '{}') ~ '[\r\n]' THEN
+		RAISE EXCEPTION 'payload member "%" must not contain line breaks', member USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	RETURN v #>> '{}';
+END $$;
+
 /*
  * The request a network job makes, as the net worker (src/http.c) reads
  * it: url, type (http or smtp), method, headers, body or form, username and
@@ -146,7 +380,7 @@ REVOKE ALL ON FUNCTION jobq._check_channel(text, jsonb, jsonb) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION jobq._net_request(job_id bigint, kind text, payload jsonb, owner oid, created_at timestamptz,
 								  key text)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	chan text;
 	ch jobq._channels;
@@ -336,3 +570,4 @@ END $$;
 COMMENT ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, text)
 	IS 'the request a network job makes, or the error it dies of; for the net worker and jobq.enqueue';
 REVOKE ALL ON FUNCTION jobq._net_request(bigint, text, jsonb, oid, timestamptz, text) FROM PUBLIC;
+

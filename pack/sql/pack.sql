@@ -1,11 +1,12 @@
--- 05_pack: the job pack's kinds on small fixtures, called as the functions
+-- pack: the job pack's kinds on small fixtures, called as the functions
 -- the workers call: slots across a daylight-saving change, exceptions,
 -- idempotent reruns, reservations, attendance aggregation and thresholds
 -- (never notified twice), materialized views, archival in a chain of jobs,
 -- and payloads that name missing or hostile tables.
 SET client_min_messages = warning;
+CREATE EXTENSION jobq_pack CASCADE;
 TRUNCATE jobq._queue, jobq._done RESTART IDENTITY;
-\i examples/seed_schema.sql
+\i ../examples/seed_schema.sql
 SET TimeZone = 'UTC';
 
 SELECT kind, handler, max_attempts FROM jobq.kinds WHERE builtin ORDER BY kind;

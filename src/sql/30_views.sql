@@ -1,0 +1,50 @@
+/*
+ * 30_views: the views of jobs, kinds and workers (re-creatable: a view
+ * may gain columns at its end; one that loses or changes a column is
+ * dropped by an upgrade fragment first).  The views of channels,
+ * deliveries and schedules are with their functions.
+ */
+
+CREATE OR REPLACE VIEW jobq.jobs WITH (security_barrier) AS
+	SELECT id, kind, queue, payload, priority, status, attempts, max_attempts,
+		   run_at, created_at, started_at, NULL::timestamptz AS finished_at,
+		   NULL::jsonb AS result, last_error, last_error_sqlstate,
+		   last_error_context, last_error_at, owner, job_key, timeout,
+		   worker_pid, cancel_requested
+	  FROM jobq._queue
+	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER')
+	UNION ALL
+	SELECT id, kind, queue, payload, priority, status, attempts, max_attempts,
+		   run_at, created_at, started_at, finished_at,
+		   result, last_error, last_error_sqlstate,
+		   last_error_context, last_error_at, owner, job_key, timeout,
+		   NULL::integer, false
+	  FROM jobq._done
+	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER');
+COMMENT ON VIEW jobq.jobs
+	IS 'every job not yet pruned that belongs to a role the current role is a member of';
+GRANT SELECT ON jobq.jobs TO PUBLIC;
+
+CREATE OR REPLACE VIEW jobq.kinds AS
+	SELECT kind, builtin, handler, queue, priority, max_attempts, timeout,
+		   registered_by, registered_at, net, extension
+	  FROM jobq._kinds;
+COMMENT ON VIEW jobq.kinds IS 'the job kinds that jobq.enqueue accepts';
+GRANT SELECT ON jobq.kinds TO PUBLIC;
+
+CREATE OR REPLACE VIEW jobq.queue_stats AS
+	SELECT queue, status, count(*) AS jobs,
+		   min(run_at) FILTER (WHERE status = 'pending') AS oldest_run_at,
+		   max(finished_at) AS last_finished_at
+	  FROM jobq.jobs
+	 GROUP BY queue, status;
+COMMENT ON VIEW jobq.queue_stats
+	IS 'jobs per queue and state, among the jobs the current role may see';
+GRANT SELECT ON jobq.queue_stats TO PUBLIC;
+
+CREATE OR REPLACE VIEW jobq.workers AS
+	SELECT * FROM jobq._worker_status();
+COMMENT ON VIEW jobq.workers IS 'every jobq worker of the cluster and what it is doing';
+REVOKE ALL ON jobq.workers FROM PUBLIC;
+GRANT SELECT ON jobq.workers TO pg_monitor;
+

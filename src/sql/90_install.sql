@@ -1,0 +1,3 @@
+
+/* tell the launcher, or warn when jobq is not preloaded */
+SELECT jobq._on_create();
