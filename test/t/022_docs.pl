@@ -425,7 +425,7 @@ sub anchors
 	{
 		my ($line, $in_code) = @$l;
 		next if $in_code;
-		$anchors{ lc $1 } = 1 while $line =~ /<a\s+(?:name|id)="([^"]+)"/g;
+		$anchors{$1} = 1 while $line =~ /<a\s+(?:name|id)="([^"]+)"/g;
 		next unless $line =~ /^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$/;
 		my $slug = slug($1);
 		my $n = $seen{$slug}++;
@@ -487,7 +487,7 @@ for my $file (@markdown)
 			next unless defined $fragment && $fragment ne '';
 			next unless -f $abs && $abs =~ /\.md$/;
 			push @broken, "$rel_file: $target (no such anchor)"
-			  unless anchors($abs)->{ lc $fragment };
+			  unless anchors($abs)->{$fragment};
 		}
 	}
 }
