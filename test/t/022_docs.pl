@@ -206,13 +206,13 @@ sub norm_arg
 	$arg =~ s/\s+(DEFAULT\b|=).*$//is;
 	return undef if $arg =~ /^OUT\s/i;
 	$arg =~ s/^IN\s+//i;
-	my ($name, $type) = $arg =~ /^(\w+)\s+(.+)$/s
-	  or return "?$arg";
+	# an argument without a name is its type alone
+	my ($name, $type) = $arg =~ /^(\w+)\s+(.+)$/s ? ("$1 ", $2) : ('', $arg);
 	$type = lc $type;
 	$type =~ s/\s+/ /g;
 	my $array = $type =~ s/(\[\])+$// ? '[]' : '';
 	$type = $type_alias{$type} // $type;
-	return "$name $type$array";
+	return "$name$type$array";
 }
 
 # Split an argument list at its top-level commas.
