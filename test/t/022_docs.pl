@@ -37,19 +37,6 @@ use JobqNode;
 
 my $root = abs_path("$FindBin::RealBin/../..");
 
-# Files another branch adds (the lead removes an entry once it is merged):
-# links to them are accepted while they are missing, with a diag.
-my %expected_files = ('pack/README.md' => 'the job pack, written on the pack branch');
-
-# Members of jobq that move to the extension jobq_pack (the lead removes
-# this list once the pack is merged): while they are still members of jobq
-# they need not be documented in docs/reference/ (pack/README.md does it).
-my %moving_to_pack = map { $_ => 1 } qw(
-  jobq.slots_generate jobq.reservations_release jobq.attendance_aggregate
-  jobq.attendance_thresholds jobq.schedule_timetable jobq._slots_generate
-  jobq._reservations_release jobq._attendance_aggregate
-  jobq._attendance_thresholds jobq._pack_month);
-
 sub slurp
 {
 	my ($path) = @_;
@@ -341,25 +328,15 @@ SELECT c.relnamespace::regnamespace || '.' || c.relname
 
 sub check_documented
 {
-	my ($ext, $where, $tolerated, @files) = @_;
+	my ($ext, $where, @files) = @_;
 	my ($mf, $mv) = members($ext);
 	my ($df, $dv) = documented(@files);
 	ok(scalar(keys %$mf) > 0, "$ext has member functions");
 
-	my (@missing, @tolerated);
-	for my $sig (sort keys %$mf)
-	{
-		next if $df->{$sig};
-		(my $name = $sig) =~ s/\(.*//s;
-		if ($tolerated->{$name}) { push @tolerated, $sig; next; }
-		push @missing, $sig;
-	}
+	my @missing = grep { !$df->{$_} } sort keys %$mf;
 	is_deeply(\@missing, [], "every function of $ext is documented in $where")
 	  or diag("not documented (or with other arguments):\n  "
 		  . join("\n  ", @missing));
-	diag("members of $ext moving to jobq_pack, not documented in $where: "
-		  . join(', ', @tolerated))
-	  if @tolerated;
 
 	my @extra = grep { !$mf->{$_} } sort keys %$df;
 	is_deeply(\@extra, [], "$where documents no function $ext does not have")
@@ -382,20 +359,12 @@ sub check_documented
 
 my @reference = sort glob("$root/docs/reference/*.md");
 ok(scalar(@reference) > 0, 'docs/reference/ has Markdown files');
-check_documented('jobq', 'docs/reference/', \%moving_to_pack, @reference);
+check_documented('jobq', 'docs/reference/', @reference);
 
-if ($node->safe_psql('postgres',
-		q{SELECT count(*) FROM pg_available_extensions WHERE name = 'jobq_pack'}) eq '1')
-{
-	$node->safe_psql('postgres', 'CREATE EXTENSION jobq_pack CASCADE');
-	ok(-f "$root/pack/README.md", 'pack/README.md exists');
-	check_documented('jobq_pack', 'pack/README.md', {}, "$root/pack/README.md")
-	  if -f "$root/pack/README.md";
-}
-else
-{
-	diag('extension jobq_pack is not available: its members are not checked');
-}
+# the job pack, installed with jobq by the build, documents its own members
+$node->safe_psql('postgres', 'CREATE EXTENSION jobq_pack CASCADE');
+ok(-f "$root/pack/README.md", 'pack/README.md exists');
+check_documented('jobq_pack', 'pack/README.md', "$root/pack/README.md");
 
 # ---------------------------------------------------------------------
 # 4. relative links
@@ -451,7 +420,7 @@ find(
 @markdown = sort @markdown;
 ok(scalar(grep { m{/README\.md$} } @markdown) > 0, 'the tree has Markdown files');
 
-my (@broken, %waiting);
+my @broken;
 my $links = 0;
 for my $file (@markdown)
 {
@@ -476,11 +445,6 @@ for my $file (@markdown)
 			(my $rel = $abs) =~ s{^\Q$root\E/}{};
 			if (!-e $abs)
 			{
-				if ($expected_files{$rel})
-				{
-					$waiting{$rel}++;
-					next;
-				}
 				push @broken, "$rel_file: $target (no such file)";
 				next;
 			}
@@ -494,8 +458,6 @@ for my $file (@markdown)
 ok($links > 0, "relative links found ($links)");
 is_deeply(\@broken, [], 'every relative link of the Markdown files resolves')
   or diag("broken links:\n  " . join("\n  ", @broken));
-diag("expected file $_ is missing: $waiting{$_} links to it not checked")
-  for sort keys %waiting;
 
 $node->stop;
 done_testing();
