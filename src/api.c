@@ -27,7 +27,13 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "jobq.h"
+#include "batch.h"
+#include "claim.h"
+#include "guc.h"
+#include "handlers.h"
+#include "http_check.h"
+#include "queue.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq_enqueue);
 PG_FUNCTION_INFO_V1(jobq_enqueue_many);
@@ -524,7 +530,7 @@ jobq__on_create(PG_FUNCTION_ARGS)
 Datum
 jobq_current_job(PG_FUNCTION_ARGS)
 {
-	int64		id = jobq_worker_current_job();
+	int64		id = jobq_batch_current_job();
 
 	if (id == 0)
 		PG_RETURN_NULL();

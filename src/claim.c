@@ -46,7 +46,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "claim.h"
+#include "qrel.h"
+#include "shmem.h"
 
 /* Is the text datum 'pending'? */
 static bool

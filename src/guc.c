@@ -12,10 +12,12 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-#include "jobq.h"
+#include "guc.h"
 
 int			jobq_workers = 2;
 int			jobq_max_workers = 4;

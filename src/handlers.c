@@ -32,7 +32,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "jobq.h"
+#include "handlers.h"
 
 /*
  * Check that a function can be a handler: a plain function taking one

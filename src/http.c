@@ -58,7 +58,9 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
+#include "guc.h"
 #include "http.h"
+#include "http_check.h"
 
 #define JOBQ_USER_AGENT "jobq/" JOBQ_VERSION
 #define MAX_REDIRECTS 5

@@ -26,7 +26,7 @@ typedef struct JobqAddrRange
 	long		port;			/* -1: any */
 } JobqAddrRange;
 
-struct JobqTransfer
+typedef struct JobqTransfer
 {
 	MemoryContext cxt;			/* everything below lives here */
 	JobqJob		job;			/* kind copied, payload not kept */
@@ -68,7 +68,7 @@ struct JobqTransfer
 	char		refused_state[6];
 	bool		hop_refused;	/* a redirect was refused */
 	int			sockets_opened; /* in this hop */
-};
+} JobqTransfer;
 
 /* What a finished transfer comes to. */
 typedef struct JobqTransferResult

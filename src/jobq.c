@@ -15,7 +15,10 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "jobq.h"
+#include "guc.h"
+#include "launcher.h"
+#include "shmem.h"
+#include "utility.h"
 
 PG_MODULE_MAGIC;
 

@@ -18,7 +18,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "jobq.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq__worker_status);
 
@@ -55,11 +55,7 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 	if (!jobq_shmem_available())
 		return (Datum) 0;
 
-	n = jobq_shared->nworkers;
-	copy = palloc(sizeof(JobqWorker) * n);
-	LWLockAcquire(jobq_shared->lock, LW_SHARED);
-	memcpy(copy, jobq_shared->workers, sizeof(JobqWorker) * n);
-	LWLockRelease(jobq_shared->lock);
+	n = jobq_shmem_copy_slots(&copy);
 
 	for (i = 0; i < n; i++)
 	{

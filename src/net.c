@@ -5,7 +5,8 @@
  *	  webhook) through libcurl's multi interface, many at once.
  *
  * One net worker per database, started by the launcher beside the SQL
- * workers (worker.c attaches it, connects, reaps orphans, then calls
+ * workers (worker.c starts it as any worker, through bgworker.c: attach,
+ * connect, reap orphans; then it calls
  * jobq_net_main).  It claims only jobs whose kind is a network kind (the
  * column net of jobq._queue; the SQL workers claim the others), and keeps
  * up to jobq.http_max_in_flight requests in flight.  Requests stream: as
@@ -41,7 +42,13 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "bgworker.h"
+#include "guc.h"
 #include "http.h"
+#include "http_check.h"
+#include "net.h"
+#include "queue.h"
+#include "shmem.h"
 
 #define MAX_IN_FLIGHT 1000		/* the maximum of jobq.http_max_in_flight */
 
@@ -277,15 +284,15 @@ net_round(int nclaim, TimestampTz *next_due)
 	MemoryContextSwitchTo(round_cxt);
 	ready = palloc(sizeof(JobqTransfer *) * Max(nclaim, 1));
 
-	jobq_worker_begin_xact();
+	jobq_bgw_begin_xact();
 	MemoryContextSwitchTo(round_cxt);
-	jobq_worker_exit_unless_installed();
+	jobq_bgw_exit_unless_installed();
 	if (nfinished > 0)
 		record_finished(&succeeded, &failed);
 	if (nclaim > 0)
 	{
-		jobq_worker_holding_jobs(true);
-		n = jobq_worker_claim(true, nclaim, &jobs);
+		jobq_bgw_holding_jobs(true);
+		n = jobq_bgw_claim(true, nclaim, &jobs);
 		if (n < nclaim)
 			*next_due = jobq_queue_next_due(true);
 		for (i = 0; i < n; i++)
@@ -300,7 +307,7 @@ net_round(int nclaim, TimestampTz *next_due)
 	}
 	PG_TRY();
 	{
-		jobq_worker_commit_xact();
+		jobq_bgw_commit_xact();
 	}
 	PG_CATCH();
 	{
@@ -324,8 +331,8 @@ net_round(int nclaim, TimestampTz *next_due)
 			elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
 		active[nactive++] = ready[i];
 	}
-	jobq_worker_holding_jobs(nactive > 0);
-	jobq_worker_report(nactive, succeeded, failed);
+	jobq_bgw_holding_jobs(nactive > 0);
+	jobq_shmem_report_net(nactive, succeeded, failed);
 	MemoryContextReset(round_cxt);
 	return n;
 }
@@ -354,12 +361,12 @@ net_recover(void)
 	nfinished = 0;
 	MemoryContextReset(round_cxt);
 
-	jobq_worker_begin_xact();
-	jobq_worker_exit_unless_installed();
-	jobq_worker_commit_xact();
-	jobq_worker_reap_own();
-	jobq_worker_holding_jobs(false);
-	jobq_worker_report(0, 0, 0);
+	jobq_bgw_begin_xact();
+	jobq_bgw_exit_unless_installed();
+	jobq_bgw_commit_xact();
+	jobq_bgw_reap_orphans(true);
+	jobq_bgw_holding_jobs(false);
+	jobq_shmem_report_net(0, 0, 0);
 }
 
 /* Milliseconds from now until t, at least 0. */
@@ -427,7 +434,7 @@ net_wait(long timeout_ms)
 }
 
 void
-jobq_net_main(JobqWorker *me)
+jobq_net_main(void)
 {
 	bool		more = true;	/* pending jobs may be ready */
 	TimestampTz next_due = 0;
@@ -445,7 +452,7 @@ jobq_net_main(JobqWorker *me)
 									ALLOCSET_DEFAULT_SIZES);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "jobq net round",
 									  ALLOCSET_DEFAULT_SIZES);
-	jobq_worker_report(0, 0, 0);
+	jobq_shmem_report_net(0, 0, 0);
 
 	for (;;)
 	{
@@ -453,8 +460,8 @@ jobq_net_main(JobqWorker *me)
 		int			room;
 		long		timeout_ms;
 
-		jobq_worker_check_stop();
-		seq = jobq_worker_wake_seq();
+		jobq_bgw_check_stop();
+		seq = jobq_shmem_wake_seq();
 		if (seq != seen_seq)
 		{
 			more = true;		/* a job was enqueued */
@@ -492,7 +499,7 @@ jobq_net_main(JobqWorker *me)
 		timeout_ms = jobq_poll_interval;
 		if (!more && next_due != DT_NOEND)
 			timeout_ms = Min(timeout_ms, ms_until(next_due));
-		if (nactive == 0 && !more && jobq_worker_wake_seq() != seen_seq)
+		if (nactive == 0 && !more && jobq_shmem_wake_seq() != seen_seq)
 			continue;
 		PG_TRY();
 		{

@@ -41,7 +41,8 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "qrel.h"
+#include "superuser.h"
 
 static AttrNumber
 column_number(TupleDesc desc, const char *name)

@@ -40,7 +40,10 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "guc.h"
+#include "qrel.h"
+#include "queue.h"
+#include "superuser.h"
 
 /* The columns copied from jobq._queue to jobq._done, in both tables' terms. */
 #define MOVED_COLUMNS \
@@ -53,17 +56,6 @@
 
 /* The final state of a job that will not be tried again. */
 #define DEAD_OR_CANCELLED "CASE WHEN cancel_requested THEN 'cancelled' ELSE 'dead' END"
-
-typedef struct QueueCall
-{
-	JobqSuperuser su;
-	bool		pushed_snapshot;
-	MemoryContext caller_cxt;
-	int			guc_nestlevel;	/* queue_begin_indexed's settings, or 0 */
-} QueueCall;
-
-/* pg_catalog alone: what every statement of this file resolves names in */
-static OverrideSearchPath catalog_only = {NIL, true, false, 0};
 
 /* kept plans */
 static SPIPlanPtr plan_insert = NULL;
@@ -112,116 +104,6 @@ static void kind_not_owned(const char *kind);
 	"(pg_has_role(" param ", k.registered_by, 'USAGE') IS TRUE " \
 	"OR (SELECT rolsuper FROM pg_authid WHERE oid = " param "))"
 
-/*
- * Become the bootstrap superuser with a search path of pg_catalog alone,
- * whatever the caller's role and path; jobq_superuser_end goes back.  For
- * every statement jobq runs on its own behalf (here and in schedule.c).
- */
-void
-jobq_superuser_begin(JobqSuperuser *su)
-{
-	GetUserIdAndSecContext(&su->save_userid, &su->save_sec_context);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   su->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	PushOverrideSearchPath(&catalog_only);
-}
-
-void
-jobq_superuser_end(const JobqSuperuser *su)
-{
-	PopOverrideSearchPath();
-	SetUserIdAndSecContext(su->save_userid, su->save_sec_context);
-}
-
-/*
- * Connect to SPI as the bootstrap superuser with a safe search_path.
- */
-static void
-queue_begin(QueueCall *qc)
-{
-	qc->caller_cxt = CurrentMemoryContext;
-	qc->guc_nestlevel = 0;
-	jobq_superuser_begin(&qc->su);
-	/* a worker's own transactions have no snapshot yet */
-	qc->pushed_snapshot = !ActiveSnapshotSet();
-	if (qc->pushed_snapshot)
-		PushActiveSnapshot(GetTransactionSnapshot());
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-}
-
-static void
-queue_end(QueueCall *qc)
-{
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
-	if (qc->guc_nestlevel > 0)
-		AtEOXact_GUC(true, qc->guc_nestlevel);
-	if (qc->pushed_snapshot)
-		PopActiveSnapshot();
-	jobq_superuser_end(&qc->su);
-	MemoryContextSwitchTo(qc->caller_cxt);
-}
-
-/*
- * queue_begin for the workers' statements that find jobs in jobq._queue:
- * completions, failures, releases by id and the next due time (claims are
- * not statements: claim.c).  Their plans must read the indexes whatever the
- * table's statistics say.  A vacuum while the queue is nearly empty (worker
- * 0's after a burst, or autovacuum's) leaves statistics that call the table
- * empty and invalidates the cached plans; planned from those, a completion
- * scans the whole table, for as long as the next backlog lasts.
- * Sequential scans, bitmap scans and sorts are therefore off while these
- * statements are planned and run (the plan cache replans them only here),
- * and their plans are generic: with those paths off a custom plan could be
- * no better, and the completion's, chosen anew for each array of ids, cost
- * a planning per batch.  queue_end puts the settings back.
- */
-static void
-queue_begin_indexed(QueueCall *qc)
-{
-	static const char *const settings[][2] = {
-		{"enable_seqscan", "off"},
-		{"enable_bitmapscan", "off"},
-		{"enable_sort", "off"},
-		{"plan_cache_mode", "force_generic_plan"},
-	};
-
-	queue_begin(qc);
-	qc->guc_nestlevel = NewGUCNestLevel();
-	for (int i = 0; i < (int) lengthof(settings); i++)
-		(void) set_config_option(settings[i][0], settings[i][1], PGC_USERSET,
-								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-}
-
-static SPIPlanPtr
-prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*cache = plan;
-	}
-	return *cache;
-}
-
-/* Run a prepared statement and check that it did what was expected. */
-static uint64
-execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
-{
-	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
-
-	if (rc != expected)
-		elog(ERROR, "jobq statement failed: %s", SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
 /* A bigint[] datum of n values. */
 static Datum
 int8_array(const int64 *values, int n)
@@ -256,14 +138,14 @@ move_statement(const char *cond, const char *status, const char *result,
 	return buf.data;
 }
 
-/* prepare() for a move_statement, built only the first time */
+/* jobq_superuser_prepare() for a move_statement, built only the first time */
 static SPIPlanPtr
 prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
 			 const char *result, const char *error_columns, const char *join,
 			 int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
-		return prepare(cache, move_statement(cond, status, result, error_columns, join),
+		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join),
 					   nargs, argtypes);
 	return *cache;
 }
@@ -289,7 +171,7 @@ kind_cache_invalidate(Datum arg, Oid relid)
 static void
 kind_cache_load(void)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	HASHCTL		ctl;
 	HTAB	   *cache;
 	uint64		i;
@@ -311,8 +193,8 @@ kind_cache_load(void)
 	cache = hash_create("jobq kinds", 32, &ctl,
 						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
-	queue_begin(&qc);
-	execute(prepare(&plan_kinds,
+	jobq_superuser_spi_begin(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_kinds,
 					"SELECT k.kind, k.builtin, p.oid, p.prorettype = 'void'::regtype, "
 					"k.queue, k.priority, k.max_attempts, "
 					"k.timeout, k.net "
@@ -348,7 +230,7 @@ kind_cache_load(void)
 		k->timeout_ms = isnull ? 0 : jobq_interval_ms(DatumGetIntervalP(d));
 		k->net = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
 	}
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	kind_cache = cache;
 }
 
@@ -369,7 +251,7 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 						 bool max_attempts_null, Interval *timeout,
 						 int32 priority, Oid registrar)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
 	INTERVALOID, OIDOID};
 	Datum		values[7];
@@ -394,8 +276,8 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 	 * test is part of the statement, so a kind registered concurrently by
 	 * another role is not replaced either.
 	 */
-	queue_begin(&qc);
-	n = execute(prepare(&plan_register,
+	jobq_superuser_spi_begin(&qc);
+	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_register,
 						"INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, "
 						"max_attempts, timeout, registered_by) "
 						"VALUES ($1, $2, $3, $4, $5, $6, $7::regrole) "
@@ -406,7 +288,7 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 						"WHERE NOT k.builtin AND " KIND_OWNED_BY("$7"),
 						7, types),
 				values, nulls, SPI_OK_INSERT);
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	if (n == 0)
 		kind_not_owned(kind);
 	kinds_changed();
@@ -415,7 +297,7 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 bool
 jobq_queue_unregister_kind(const char *kind)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[2] = {TEXTOID, OIDOID};
 	Datum		values[2];
 	uint64		n;
@@ -423,18 +305,18 @@ jobq_queue_unregister_kind(const char *kind)
 
 	values[0] = CStringGetTextDatum(kind);
 	values[1] = ObjectIdGetDatum(GetUserId());
-	queue_begin(&qc);
-	n = execute(prepare(&plan_unregister,
+	jobq_superuser_spi_begin(&qc);
+	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_unregister,
 						"DELETE FROM jobq._kinds k WHERE kind = $1 AND NOT builtin AND "
 						KIND_OWNED_BY("$2"),
 						2, types),
 				values, NULL, SPI_OK_DELETE);
 	if (n == 0)
-		exists = execute(prepare(&plan_kind_exists,
+		exists = jobq_superuser_execute(jobq_superuser_prepare(&plan_kind_exists,
 								 "SELECT FROM jobq._kinds WHERE kind = $1",
 								 1, types),
 						 values, NULL, SPI_OK_SELECT) > 0;
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	if (exists)
 		kind_not_owned(kind);
 	kinds_changed();
@@ -511,7 +393,7 @@ first_id(void)
 int64
 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
 	INT4OID, INT8OID, TEXTOID, OIDOID, BOOLOID};
 	Datum		values[10];
@@ -537,13 +419,13 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 	else
 		nulls[7] = 'n';
 
-	queue_begin(&qc);
+	jobq_superuser_spi_begin(&qc);
 	for (tries = 0; id == 0 && tries < 10; tries++)
 	{
 		Oid			ktypes[2] = {OIDOID, TEXTOID};
 		Datum		kvalues[2];
 
-		execute(prepare(&plan_insert,
+		jobq_superuser_execute(jobq_superuser_prepare(&plan_insert,
 						NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_CONFLICT,
 						10, types),
 				values, nulls, SPI_OK_INSERT_RETURNING);
@@ -556,7 +438,7 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 		/* the key is taken: find the live job that holds it */
 		kvalues[0] = values[8];
 		kvalues[1] = values[7];
-		execute(prepare(&plan_find_key,
+		jobq_superuser_execute(jobq_superuser_prepare(&plan_find_key,
 						"SELECT id FROM jobq._queue WHERE owner = $1::regrole AND job_key = $2",
 						2, ktypes),
 				kvalues, NULL, SPI_OK_SELECT);
@@ -564,7 +446,7 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 			id = first_id();
 		/* else it finished in between: try the insert again */
 	}
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 
 	if (id == 0)
 		ereport(ERROR,
@@ -583,7 +465,7 @@ void
 jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 					   bool have_keys, int64 **ids, int *nids)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[10] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
 	INT4OID, INT8OID, TEXTARRAYOID, OIDOID, BOOLOID};
 	Datum		values[10];
@@ -597,22 +479,22 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 	if (!have_keys)
 		nulls[7] = 'n';
 
-	queue_begin(&qc);
+	jobq_superuser_spi_begin(&qc);
 	if (have_keys)
-		plan = prepare(&plan_insert_many_keys,
+		plan = jobq_superuser_prepare(&plan_insert_many_keys,
 					   NEW_JOB_INSERT
 					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10 "
 					   "FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n"
 					   NEW_JOB_CONFLICT,
 					   10, types);
 	else
-		plan = prepare(&plan_insert_many,
+		plan = jobq_superuser_prepare(&plan_insert_many,
 					   NEW_JOB_INSERT
 					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10 "
 					   "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n "
 					   "RETURNING id",
 					   10, types);
-	execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
+	jobq_superuser_execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
 
 	*nids = (int) SPI_processed;
 	*ids = MemoryContextAlloc(qc.caller_cxt, sizeof(int64) * Max(*nids, 1));
@@ -623,7 +505,7 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 		(*ids)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 												SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 }
 
 /* ---------------------------------------------------------------------
@@ -638,7 +520,7 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 void
 jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[2] = {INT8ARRAYOID, JSONBARRAYOID};
 	Datum		values[2];
 	Datum	   *result_datums;
@@ -661,18 +543,18 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 												   dims, lbs, JSONBOID, -1,
 												   false, TYPALIGN_INT));
 
-	queue_begin_indexed(&qc);
+	jobq_superuser_spi_begin_indexed(&qc);
 	if (jobq_retention == 0)
-		execute(prepare(&plan_succeed_drop,
+		jobq_superuser_execute(jobq_superuser_prepare(&plan_succeed_drop,
 						"DELETE FROM jobq._queue WHERE id = ANY ($1)", 1, types),
 				values, NULL, SPI_OK_DELETE);
 	else
-		execute(prepare_move(&plan_succeed_keep,
+		jobq_superuser_execute(prepare_move(&plan_succeed_keep,
 							 "id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
 							 "JOIN unnest($1, $2) AS r(id, result) USING (id)",
 							 2, types),
 				values, NULL, SPI_OK_INSERT);
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 }
 
 /*
@@ -685,7 +567,7 @@ void
 jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 				double min_delay_ms)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID};
 	Datum		values[6];
 	char		nulls[6] = "      ";
@@ -710,8 +592,8 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 	values[4] = Float8GetDatum(delay_ms);
 	values[5] = BoolGetDatum(final);
 
-	queue_begin_indexed(&qc);
-	execute(prepare(&plan_fail_retry,
+	jobq_superuser_spi_begin_indexed(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_fail_retry,
 					"UPDATE jobq._queue SET status = 'pending', "
 					"run_at = clock_timestamp() + $5 * interval '1 ms', "
 					"locked_by = NULL, worker_pid = NULL, last_error = $2, "
@@ -722,10 +604,10 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 					6, types),
 			values, nulls, SPI_OK_UPDATE);
 	if (SPI_processed == 0)
-		execute(prepare_move(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
+		jobq_superuser_execute(prepare_move(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
 							 "$2, $3, $4, clock_timestamp()", "", 4, types),
 				values, nulls, SPI_OK_INSERT);
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 }
 
 /*
@@ -736,7 +618,7 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 void
 jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[2] = {INT8OID, INT8ARRAYOID};
 	Datum		values[2];
 
@@ -750,17 +632,17 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 	if (ids != NULL)
 	{
 		values[1] = int8_array(ids, nids);
-		queue_begin_indexed(&qc);
-		execute(prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
+		jobq_superuser_spi_begin_indexed(&qc);
+		jobq_superuser_execute(jobq_superuser_prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
 				values, NULL, SPI_OK_UPDATE);
 	}
 	else
 	{
-		queue_begin(&qc);
-		execute(prepare(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
+		jobq_superuser_spi_begin(&qc);
+		jobq_superuser_execute(jobq_superuser_prepare(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
 				values, NULL, SPI_OK_UPDATE);
 	}
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 }
 
 /*
@@ -776,7 +658,7 @@ int64
 jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 						 const JobqClaimKey *after, const JobqClaimKey *last)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[8] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID,
 	INT4OID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[8];
@@ -790,14 +672,14 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 	values[5] = Int32GetDatum(last->priority);
 	values[6] = TimestampTzGetDatum(last->run_at);
 	values[7] = Int64GetDatum(last->id);
-	queue_begin_indexed(&qc);
-	n = execute(prepare(&plan_release_after,
+	jobq_superuser_spi_begin_indexed(&qc);
+	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_release_after,
 						RELEASE_STATEMENT("NOT net AND started_at = $2 "
 										  "AND (priority, run_at, id) > ($3, $4, $5) "
 										  "AND (priority, run_at, id) <= ($6, $7, $8)"),
 						8, types),
 				values, NULL, SPI_OK_UPDATE);
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }
 
@@ -811,7 +693,7 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 int64
 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[3] = {INT8ARRAYOID, INT4OID, INT8OID};
 	Datum		values[3];
 	uint64		n;
@@ -824,14 +706,14 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	values[1] = Int32GetDatum(boot_id);
 	values[2] = Int64GetDatum((int64) max_counter);
 
-	queue_begin(&qc);
-	n = execute(prepare_move(&plan_reap_final,
+	jobq_superuser_spi_begin(&qc);
+	n = jobq_superuser_execute(prepare_move(&plan_reap_final,
 							 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
 							 DEAD_OR_CANCELLED, "NULL",
 							 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
 							 "", 3, types),
 				values, NULL, SPI_OK_INSERT);
-	n += execute(prepare(&plan_reap_retry,
+	n += jobq_superuser_execute(jobq_superuser_prepare(&plan_reap_retry,
 						 "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
 						 "locked_by = NULL, worker_pid = NULL, "
 						 "last_error = '" ORPHAN_MESSAGE "', "
@@ -840,7 +722,7 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 						 "WHERE " ORPHANED,
 						 3, types),
 				 values, NULL, SPI_OK_UPDATE);
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }
 
@@ -848,7 +730,7 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 TimestampTz
 jobq_queue_next_due(bool net)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	TimestampTz due = DT_NOEND;
 	Oid			types[1] = {BOOLOID};
 	Datum		values[1];
@@ -856,8 +738,8 @@ jobq_queue_next_due(bool net)
 	Datum		d;
 
 	values[0] = BoolGetDatum(net);
-	queue_begin_indexed(&qc);
-	execute(prepare(&plan_next_due,
+	jobq_superuser_spi_begin_indexed(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_next_due,
 					"SELECT min(run_at) FROM jobq._queue "
 					"WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
 					1, types),
@@ -865,7 +747,7 @@ jobq_queue_next_due(bool net)
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		due = DatumGetTimestampTz(d);
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	return due;
 }
 
@@ -878,15 +760,15 @@ jobq_queue_next_due(bool net)
 int64
 jobq_queue_prune(void)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[2] = {INT4OID, INT4OID};
 	Datum		values[2];
 	uint64		n;
 
 	values[0] = Int32GetDatum(jobq_retention);
 	values[1] = Int32GetDatum(jobq_dead_retention);
-	queue_begin(&qc);
-	n = execute(prepare(&plan_prune,
+	jobq_superuser_spi_begin(&qc);
+	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_prune,
 						"DELETE FROM jobq._done WHERE id IN ("
 						" SELECT id FROM jobq._done WHERE"
 						" (status IN ('succeeded', 'cancelled') AND $1 >= 0"
@@ -899,7 +781,7 @@ jobq_queue_prune(void)
 	if (jobq_delivery_retention >= 0)
 	{
 		values[0] = Int32GetDatum(jobq_delivery_retention);
-		n += execute(prepare(&plan_prune_deliveries,
+		n += jobq_superuser_execute(jobq_superuser_prepare(&plan_prune_deliveries,
 							 "DELETE FROM jobq._deliveries WHERE id IN ("
 							 " SELECT id FROM jobq._deliveries"
 							 "  WHERE finished_at < now() - $1 * interval '1 s'"
@@ -907,7 +789,7 @@ jobq_queue_prune(void)
 							 1, types),
 					 values, NULL, SPI_OK_DELETE);
 	}
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }
 
@@ -924,7 +806,7 @@ Jsonb *
 jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
 					   Oid owner, TimestampTz created_at)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[6] = {INT8OID, TEXTOID, JSONBOID, OIDOID, TIMESTAMPTZOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6] = "      ";
@@ -942,14 +824,14 @@ jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
 	values[5] = CStringGetTextDatum(psprintf("jobq-" UINT64_FORMAT "-%u-" INT64_FORMAT,
 											 GetSystemIdentifier(), MyDatabaseId, job_id));
 
-	queue_begin(&qc);
-	execute(prepare(&plan_net_request,
+	jobq_superuser_spi_begin(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_net_request,
 					"SELECT jobq._net_request($1, $2, $3, $4, $5, $6)", 6, types),
 			values, nulls, SPI_OK_SELECT);
 	MemoryContextSwitchTo(qc.caller_cxt);
 	request = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	return request;
 }
 
@@ -967,7 +849,7 @@ text_or_null(Datum *values, char *nulls, int i, const char *text)
 void
 jobq_queue_log_delivery(const JobqDelivery *dl)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[15] = {INT8OID, INT4OID, TEXTOID, OIDOID, TEXTOID, TEXTOID,
 		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID,
 	TIMESTAMPTZOID, TIMESTAMPTZOID};
@@ -992,8 +874,8 @@ jobq_queue_log_delivery(const JobqDelivery *dl)
 	values[13] = TimestampTzGetDatum(dl->started_at);
 	values[14] = TimestampTzGetDatum(dl->finished_at);
 
-	queue_begin(&qc);
-	execute(prepare(&plan_log_delivery,
+	jobq_superuser_spi_begin(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_log_delivery,
 					"INSERT INTO jobq._deliveries (job_id, attempt, kind, owner, channel, "
 					"recipient, url, status_code, outcome, error, error_sqlstate, response, "
 					"duration_ms, started_at, finished_at) "
@@ -1001,7 +883,7 @@ jobq_queue_log_delivery(const JobqDelivery *dl)
 					"$13, $14, $15)",
 					15, types),
 			values, nulls, SPI_OK_INSERT);
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 }
 
 /* ---------------------------------------------------------------------
@@ -1019,7 +901,7 @@ visible_to_caller(Datum *values)
 {
 	Oid			types[2] = {INT8OID, OIDOID};
 
-	execute(prepare(&plan_visible,
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_visible,
 					"SELECT FROM jobq._queue WHERE id = $1 AND " VISIBLE_TO_CALLER
 					" UNION ALL "
 					"SELECT FROM jobq._done WHERE id = $1 AND " VISIBLE_TO_CALLER,
@@ -1031,7 +913,7 @@ visible_to_caller(Datum *values)
 int
 jobq_queue_cancel(int64 job_id, Oid caller)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[2] = {INT8OID, OIDOID};
 	Datum		values[2];
 	int			result;
@@ -1039,13 +921,13 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 	values[0] = Int64GetDatum(job_id);
 	values[1] = ObjectIdGetDatum(caller);
 
-	queue_begin(&qc);
+	jobq_superuser_spi_begin(&qc);
 	/* a pending job is cancelled at once, a running one is asked to stop */
-	if (execute(prepare_move(&plan_cancel_pending,
+	if (jobq_superuser_execute(prepare_move(&plan_cancel_pending,
 							 "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
 							 "'cancelled'", "NULL", KEEP_ERROR, "", 2, types),
 				values, NULL, SPI_OK_INSERT) == 1 ||
-		execute(prepare(&plan_cancel_running,
+		jobq_superuser_execute(jobq_superuser_prepare(&plan_cancel_running,
 						"UPDATE jobq._queue SET cancel_requested = true "
 						"WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
 						2, types),
@@ -1055,14 +937,14 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 		result = JOBQ_WRONG_STATE;
 	else
 		result = JOBQ_NOT_FOUND;
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	return result;
 }
 
 int
 jobq_queue_retry(int64 job_id, Oid caller)
 {
-	QueueCall	qc;
+	JobqSpiCall	qc;
 	Oid			types[2] = {INT8OID, OIDOID};
 	Datum		values[2];
 	int			result;
@@ -1070,10 +952,10 @@ jobq_queue_retry(int64 job_id, Oid caller)
 	values[0] = Int64GetDatum(job_id);
 	values[1] = ObjectIdGetDatum(caller);
 
-	queue_begin(&qc);
+	jobq_superuser_spi_begin(&qc);
 
 	/* a live job holding the same key makes the retry impossible */
-	execute(prepare(&plan_key_taken,
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_key_taken,
 					"SELECT d.job_key FROM jobq._done d JOIN jobq._queue q "
 					"ON q.owner = d.owner AND q.job_key = d.job_key "
 					"WHERE d.id = $1 AND d.status IN ('dead', 'cancelled') "
@@ -1090,7 +972,7 @@ jobq_queue_retry(int64 job_id, Oid caller)
 						job_id, key)));
 	}
 
-	if (execute(prepare(&plan_retry,
+	if (jobq_superuser_execute(jobq_superuser_prepare(&plan_retry,
 						"WITH d AS (DELETE FROM jobq._done WHERE id = $1 "
 						"AND status IN ('dead', 'cancelled') AND " VISIBLE_TO_CALLER
 						" RETURNING *) "
@@ -1110,6 +992,6 @@ jobq_queue_retry(int64 job_id, Oid caller)
 		result = JOBQ_WRONG_STATE;
 	else
 		result = JOBQ_NOT_FOUND;
-	queue_end(&qc);
+	jobq_superuser_spi_end(&qc);
 	return result;
 }

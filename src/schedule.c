@@ -51,7 +51,7 @@
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
 
-#include "jobq.h"
+#include "superuser.h"
 
 PG_FUNCTION_INFO_V1(jobq_schedule);
 PG_FUNCTION_INFO_V1(jobq_unschedule);

@@ -25,28 +25,13 @@
 #include "tcop/utility.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "shmem.h"
+#include "utility.h"
 
 #define PAUSE_SECONDS	10
 #define WAIT_MS			5000
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
-
-static int
-connected_workers(Oid dboid)
-{
-	int			n = 0;
-	int			i;
-
-	LWLockAcquire(jobq_shared->lock, LW_SHARED);
-	for (i = 0; i < jobq_shared->nworkers; i++)
-		if (jobq_shared->workers[i].in_use &&
-			jobq_shared->workers[i].dboid == dboid &&
-			jobq_shared->workers[i].pid != 0)
-			n++;
-	LWLockRelease(jobq_shared->lock);
-	return n;
-}
 
 /* Stop the workers of a database and wait (a while) until they are gone. */
 static void
@@ -55,14 +40,14 @@ clear_database(const char *dbname)
 	Oid			dboid;
 	TimestampTz start = GetCurrentTimestamp();
 
-	if (dbname == NULL || jobq_shared == NULL)
+	if (dbname == NULL || !jobq_shmem_available())
 		return;
 	dboid = get_database_oid(dbname, true);
 	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
 		return;
 
 	jobq_shmem_pause_database(dboid, PAUSE_SECONDS);
-	while (connected_workers(dboid) > 0 &&
+	while (jobq_shmem_connected_workers(dboid) > 0 &&
 		   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), WAIT_MS))
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
