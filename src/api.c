@@ -4,8 +4,8 @@
  *	  The SQL-callable functions of schema jobq.
  *
  * Each function checks its arguments and the caller's rights with the
- * caller's identity (GetUserId()), then hands the work to queue.c, which
- * runs it as a superuser.  Nothing is written before every check passed, so
+ * caller's identity (GetUserId()), then hands the work to the queue layer
+ * (queue.h), which runs it as a superuser.  Nothing is written before every check passed, so
  * bad input changes nothing.  Enqueueing and retrying ask for a worker to
  * be woken when the transaction commits.
  *
@@ -157,6 +157,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	job->kind = name;
 	job->owner = GetUserId();
 	job->net = kind->net;
+	job->runs_sql = kind->runs_sql;
 
 	if (PG_ARGISNULL(ARG_QUEUE))
 		job->queue = pstrdup(kind->queue);
@@ -197,7 +198,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	else
 		job->timeout_ms = jobq_default_timeout;
 
-	/* a job the owner could not run is refused now ("sql" has no handler) */
+	/* a job the owner could not run is refused now (built-in kinds without a handler: the SQL and network kinds) */
 	if (!(kind->builtin && !OidIsValid(kind->handler)))
 	{
 		AclResult	aclresult;
@@ -217,7 +218,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
  * Refuse a payload the job could not run with: an sql job's statement must
  * parse; a network job's owner must be allowed its channel or URL, and its
  * request must be complete and allowed (jobq._net_request, then the URL
- * checks of http.c).
+ * checks of http_check.c).
  */
 static void
 check_payload(const JobqNewJob *job, Jsonb *payload)
@@ -233,7 +234,7 @@ check_payload(const JobqNewJob *job, Jsonb *payload)
 		jobq_http_check_request(jobq_queue_net_request(0, job->kind, payload, job->owner,
 													   GetCurrentTransactionStartTimestamp()));
 	else
-		jobq_handler_check_payload(job->kind, payload);
+		jobq_handler_check_payload(job->kind, job->runs_sql, payload);
 }
 
 /* The payload argument, '{}' when NULL. */

@@ -6,9 +6,13 @@
  *
  * jobq_handler_run is called by a worker inside the job's subtransaction,
  * with the job's owner as current user and its timeout armed: everything
- * here runs with the owner's privileges and may throw.  The built-in kind
- * "sql" runs the owner's statements through SPI; that is the job itself,
- * not queue bookkeeping, which stays in queue.c.
+ * here runs with the owner's privileges and may throw.  The SQL kind (the
+ * built-in kind with no handler that is not a network kind: "sql") runs the
+ * owner's statements through SPI; that is the job itself, not queue
+ * bookkeeping, which stays in the queue layer.  What a kind does is decided
+ * by its attributes in jobq._kinds (builtin, handler, net, restricted),
+ * which only an install script can set for a built-in kind, never by its
+ * name.
  *
  *-------------------------------------------------------------------------
  */
@@ -103,16 +107,16 @@ payload_sql_error_callback(void *arg)
  * job that cannot run is refused at once.
  */
 void
-jobq_handler_check_payload(const char *kind, Jsonb *payload)
+jobq_handler_check_payload(const char *kind, bool runs_sql, Jsonb *payload)
 {
-	if (strcmp(kind, "sql") == 0)
+	if (runs_sql)
 	{
 		char	   *sql = payload_sql(payload);
 
 		if (sql == NULL || sql[0] == '\0')
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("payload of a job of kind \"sql\" must have a non-empty string member \"sql\""),
+					 errmsg("payload of a job of kind \"%s\" must have a non-empty string member \"sql\"", kind),
 					 errhint("For example: jobq.enqueue('sql', '{\"sql\": \"REFRESH MATERIALIZED VIEW stats\"}').")));
 		/* a syntax error is reported now, not at every attempt */
 		{
@@ -241,17 +245,19 @@ run_function(const JobqJob *job, const JobqKind *kind)
 }
 
 /*
- * Whether a job of this kind runs as a security-restricted operation.  All
- * do but matview.refresh: REFRESH ... CONCURRENTLY builds its diff in a
- * temporary table, which PostgreSQL refuses inside a restricted operation.
- * Its code is jobq's own and runs REFRESH only, which checks ownership and
- * restricts the view's query itself; the worker empties its temporary
- * schema after every job.
+ * Whether a job of this kind runs as a security-restricted operation: all
+ * do but the built-in kinds the install script made unrestricted
+ * (jobq._kinds.restricted, which jobq.register_kind never sets and a
+ * CHECK keeps true for every other kind).  That is matview.refresh alone:
+ * REFRESH ... CONCURRENTLY builds its diff in a temporary table, which
+ * PostgreSQL refuses inside a restricted operation.  Its code is jobq's own
+ * and runs REFRESH only, which checks ownership and restricts the view's
+ * query itself; the worker empties its temporary schema after every job.
  */
 bool
 jobq_handler_restricted(const JobqKind *kind)
 {
-	return !(kind->builtin && strcmp(kind->name, "matview.refresh") == 0);
+	return kind->restricted;
 }
 
 /*
@@ -261,7 +267,7 @@ Jsonb *
 jobq_handler_run(const JobqJob *job, const JobqKind *kind)
 {
 	CommandCounterIncrement();
-	if (kind->builtin && strcmp(kind->name, "sql") == 0)
+	if (kind->runs_sql)
 		return run_sql(job);
 	/* the job pack's built-in kinds are functions of the extension */
 	return run_function(job, kind);

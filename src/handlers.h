@@ -11,7 +11,8 @@
 #include "jobq.h"
 
 extern void jobq_handler_check(Oid handler, bool *returns_void);
-extern void jobq_handler_check_payload(const char *kind, Jsonb *payload);
+extern void jobq_handler_check_payload(const char *kind, bool runs_sql,
+									   Jsonb *payload);
 extern Jsonb *jobq_handler_run(const JobqJob *job, const JobqKind *kind);
 extern bool jobq_handler_restricted(const JobqKind *kind);
 

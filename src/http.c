@@ -200,7 +200,8 @@ sign_body(JobqTransfer *t, const char *key)
  * context of its own under parent.
  */
 JobqTransfer *
-jobq_http_prepare(const JobqJob *job, Jsonb *req, MemoryContext parent)
+jobq_http_prepare(const JobqJob *job, Jsonb *req, bool keep_response,
+				  MemoryContext parent)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "jobq transfer",
 											  ALLOCSET_SMALL_SIZES);
@@ -222,7 +223,7 @@ jobq_http_prepare(const JobqJob *job, Jsonb *req, MemoryContext parent)
 	t->job.kind = pstrdup(job->kind);
 	t->job.payload = NULL;
 	t->smtp = strcmp(type, "smtp") == 0;
-	t->http_kind = strcmp(job->kind, "http") == 0;
+	t->keep_response = keep_response;
 	t->channel = jobq_http_req_text(req, "channel");
 	t->recipient = jobq_http_req_text(req, "recipient");
 	u = jobq_http_parse_url(url, &scheme, &host, &port);
@@ -640,7 +641,7 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 		v.type = jbvNumeric;
 		v.val.numeric = int64_to_numeric(code);
 		(void) pushJsonbValue(&state, WJB_VALUE, &v);
-		if (t->http_kind && response)
+		if (t->keep_response && response)
 		{
 			k.val.string.val = "body";
 			k.val.string.len = 4;

@@ -34,7 +34,7 @@ typedef struct JobqTransfer
 	struct curl_slist *headers;
 	struct curl_slist *rcpt;
 	bool		smtp;
-	bool		http_kind;		/* keep the response body in the result */
+	bool		keep_response;	/* keep the response body in the result */
 	char	   *body;			/* the request body, or the mail */
 	size_t		body_len;
 	size_t		body_sent;		/* SMTP upload position */
@@ -80,7 +80,7 @@ typedef struct JobqTransferResult
 } JobqTransferResult;
 
 extern JobqTransfer *jobq_http_prepare(const JobqJob *job, Jsonb *request,
-									   MemoryContext parent);
+									   bool keep_response, MemoryContext parent);
 extern bool jobq_http_redirect(JobqTransfer *t);
 extern void jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res);
 extern void jobq_http_failed_before_start(const JobqJob *job, const JobqOutcome *out,

@@ -51,6 +51,9 @@ typedef struct JobqKind
 	int32		max_attempts;	/* 0 = not set */
 	int64		timeout_ms;		/* 0 = not set */
 	bool		net;			/* run by the net worker */
+	bool		runs_sql;		/* built-in, no handler, not net: the payload's SQL */
+	bool		restricted;		/* runs as a security-restricted operation */
+	bool		keep_response;	/* a network kind whose response is its result */
 } JobqKind;
 
 /* A claimed job, as a worker runs it. */
@@ -90,6 +93,7 @@ typedef struct JobqNewJob
 	int64		timeout_ms;		/* 0 = none */
 	Oid			owner;
 	bool		net;			/* a network kind */
+	bool		runs_sql;		/* its payload is SQL (JobqKind.runs_sql) */
 } JobqNewJob;
 
 /* A job's place in the claim order. */

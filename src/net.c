@@ -228,9 +228,10 @@ prepare_job(const JobqJob *job)
 	{
 		Jsonb	   *req = jobq_queue_net_request(job->id, job->kind, job->payload,
 												 job->owner, job->created_at);
+		JobqKind   *kind = jobq_queue_lookup_kind(job->kind);
 
 		jobq_http_check_request(req);
-		t = jobq_http_prepare(job, req, net_cxt);
+		t = jobq_http_prepare(job, req, kind != NULL && kind->keep_response, net_cxt);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;

@@ -15,7 +15,7 @@
  * checked is checked by the callers: the values are valid by construction
  * (api.c validates what a caller passes), and the table's CHECK
  * constraints stay for every other write.  A job with a key still goes
- * through INSERT ... ON CONFLICT (queue.c), as do jobq.enqueue_many's
+ * through INSERT ... ON CONFLICT (queue_enqueue.c), as do jobq.enqueue_many's
  * batches, where one statement serves many rows.  So does a job without a
  * key when jobq._queue has more than this file knows of: a trigger, a rule,
  * a CHECK constraint or a column default that jobq--*.sql did not create
@@ -196,7 +196,7 @@ jobq_qrel_index_end(JobqIndexer *ix)
 
 /*
  * Insert one job without a key, pending, and return its id: the row the
- * INSERT of queue.c would write, with the column defaults of
+ * INSERT of queue_enqueue.c would write, with the column defaults of
  * jobq--*.sql (status 'pending', no attempt, created_at now(), not
  * cancelled) and every other column NULL.  Its values are valid (see
  * new_job_from_args).  Returns 0, having written nothing, when the table

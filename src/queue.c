@@ -250,7 +250,7 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
  * Return to pending, attempt not counted, the jobs of a worker's batch (its
  * token, claimed at claimed_at) that come after key "after" and up to its
  * last job "last" in the claim order: the jobs waiting behind a slow job,
- * which that worker will not start (see "Taking over" in worker.c).  The
+ * which that worker will not start (see "Taking over" in batch.c).  The
  * claim time keeps the worker's next batch, under the same token, out of
  * reach; the two keys bound the scan of the claim index to the batch.
  * Returns how many.

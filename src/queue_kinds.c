@@ -35,6 +35,7 @@ static SPIPlanPtr plan_register = NULL;
 static SPIPlanPtr plan_unregister = NULL;
 static SPIPlanPtr plan_kind_exists = NULL;
 static SPIPlanPtr plan_kinds = NULL;
+static SPIPlanPtr plan_kinds_0_1 = NULL;
 
 /* the kind cache: kind name -> JobqKind, flushed on relcache invalidation */
 static HTAB *kind_cache = NULL;
@@ -65,10 +66,22 @@ kind_cache_invalidate(Datum arg, Oid relid)
 	}
 }
 
+/*
+ * The kinds with their attributes; the SQL kind is the built-in kind with
+ * no handler that is not a network kind.
+ */
+#define KINDS_SELECT \
+	"SELECT k.kind, k.builtin, p.oid, p.prorettype = 'void'::regtype, " \
+	"k.queue, k.priority, k.max_attempts, k.timeout, k.net, " \
+	"k.builtin AND k.handler IS NULL AND NOT k.net, "
+#define KINDS_FROM \
+	"FROM jobq._kinds k LEFT JOIN pg_proc p ON p.oid = to_regprocedure(k.handler)"
+
 static void
 kind_cache_load(void)
 {
 	JobqSpiCall	qc;
+	SPIPlanPtr	plan;
 	HASHCTL		ctl;
 	HTAB	   *cache;
 	uint64		i;
@@ -91,14 +104,24 @@ kind_cache_load(void)
 						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 
 	jobq_superuser_spi_begin(&qc);
-	jobq_superuser_execute(jobq_superuser_prepare(&plan_kinds,
-					"SELECT k.kind, k.builtin, p.oid, p.prorettype = 'void'::regtype, "
-					"k.queue, k.priority, k.max_attempts, "
-					"k.timeout, k.net "
-					"FROM jobq._kinds k "
-					"LEFT JOIN pg_proc p ON p.oid = to_regprocedure(k.handler)",
-					0, NULL),
-			NULL, NULL, SPI_OK_SELECT);
+	if (get_attnum(kind_cache_relid, "restricted") != InvalidAttrNumber)
+		plan = jobq_superuser_prepare(&plan_kinds,
+					KINDS_SELECT "k.restricted, k.keep_response " KINDS_FROM,
+					0, NULL);
+	else
+	{
+		/*
+		 * The table of 0.1.0, before ALTER EXTENSION jobq UPDATE: no column
+		 * for what 0.1.0's library decided by the two names, so decide as it
+		 * did until the update adds them.
+		 */
+		plan = jobq_superuser_prepare(&plan_kinds_0_1,
+					KINDS_SELECT
+					"NOT (k.builtin AND k.kind = 'matview.refresh'), "
+					"k.builtin AND k.net AND k.kind = 'http' " KINDS_FROM,
+					0, NULL);
+	}
+	jobq_superuser_execute(plan, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -126,6 +149,9 @@ kind_cache_load(void)
 		/* read as a job's own timeout is (a month as 30 days) */
 		k->timeout_ms = isnull ? 0 : jobq_interval_ms(DatumGetIntervalP(d));
 		k->net = DatumGetBool(SPI_getbinval(tup, desc, 9, &isnull));
+		k->runs_sql = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
+		k->restricted = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
+		k->keep_response = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
 	}
 	jobq_superuser_spi_end(&qc);
 	kind_cache = cache;

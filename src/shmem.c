@@ -516,7 +516,7 @@ jobq_shmem_take_probe_requests(Oid *requests, bool *all)
  */
 bool
 jobq_shmem_collect_slot(int slot, bool stopped, bool unhandled,
-						TimestampTz now, long stale_ms, JobqSlotEnd *end)
+						TimestampTz now, int stale_ms, JobqSlotEnd *end)
 {
 	JobqWorker *w = &jobq_shared->workers[slot];
 

@@ -134,7 +134,7 @@ extern void jobq_shmem_start_durable_claims(void);
 extern void jobq_shmem_launcher_attach(void);
 extern int	jobq_shmem_take_probe_requests(Oid *requests, bool *all);
 extern bool jobq_shmem_collect_slot(int slot, bool stopped, bool unhandled,
-									TimestampTz now, long stale_ms,
+									TimestampTz now, int stale_ms,
 									JobqSlotEnd *end);
 extern int	jobq_shmem_allocate_slot(Oid dboid, bool net, int *number,
 									 uint32 *generation);
