@@ -68,7 +68,7 @@
 #include "shmem.h"
 
 static MemoryContext batch_cxt = NULL;
-static int64 current_job_id = 0;	/* the job whose handler runs, or 0 */
+static int64 current_job_id = 0; /* the job whose handler runs, or 0 */
 
 /* The id of the job this process is running, or 0: jobq.current_job(). */
 int64
@@ -127,15 +127,15 @@ static bool batch_had_failure = false;
 static Jsonb *
 run_as_owner(const JobqJob *job, const JobqKind *kind)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;
-	Jsonb	   *result;
+	Oid save_userid;
+	int save_sec_context;
+	int nestlevel;
+	Jsonb *result;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(job->owner,
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   (jobq_handler_restricted(kind) ? SECURITY_RESTRICTED_OPERATION : 0));
+							   (jobq_handler_restricted(kind) ? SECURITY_RESTRICTED_OPERATION : 0));
 	nestlevel = NewGUCNestLevel();
 
 	/*
@@ -187,8 +187,8 @@ after_job(void)
 
 	if (IsTransactionState())
 	{
-		Oid			temp_namespace;
-		Oid			temp_toast_namespace;
+		Oid temp_namespace;
+		Oid temp_toast_namespace;
 
 		/* cursors WITH HOLD would outlive the commit */
 		PortalHashTableDeleteAll();
@@ -220,8 +220,8 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote,
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	JobqKind   *cached;
-	JobqKind	kind;
+	JobqKind *cached;
+	JobqKind kind;
 
 	memset(out, 0, sizeof(*out));
 	*final = false;
@@ -235,7 +235,7 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote,
 		*final = true;
 		return;
 	}
-	kind = *cached;				/* the cache may be flushed while the job runs */
+	kind = *cached; /* the cache may be flushed while the job runs */
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(job->owner)))
 	{
@@ -258,7 +258,7 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote,
 
 	PG_TRY();
 	{
-		Jsonb	   *result = run_as_owner(job, &kind);
+		Jsonb *result = run_as_owner(job, &kind);
 
 		*wrote = TransactionIdIsValid(GetCurrentTransactionIdIfAny());
 		ReleaseCurrentSubTransaction();
@@ -269,7 +269,7 @@ run_one(const JobqJob *job, JobqOutcome *out, bool *final, bool *wrote,
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
+		ErrorData *edata;
 
 		current_job_id = 0;
 		/* a timeout that fired as the job failed must not hit the batch */
@@ -331,9 +331,9 @@ batch_time_is_up(void)
  * gives back the rest of its batch itself at the end (give_back), which
  * finds nothing where the peer has been.  A batch is taken over once.
  */
-static JobqJob *batch_jobs = NULL;	/* the batch being run, its size */
-static int	batch_n = 0;
-static bool batch_taken = false;	/* a job was not started: taken over */
+static JobqJob *batch_jobs = NULL; /* the batch being run, its size */
+static int batch_n = 0;
+static bool batch_taken = false; /* a job was not started: taken over */
 
 /* Publish a new batch of n jobs (n = 0: the batch is over). */
 static void
@@ -363,7 +363,7 @@ static bool
 start_job(const JobqJob *job)
 {
 	JobqClaimKey key;
-	bool		start;
+	bool start;
 
 	key.priority = job->priority;
 	key.run_at = job->run_at;
@@ -378,11 +378,11 @@ start_job(const JobqJob *job)
 void
 jobq_batch_take_over(void)
 {
-	int64		token;
+	int64 token;
 	TimestampTz claimed_at = 0;
 	JobqClaimKey after = {0};
 	JobqClaimKey last = {0};
-	int64		n;
+	int64 n;
 
 	if (!jobq_shmem_take_over(&token, &claimed_at, &after, &last))
 		return;
@@ -412,12 +412,12 @@ static int
 run_chunk(JobqJob *jobs, int n, bool isolated, volatile int *attempted,
 		  volatile bool *in_job)
 {
-	int64	   *ok_ids = palloc(sizeof(int64) * n);
-	Jsonb	  **ok_results = palloc(sizeof(Jsonb *) * n);
-	int			nok = 0;
-	int			writers = 0;
-	uint64		failed = 0;
-	int			i;
+	int64 *ok_ids = palloc(sizeof(int64) * n);
+	Jsonb **ok_results = palloc(sizeof(Jsonb *) * n);
+	int nok = 0;
+	int writers = 0;
+	uint64 failed = 0;
+	int i;
 
 	*attempted = 0;
 	*in_job = false;
@@ -425,16 +425,16 @@ run_chunk(JobqJob *jobs, int n, bool isolated, volatile int *attempted,
 	MemoryContextSwitchTo(batch_cxt);
 	for (i = 0; i < n && writers < MAX_WRITERS && !(i > 0 && batch_time_is_up()); i++)
 	{
-		JobqJob    *job = &jobs[i];
+		JobqJob *job = &jobs[i];
 		JobqOutcome out;
-		bool		final;
-		bool		wrote;
+		bool final;
+		bool wrote;
 
 		if (!start_job(job))
 			break;
 		*attempted = i + 1;
 		pgstat_report_activity(STATE_RUNNING,
-								psprintf("jobq job " INT64_FORMAT " (%s)", job->id, job->kind));
+							   psprintf("jobq job " INT64_FORMAT " (%s)", job->id, job->kind));
 		*in_job = true;
 		jobq_bgw_running_job(job);
 		run_one(job, &out, &final, &wrote, isolated);
@@ -495,8 +495,8 @@ fail_alone(const JobqJob *job, ErrorData *edata, const char *when)
 static void
 give_back(JobqJob *jobs, int from, int n)
 {
-	int64	   *ids = palloc(sizeof(int64) * (n - from));
-	int			i;
+	int64 *ids = palloc(sizeof(int64) * (n - from));
+	int i;
 
 	for (i = from; i < n; i++)
 		ids[i - from] = jobs[i].id;
@@ -520,15 +520,15 @@ give_back(JobqJob *jobs, int from, int n)
 static int
 run_claimed(JobqJob *jobs, int n)
 {
-	int			done = 0;
+	int done = 0;
 
 	while (done < n)
 	{
 		volatile int attempted = 0;
 		volatile bool in_job = false;
-		bool		isolated = isolate_jobs;
-		ErrorData  *volatile edata = NULL;
-		int			ran = 0;
+		bool isolated = isolate_jobs;
+		ErrorData *volatile edata = NULL;
+		int ran = 0;
 
 		if (batch_taken || (done > 0 && batch_time_is_up()))
 		{
@@ -563,7 +563,7 @@ run_claimed(JobqJob *jobs, int n)
 		if (!isolated && in_job)
 		{
 			/* job "failed" threw: record it, and run again those it rolled back */
-			int			failed = attempted - 1;
+			int failed = attempted - 1;
 
 			if (failed > 0)
 				(void) run_claimed(&jobs[done], failed);
@@ -573,7 +573,7 @@ run_claimed(JobqJob *jobs, int n)
 		}
 		if (attempted > 1 || n - done > 1)
 		{
-			int			i;
+			int i;
 
 			for (i = 0; i < Max(attempted, 1); i++)
 				run_claimed(&jobs[done + i], 1);
@@ -596,7 +596,7 @@ run_claimed(JobqJob *jobs, int n)
 int
 jobq_batch_run(JobqJob *jobs, int n)
 {
-	int			ran;
+	int ran;
 
 	isolate_jobs = batch_had_failure;
 	batch_had_failure = false;

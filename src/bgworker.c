@@ -46,7 +46,7 @@ static volatile sig_atomic_t got_sigterm = false;
 static volatile bool holding_jobs = false;
 
 static JobqSlotInfo slot_info;
-static const JobqJob *running_job = NULL;	/* the job running now, or NULL */
+static const JobqJob *running_job = NULL; /* the job running now, or NULL */
 
 /* This worker's slot: token, database, number, lane. */
 const JobqSlotInfo *
@@ -94,10 +94,10 @@ worker_sigterm(SIGNAL_ARGS)
 int
 jobq_bgw_claim(bool net, int batch_size, JobqJob **jobs)
 {
-	instr_time	start;
-	instr_time	elapsed;
-	int64		buffers = pgBufferUsage.shared_blks_hit + pgBufferUsage.shared_blks_read;
-	int			n;
+	instr_time start;
+	instr_time elapsed;
+	int64 buffers = pgBufferUsage.shared_blks_hit + pgBufferUsage.shared_blks_read;
+	int n;
 
 	INSTR_TIME_SET_CURRENT(start);
 	n = jobq_queue_claim(slot_info.token, net, batch_size, jobs);
@@ -187,8 +187,8 @@ worker_release_at_exit(int code, Datum arg)
 void
 jobq_bgw_connect(Datum main_arg)
 {
-	int			slot = DatumGetInt32(main_arg);
-	uint32		generation;
+	int slot = DatumGetInt32(main_arg);
+	uint32 generation;
 
 	memcpy(&generation, MyBgworkerEntry->bgw_extra, sizeof(generation));
 
@@ -221,7 +221,7 @@ jobq_bgw_serve(void)
 	MemoryContextSwitchTo(cxt);
 
 	jobq_shmem_found_jobq();
-	jobq_shmem_wake_launcher();	/* it may start this database's other workers */
+	jobq_shmem_wake_launcher(); /* it may start this database's other workers */
 
 	before_shmem_exit(worker_release_at_exit, (Datum) 0);
 
@@ -236,10 +236,10 @@ jobq_bgw_serve(void)
 void
 jobq_bgw_reap_orphans(bool self_too)
 {
-	int64	   *live;
-	int			nlive;
-	uint32		max_counter;
-	int64		n;
+	int64 *live;
+	int nlive;
+	uint32 max_counter;
+	int64 n;
 
 	live = palloc(sizeof(int64) * jobq_shmem_nworkers());
 	nlive = jobq_shmem_live_tokens(self_too, live, &max_counter);

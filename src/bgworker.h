@@ -26,6 +26,6 @@ extern void jobq_bgw_holding_jobs(bool holding);
 extern bool jobq_bgw_is_holding_jobs(void);
 extern void jobq_bgw_running_job(const JobqJob *job);
 extern void jobq_bgw_reap_orphans(bool self_too);
-extern int	jobq_bgw_claim(bool net, int batch_size, JobqJob **jobs);
+extern int jobq_bgw_claim(bool net, int batch_size, JobqJob **jobs);
 
-#endif							/* JOBQ_BGWORKER_H */
+#endif /* JOBQ_BGWORKER_H */

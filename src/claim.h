@@ -10,6 +10,6 @@
 
 #include "jobq.h"
 
-extern int	jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs);
+extern int jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs);
 
-#endif							/* JOBQ_CLAIM_H */
+#endif /* JOBQ_CLAIM_H */

@@ -45,9 +45,9 @@
 void
 jobq_handler_check(Oid handler, bool *returns_void)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_proc proc;
-	char	   *name;
+	char *name;
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
 	if (!HeapTupleIsValid(tup))
@@ -73,7 +73,7 @@ jobq_handler_check(Oid handler, bool *returns_void)
 static char *
 payload_sql(Jsonb *payload)
 {
-	JsonbValue	v;
+	JsonbValue v;
 
 	if (!JB_ROOT_IS_OBJECT(payload))
 		return NULL;
@@ -91,7 +91,7 @@ static void
 payload_sql_error_callback(void *arg)
 {
 	const char *sql = (const char *) arg;
-	int			position = geterrposition();
+	int position = geterrposition();
 
 	if (position > 0)
 	{
@@ -111,7 +111,7 @@ jobq_handler_check_payload(const char *kind, bool runs_sql, Jsonb *payload)
 {
 	if (runs_sql)
 	{
-		char	   *sql = payload_sql(payload);
+		char *sql = payload_sql(payload);
 
 		if (sql == NULL || sql[0] == '\0')
 			ereport(ERROR,
@@ -136,9 +136,9 @@ jobq_handler_check_payload(const char *kind, bool runs_sql, Jsonb *payload)
 static Jsonb *
 run_sql(const JobqJob *job)
 {
-	char	   *sql = payload_sql(job->payload);
-	int			rc;
-	uint64		rows;
+	char *sql = payload_sql(job->payload);
+	int rc;
+	uint64 rows;
 
 	if (sql == NULL)
 		ereport(ERROR,
@@ -175,20 +175,20 @@ run_sql(const JobqJob *job)
 
 typedef struct HandlerCacheEntry
 {
-	Oid			handler;
-	bool		returns_void;
-	FmgrInfo	flinfo;
+	Oid handler;
+	bool returns_void;
+	FmgrInfo flinfo;
 } HandlerCacheEntry;
 
 static HandlerCacheEntry handler_cache[HANDLER_CACHE_SIZE];
-static int	handler_cache_used = 0;
+static int handler_cache_used = 0;
 static LocalTransactionId handler_cache_lxid = InvalidLocalTransactionId;
 
 static HandlerCacheEntry *
 handler_lookup(Oid handler)
 {
 	HandlerCacheEntry *entry;
-	int			i;
+	int i;
 
 	if (handler_cache_lxid != MyProc->lxid)
 	{
@@ -215,8 +215,8 @@ run_function(const JobqJob *job, const JobqKind *kind)
 {
 	HandlerCacheEntry *entry;
 	LOCAL_FCINFO(fcinfo, 1);
-	AclResult	aclresult;
-	Datum		result;
+	AclResult aclresult;
+	Datum result;
 
 	if (!OidIsValid(kind->handler))
 		ereport(ERROR,

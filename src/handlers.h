@@ -16,4 +16,4 @@ extern void jobq_handler_check_payload(const char *kind, bool runs_sql,
 extern Jsonb *jobq_handler_run(const JobqJob *job, const JobqKind *kind);
 extern bool jobq_handler_restricted(const JobqKind *kind);
 
-#endif							/* JOBQ_HANDLERS_H */
+#endif /* JOBQ_HANDLERS_H */

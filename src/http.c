@@ -65,7 +65,7 @@
 
 #define JOBQ_USER_AGENT "jobq/" JOBQ_VERSION
 #define MAX_REDIRECTS 5
-#define RESPONSE_IN_LOG 1000	/* characters of a response in the delivery log */
+#define RESPONSE_IN_LOG 1000 /* characters of a response in the delivery log */
 #define RETRY_AFTER_MAX_S 86400
 
 /* ---------------------------------------------------------------------
@@ -76,19 +76,19 @@ static size_t
 write_response(char *data, size_t size, size_t nmemb, void *arg)
 {
 	JobqTransfer *t = arg;
-	size_t		n = size * nmemb;
+	size_t n = size * nmemb;
 
 	if ((size_t) t->response.len < t->response_cap)
 		appendBinaryStringInfo(&t->response, data,
 							   Min(n, t->response_cap - t->response.len));
-	return n;					/* the rest is read and dropped */
+	return n; /* the rest is read and dropped */
 }
 
 static size_t
 read_mail(char *buffer, size_t size, size_t nitems, void *arg)
 {
 	JobqTransfer *t = arg;
-	size_t		n = Min(size * nitems, t->body_len - t->body_sent);
+	size_t n = Min(size * nitems, t->body_len - t->body_sent);
 
 	memcpy(buffer, t->body + t->body_sent, n);
 	t->body_sent += n;
@@ -99,7 +99,7 @@ static void
 add_header(const char *key, const char *value, void *arg)
 {
 	JobqTransfer *t = arg;
-	char	   *line = psprintf("%s: %s", key, value);
+	char *line = psprintf("%s: %s", key, value);
 	struct curl_slist *l = curl_slist_append(t->headers, line);
 
 	if (l == NULL)
@@ -142,16 +142,16 @@ keep_plain_header(const char *key, const char *value, void *arg)
 
 typedef struct FormBuf
 {
-	CURL	   *easy;
+	CURL *easy;
 	StringInfoData buf;
 } FormBuf;
 
 static void
 add_form_field(const char *key, const char *value, void *arg)
 {
-	FormBuf    *f = arg;
-	char	   *k = curl_easy_escape(f->easy, key, 0);
-	char	   *v = curl_easy_escape(f->easy, value, 0);
+	FormBuf *f = arg;
+	char *k = curl_easy_escape(f->easy, key, 0);
+	char *v = curl_easy_escape(f->easy, value, 0);
 
 	if (k == NULL || v == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -167,10 +167,10 @@ static void
 sign_body(JobqTransfer *t, const char *key)
 {
 	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
-	char	   *stamp = psprintf(INT64_FORMAT, (int64) time(NULL));
-	int			i;
+	uint8 digest[PG_SHA256_DIGEST_LENGTH];
+	char hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
+	char *stamp = psprintf(INT64_FORMAT, (int64) time(NULL));
+	int i;
 
 	if (ctx == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -190,7 +190,8 @@ sign_body(JobqTransfer *t, const char *key)
 }
 
 #define SETOPT(t, opt, val) \
-	do { \
+	do \
+	{ \
 		if (curl_easy_setopt((t)->easy, (opt), (val)) != CURLE_OK) \
 			elog(ERROR, "could not set curl option %s", #opt); \
 	} while (0)
@@ -207,16 +208,16 @@ jobq_http_prepare(const JobqJob *job, Jsonb *req, bool keep_response,
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	JobqTransfer *t = palloc0(sizeof(JobqTransfer));
-	char	   *url = jobq_http_req_text(req, "url");
-	char	   *type = jobq_http_req_text(req, "type");
-	char	   *method = jobq_http_req_text(req, "method");
-	char	   *username = jobq_http_req_text(req, "username");
-	char	   *password = jobq_http_req_text(req, "password");
-	char	   *scheme;
-	char	   *host;
-	long		port;
-	CURLU	   *u;
-	JsonbValue	buf;
+	char *url = jobq_http_req_text(req, "url");
+	char *type = jobq_http_req_text(req, "type");
+	char *method = jobq_http_req_text(req, "method");
+	char *username = jobq_http_req_text(req, "username");
+	char *password = jobq_http_req_text(req, "password");
+	char *scheme;
+	char *host;
+	long port;
+	CURLU *u;
+	JsonbValue buf;
 
 	t->cxt = cxt;
 	t->job = *job;
@@ -247,21 +248,21 @@ jobq_http_prepare(const JobqJob *job, Jsonb *req, bool keep_response,
 
 	PG_TRY();
 	{
-		long		timeout = jobq_http_req_ms(req, "timeout_ms",
-									 job->timeout_ms > 0 ? (long) job->timeout_ms : jobq_http_timeout);
-		char	   *sign_key = jobq_http_req_text(req, "sign_key");
-		char	   *ca_cert = jobq_http_req_text(req, "ca_cert");
+		long timeout = jobq_http_req_ms(req, "timeout_ms",
+										job->timeout_ms > 0 ? (long) job->timeout_ms : jobq_http_timeout);
+		char *sign_key = jobq_http_req_text(req, "sign_key");
+		char *ca_cert = jobq_http_req_text(req, "ca_cert");
 
 		t->timeout_ms = timeout;
 		t->connect_timeout_ms = Min(timeout, jobq_http_req_ms(req, "connect_timeout_ms",
-													jobq_http_connect_timeout));
+															  jobq_http_connect_timeout));
 		SETOPT(t, CURLOPT_PRIVATE, t);
 		SETOPT(t, CURLOPT_URL, url);
 		SETOPT(t, CURLOPT_NOSIGNAL, 1L);
 		SETOPT(t, CURLOPT_PROXY, "");
 		SETOPT(t, CURLOPT_ERRORBUFFER, t->errbuf);
 		SETOPT(t, CURLOPT_PROTOCOLS_STR, t->smtp ? "smtp,smtps" : "http,https");
-		SETOPT(t, CURLOPT_FOLLOWLOCATION, 0L);	/* see jobq_http_redirect */
+		SETOPT(t, CURLOPT_FOLLOWLOCATION, 0L); /* see jobq_http_redirect */
 		SETOPT(t, CURLOPT_OPENSOCKETFUNCTION, jobq_http_open_socket);
 		SETOPT(t, CURLOPT_OPENSOCKETDATA, t);
 		SETOPT(t, CURLOPT_PREREQFUNCTION, jobq_http_before_request);
@@ -286,7 +287,7 @@ jobq_http_prepare(const JobqJob *job, Jsonb *req, bool keep_response,
 
 		if (jobq_http_req_get(req, "form", &buf) != NULL)
 		{
-			FormBuf		form;
+			FormBuf form;
 
 			form.easy = t->easy;
 			initStringInfo(&form.buf);
@@ -301,8 +302,8 @@ jobq_http_prepare(const JobqJob *job, Jsonb *req, bool keep_response,
 
 		if (t->smtp)
 		{
-			char	   *starttls = jobq_http_req_text(req, "starttls");
-			char	   *from = jobq_http_req_text(req, "mail_from");
+			char *starttls = jobq_http_req_text(req, "starttls");
+			char *from = jobq_http_req_text(req, "mail_from");
 
 			/*
 			 * A connection of its own: curl 7.88 reuses a smtp:// session
@@ -331,7 +332,7 @@ jobq_http_prepare(const JobqJob *job, Jsonb *req, bool keep_response,
 			if (username || password)
 				SETOPT(t, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
 			jobq_http_req_each(req, "headers", add_header, t);
-			add_header("Expect", "", t);	/* no 100-continue round trip */
+			add_header("Expect", "", t); /* no 100-continue round trip */
 			if (t->follow)
 				jobq_http_req_each(req, "headers", keep_plain_header, t);
 			if (jobq_http_req_bool(req, "sign"))
@@ -407,7 +408,8 @@ refuse_hop(JobqTransfer *t, const char *sqlstate, const char *message)
 }
 
 #define HOP_SETOPT(t, opt, val) \
-	do { \
+	do \
+	{ \
 		if (curl_easy_setopt((t)->easy, (opt), (val)) != CURLE_OK) \
 			return refuse_hop((t), "JQC43", "could not follow the redirect"); \
 	} while (0)
@@ -428,17 +430,17 @@ refuse_hop(JobqTransfer *t, const char *sqlstate, const char *message)
 bool
 jobq_http_redirect(JobqTransfer *t)
 {
-	long		code = 0;
-	char	   *location = NULL;
-	char	   *scheme;
-	char	   *host;
-	long		port;
-	CURLU	   *u;
-	instr_time	elapsed;
-	long		left;
-	bool		to_get;
-	bool		same_scheme;
-	bool		leaves;
+	long code = 0;
+	char *location = NULL;
+	char *scheme;
+	char *host;
+	long port;
+	CURLU *u;
+	instr_time elapsed;
+	long left;
+	bool to_get;
+	bool same_scheme;
+	bool leaves;
 	MemoryContext old;
 
 	if (!t->follow || t->refused[0] ||
@@ -466,13 +468,13 @@ jobq_http_redirect(JobqTransfer *t)
 	curl_url_cleanup(u);
 	same_scheme = strcmp(scheme, t->scheme) == 0;
 	leaves = !t->cross_origin &&
-		strcmp(psprintf("%s://%s:%ld", scheme, host, port), t->origin) != 0;
+			 strcmp(psprintf("%s://%s:%ld", scheme, host, port), t->origin) != 0;
 	MemoryContextSwitchTo(old);
 	if (!same_scheme)
 		return refuse_hop(t, "JQC01", "a redirect to another scheme is not followed");
 
 	to_get = code == 303 ? (t->method == NULL || strcmp(t->method, "HEAD") != 0)
-		: ((code == 301 || code == 302) && t->method && strcmp(t->method, "POST") == 0);
+						 : ((code == 301 || code == 302) && t->method && strcmp(t->method, "POST") == 0);
 	if (to_get)
 	{
 		HOP_SETOPT(t, CURLOPT_CUSTOMREQUEST, (char *) NULL);
@@ -513,15 +515,15 @@ jobq_http_redirect(JobqTransfer *t)
 static char *
 clean_text(const char *data, size_t len, size_t max_chars)
 {
-	int			enc = GetDatabaseEncoding();
+	int enc = GetDatabaseEncoding();
 	StringInfoData out;
-	size_t		i = 0;
-	size_t		chars = 0;
+	size_t i = 0;
+	size_t chars = 0;
 
 	initStringInfo(&out);
 	while (i < len && chars < max_chars)
 	{
-		int			l = pg_encoding_verifymbchar(enc, data + i, (int) (len - i));
+		int l = pg_encoding_verifymbchar(enc, data + i, (int) (len - i));
 
 		if (l <= 0)
 		{
@@ -556,7 +558,7 @@ static bool
 curl_error_final(CURLcode rc)
 {
 	return rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT ||
-		rc == CURLE_LOGIN_DENIED || rc == CURLE_TOO_MANY_REDIRECTS;
+		   rc == CURLE_LOGIN_DENIED || rc == CURLE_TOO_MANY_REDIRECTS;
 }
 
 /*
@@ -569,9 +571,9 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 	MemoryContext old = MemoryContextSwitchTo(t->cxt);
 	JobqOutcome *out = &res->outcome;
 	JobqDelivery *dl = &res->delivery;
-	long		code = 0;
-	instr_time	elapsed;
-	char	   *response = NULL;
+	long code = 0;
+	instr_time elapsed;
+	char *response = NULL;
 
 	memset(res, 0, sizeof(*res));
 	(void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
@@ -619,7 +621,7 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 		res->final = !(code == 408 || code == 429 || code >= 500);
 		if (code == 429 || code == 503)
 		{
-			curl_off_t	wait_s = 0;
+			curl_off_t wait_s = 0;
 
 			if (curl_easy_getinfo(t->easy, CURLINFO_RETRY_AFTER, &wait_s) == CURLE_OK && wait_s > 0)
 				res->min_delay_ms = 1000.0 * Min(wait_s, RETRY_AFTER_MAX_S);
@@ -629,8 +631,8 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 	if (out->ok)
 	{
 		JsonbParseState *state = NULL;
-		JsonbValue	k;
-		JsonbValue	v;
+		JsonbValue k;
+		JsonbValue v;
 		JsonbValue *r;
 
 		(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
@@ -662,8 +664,8 @@ jobq_http_finish(JobqTransfer *t, CURLcode rc, JobqTransferResult *res)
 	dl->recipient = t->recipient;
 	dl->url = t->log_url;
 	dl->status_code = (int32) code;
-	dl->outcome = out->ok ? "delivered" :
-		(res->final || t->job.attempts >= t->job.max_attempts) ? "failed" : "retry";
+	dl->outcome = out->ok ? "delivered" : (res->final || t->job.attempts >= t->job.max_attempts) ? "failed"
+																								 : "retry";
 	dl->response = response ? clean_text(response, strlen(response), RESPONSE_IN_LOG) : NULL;
 	dl->duration_ms = INSTR_TIME_GET_MILLISEC(elapsed);
 	dl->started_at = t->started_at;

@@ -52,8 +52,7 @@ static const char *const special_ranges[] = {
 	"192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
 	"224.0.0.0/4", "240.0.0.0/4",
 	"::/96", "64:ff9b:1::/48", "100::/64", "2001::/23", "2001:db8::/32",
-	"3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
-};
+	"3fff::/20", "5f00::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"};
 
 /*
  * Parse "address" or "address/bits" (an IPv6 address perhaps in brackets,
@@ -62,11 +61,11 @@ static const char *const special_ranges[] = {
 static bool
 addr_parse(const char *text, JobqAddrRange *r)
 {
-	char		buf[INET6_ADDRSTRLEN + 8];
-	char	   *slash;
-	size_t		n = strlen(text);
-	int			max;
-	int			i;
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash;
+	size_t n = strlen(text);
+	int max;
+	int i;
 
 	if (n >= sizeof(buf))
 		return false;
@@ -97,8 +96,8 @@ addr_parse(const char *text, JobqAddrRange *r)
 	r->bits = max;
 	if (slash)
 	{
-		char	   *end;
-		long		bits;
+		char *end;
+		long bits;
 
 		if (!isdigit((unsigned char) slash[1]))
 			return false;
@@ -110,7 +109,7 @@ addr_parse(const char *text, JobqAddrRange *r)
 	/* keep the network part only */
 	for (i = 0; i < 16; i++)
 	{
-		int			keep = Max(0, Min(8, r->bits - 8 * i));
+		int keep = Max(0, Min(8, r->bits - 8 * i));
 
 		r->addr[i] &= (unsigned char) (0xff00 >> keep);
 	}
@@ -121,8 +120,8 @@ addr_parse(const char *text, JobqAddrRange *r)
 static bool
 addr_in(const JobqAddrRange *r, int family, const unsigned char *addr, long port)
 {
-	int			full = r->bits / 8;
-	int			rest = r->bits % 8;
+	int full = r->bits / 8;
+	int rest = r->bits % 8;
 
 	if (family != r->family || (r->port >= 0 && port >= 0 && port != r->port))
 		return false;
@@ -149,7 +148,7 @@ static bool
 addr_public(int family, const unsigned char *addr)
 {
 	static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b};
-	int			i;
+	int i;
 
 	addr_unmap(&family, &addr);
 	/* NAT64 and 6to4 addresses stand for the IPv4 address they hold */
@@ -174,8 +173,8 @@ addr_public(int family, const unsigned char *addr)
 static bool
 addr_allowed(JobqTransfer *t, int family, const unsigned char *addr, long port)
 {
-	char		text[INET6_ADDRSTRLEN];
-	int			i;
+	char text[INET6_ADDRSTRLEN];
+	int i;
 
 	addr_unmap(&family, &addr);
 	if (addr_public(family, addr))
@@ -230,10 +229,10 @@ jobq_http_before_request(void *arg, char *primary_ip, char *local_ip, int primar
 {
 	JobqTransfer *t = arg;
 	JobqAddrRange r;
-	char		ip[INET6_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];
 
 	strlcpy(ip, primary_ip, sizeof(ip));
-	ip[strcspn(ip, "%")] = '\0';	/* an IPv6 zone */
+	ip[strcspn(ip, "%")] = '\0'; /* an IPv6 zone */
 	if (!addr_parse(ip, &r))
 	{
 		snprintf(t->refused, sizeof(t->refused), "unknown address \"%s\"", ip);
@@ -241,15 +240,15 @@ jobq_http_before_request(void *arg, char *primary_ip, char *local_ip, int primar
 		return CURL_PREREQFUNC_ABORT;
 	}
 	return addr_allowed(t, r.family, r.addr, primary_port) ? CURL_PREREQFUNC_OK
-		: CURL_PREREQFUNC_ABORT;
+														   : CURL_PREREQFUNC_ABORT;
 }
 
 /* An entry of jobq.http_allowed_hosts */
 typedef struct AllowEntry
 {
-	char	   *name;			/* lower case; NULL for an address or range */
-	long		port;			/* -1: any */
-	JobqAddrRange range;		/* when name is NULL */
+	char *name;			 /* lower case; NULL for an address or range */
+	long port;			 /* -1: any */
+	JobqAddrRange range; /* when name is NULL */
 } AllowEntry;
 
 /*
@@ -260,18 +259,18 @@ typedef struct AllowEntry
 static List *
 allow_list(void)
 {
-	char	   *raw = pstrdup(jobq_http_allowed_hosts ? jobq_http_allowed_hosts : "");
-	List	   *items;
-	List	   *result = NIL;
-	ListCell   *lc;
+	char *raw = pstrdup(jobq_http_allowed_hosts ? jobq_http_allowed_hosts : "");
+	List *items;
+	List *result = NIL;
+	ListCell *lc;
 
 	if (!SplitGUCList(raw, ',', &items))
 		return NIL;
 	foreach(lc, items)
 	{
 		AllowEntry *e = palloc0(sizeof(AllowEntry));
-		char	   *text = asc_tolower(lfirst(lc), strlen(lfirst(lc)));
-		char	   *colon;
+		char *text = asc_tolower(lfirst(lc), strlen(lfirst(lc)));
+		char *colon;
 
 		e->port = -1;
 		if (!addr_parse(text, &e->range))
@@ -300,14 +299,14 @@ static bool
 host_allowed(const char *host, long port)
 {
 	JobqAddrRange literal;
-	bool		is_literal = addr_parse(host, &literal);
-	ListCell   *lc;
+	bool is_literal = addr_parse(host, &literal);
+	ListCell *lc;
 
 	foreach(lc, allow_list())
 	{
 		AllowEntry *e = lfirst(lc);
-		size_t		hlen;
-		size_t		elen;
+		size_t hlen;
+		size_t elen;
 
 		if (e->name == NULL)
 		{
@@ -336,7 +335,7 @@ host_allowed(const char *host, long port)
 void
 jobq_http_url_parts(CURLU *u, char **scheme, char **host, long *port)
 {
-	char	   *part;
+	char *part;
 
 	if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) != CURLUE_OK)
 		part = NULL;
@@ -361,7 +360,7 @@ jobq_http_url_parts(CURLU *u, char **scheme, char **host, long *port)
 CURLU *
 jobq_http_parse_url(const char *url, char **scheme, char **host, long *port)
 {
-	CURLU	   *u = curl_url();
+	CURLU *u = curl_url();
 
 	if (u == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
@@ -383,9 +382,9 @@ jobq_http_parse_url(const char *url, char **scheme, char **host, long *port)
 char *
 jobq_http_url_for_log(CURLU *u, const char *scheme, const char *host)
 {
-	char	   *explicit_port = NULL;
-	char	   *path = NULL;
-	char	   *result;
+	char *explicit_port = NULL;
+	char *path = NULL;
+	char *result;
 
 	(void) curl_url_get(u, CURLUPART_PORT, &explicit_port, 0);
 	(void) curl_url_get(u, CURLUPART_PATH, &path, 0);
@@ -426,11 +425,11 @@ check_header(const char *key, const char *value, void *arg)
 static void
 check_ms(Jsonb *req, const char *key)
 {
-	JsonbValue	buf;
+	JsonbValue buf;
 	JsonbValue *v = jobq_http_req_get(req, key, &buf);
-	char	   *text;
-	char	   *end;
-	long		ms;
+	char *text;
+	char *end;
+	long ms;
 
 	if (v == NULL || v->type == jbvNull)
 		return;
@@ -453,23 +452,23 @@ check_ms(Jsonb *req, const char *key)
 static bool
 path_has_dot_segment(const char *path)
 {
-	char	   *p = pstrdup(path);
-	bool		changed = true;
-	char	   *seg;
+	char *p = pstrdup(path);
+	bool changed = true;
+	char *seg;
 
 	while (changed)
 	{
-		char	   *r = p;
-		char	   *w = p;
+		char *r = p;
+		char *w = p;
 
 		changed = false;
 		while (*r)
 		{
-			char		c = 0;
+			char c = 0;
 
 			if (r[0] == '%' && r[1] && r[2])
 			{
-				char		hex[3] = {r[1], r[2], '\0'};
+				char hex[3] = {r[1], r[2], '\0'};
 
 				c = (char) strtol(hex, NULL, 16);
 				if (!isxdigit((unsigned char) r[1]) || !isxdigit((unsigned char) r[2]) ||
@@ -489,7 +488,7 @@ path_has_dot_segment(const char *path)
 	}
 	for (seg = p; seg != NULL;)
 	{
-		size_t		len = strcspn(seg, "/\\;");
+		size_t len = strcspn(seg, "/\\;");
 
 		if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
 			return true;
@@ -502,12 +501,12 @@ path_has_dot_segment(const char *path)
 static char *
 url_path(const char *url)
 {
-	char	   *scheme;
-	char	   *host;
-	long		port;
-	CURLU	   *u = jobq_http_parse_url(url, &scheme, &host, &port);
-	char	   *part = NULL;
-	char	   *path;
+	char *scheme;
+	char *host;
+	long port;
+	CURLU *u = jobq_http_parse_url(url, &scheme, &host, &port);
+	char *part = NULL;
+	char *path;
 
 	(void) curl_url_get(u, CURLUPART_PATH, &part, 0);
 	path = pstrdup(part ? part : "");
@@ -525,11 +524,11 @@ url_path(const char *url)
 static void
 check_path(Jsonb *req, const char *url)
 {
-	char	   *path = jobq_http_req_text(req, "path");
-	char	   *base_url = jobq_http_req_text(req, "base_url");
-	char	   *base;
-	char	   *full;
-	size_t		len;
+	char *path = jobq_http_req_text(req, "path");
+	char *base_url = jobq_http_req_text(req, "base_url");
+	char *base;
+	char *full;
+	size_t len;
 
 	if (path == NULL || base_url == NULL)
 		return;
@@ -554,8 +553,8 @@ check_path(Jsonb *req, const char *url)
 typedef struct RangeList
 {
 	JobqAddrRange *ranges;
-	int			n;
-	int			max;
+	int n;
+	int max;
 } RangeList;
 
 static void
@@ -565,7 +564,7 @@ range_add(RangeList *l, const JobqAddrRange *r)
 	{
 		l->max = Max(8, l->max * 2);
 		l->ranges = l->ranges ? repalloc(l->ranges, sizeof(JobqAddrRange) * l->max)
-			: palloc(sizeof(JobqAddrRange) * l->max);
+							  : palloc(sizeof(JobqAddrRange) * l->max);
 	}
 	l->ranges[l->n++] = *r;
 }
@@ -585,12 +584,12 @@ add_allowed_address(const char *key, const char *value, void *arg)
 int
 jobq_http_allowed_addresses(Jsonb *req, const char *host, JobqAddrRange **ranges)
 {
-	RangeList	l = {NULL, 0, 0};
+	RangeList l = {NULL, 0, 0};
 	JobqAddrRange r;
 
 	if (jobq_http_req_bool(req, "payload_url"))
 	{
-		ListCell   *lc;
+		ListCell *lc;
 
 		foreach(lc, allow_list())
 		{
@@ -619,16 +618,16 @@ jobq_http_allowed_addresses(Jsonb *req, const char *host, JobqAddrRange **ranges
 void
 jobq_http_check_request(Jsonb *request)
 {
-	char	   *url = jobq_http_req_text(request, "url");
-	char	   *type = jobq_http_req_text(request, "type");
-	bool		smtp = type && strcmp(type, "smtp") == 0;
-	char	   *scheme;
-	char	   *host;
-	long		port;
-	CURLU	   *u;
-	char	   *hostless = NULL;	/* the URL to show when it names no host */
+	char *url = jobq_http_req_text(request, "url");
+	char *type = jobq_http_req_text(request, "type");
+	bool smtp = type && strcmp(type, "smtp") == 0;
+	char *scheme;
+	char *host;
+	long port;
+	CURLU *u;
+	char *hostless = NULL; /* the URL to show when it names no host */
 	JobqAddrRange literal;
-	JobqTransfer probe;			/* for addr_allowed */
+	JobqTransfer probe; /* for addr_allowed */
 
 	if (url == NULL || type == NULL)
 		elog(ERROR, "jobq._net_request returned a request without url or type");
@@ -638,7 +637,7 @@ jobq_http_check_request(Jsonb *request)
 	curl_url_cleanup(u);
 
 	if (smtp ? (strcmp(scheme, "smtp") != 0 && strcmp(scheme, "smtps") != 0)
-		: (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
+			 : (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("only %s URLs may be requested, not \"%s\"",

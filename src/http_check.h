@@ -13,4 +13,4 @@
 
 extern void jobq_http_check_request(Jsonb *request);
 
-#endif							/* JOBQ_HTTP_CHECK_H */
+#endif /* JOBQ_HTTP_CHECK_H */

@@ -41,7 +41,7 @@ jobq_http_scalar_text(const JsonbValue *v)
 char *
 jobq_http_req_text(Jsonb *req, const char *key)
 {
-	JsonbValue	buf;
+	JsonbValue buf;
 	JsonbValue *v = jobq_http_req_get(req, key, &buf);
 
 	return v ? jobq_http_scalar_text(v) : NULL;
@@ -50,7 +50,7 @@ jobq_http_req_text(Jsonb *req, const char *key)
 bool
 jobq_http_req_bool(Jsonb *req, const char *key)
 {
-	JsonbValue	buf;
+	JsonbValue buf;
 	JsonbValue *v = jobq_http_req_get(req, key, &buf);
 
 	return v != NULL && v->type == jbvBool && v->val.boolean;
@@ -60,7 +60,7 @@ jobq_http_req_bool(Jsonb *req, const char *key)
 long
 jobq_http_req_ms(Jsonb *req, const char *key, long fallback)
 {
-	char	   *text = jobq_http_req_text(req, key);
+	char *text = jobq_http_req_text(req, key);
 
 	return text == NULL ? fallback : strtol(text, NULL, 10);
 }
@@ -72,12 +72,12 @@ jobq_http_req_ms(Jsonb *req, const char *key, long fallback)
 void
 jobq_http_req_each(Jsonb *req, const char *key, JobqHttpMemberFn fn, void *arg)
 {
-	JsonbValue	buf;
+	JsonbValue buf;
 	JsonbValue *v = jobq_http_req_get(req, key, &buf);
 	JsonbIterator *it;
 	JsonbIteratorToken tok;
-	JsonbValue	item;
-	char	   *name = NULL;
+	JsonbValue item;
+	char *name = NULL;
 
 	if (v == NULL || v->type != jbvBinary)
 		return;
@@ -93,12 +93,12 @@ jobq_http_req_each(Jsonb *req, const char *key, JobqHttpMemberFn fn, void *arg)
 			if (item.type == jbvBinary)
 			{
 				JsonbIterator *inner = JsonbIteratorInit(item.val.binary.data);
-				JsonbValue	elem;
+				JsonbValue elem;
 				JsonbIteratorToken t;
 
 				while ((t = JsonbIteratorNext(&inner, &elem, true)) != WJB_DONE)
 				{
-					char	   *text;
+					char *text;
 
 					if (t == WJB_ELEM && (text = jobq_http_scalar_text(&elem)) != NULL)
 						fn(owner_key, text, arg);
@@ -106,7 +106,7 @@ jobq_http_req_each(Jsonb *req, const char *key, JobqHttpMemberFn fn, void *arg)
 			}
 			else
 			{
-				char	   *text = jobq_http_scalar_text(&item);
+				char *text = jobq_http_scalar_text(&item);
 
 				if (text != NULL)
 					fn(owner_key, text, arg);

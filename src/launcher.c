@@ -43,11 +43,11 @@
 #include "launcher.h"
 #include "shmem.h"
 
-#define RESCAN_INTERVAL_MS		10000	/* look for new databases */
-#define REPROBE_INTERVAL_MS		300000	/* look again where jobq was absent */
-#define RESTART_DELAY_MS		5000	/* after a worker died young */
-#define YOUNG_MS				10000	/* a worker that lived less died young */
-#define STALE_SLOT_MS			30000	/* a slot whose worker never attached */
+#define RESCAN_INTERVAL_MS 10000   /* look for new databases */
+#define REPROBE_INTERVAL_MS 300000 /* look again where jobq was absent */
+#define RESTART_DELAY_MS 5000	   /* after a worker died young */
+#define YOUNG_MS 10000			   /* a worker that lived less died young */
+#define STALE_SLOT_MS 30000		   /* a slot whose worker never attached */
 
 typedef enum DbState
 {
@@ -58,14 +58,14 @@ typedef enum DbState
 
 typedef struct LauncherDb
 {
-	Oid			dboid;
-	DbState		state;
+	Oid dboid;
+	DbState state;
 	TimestampTz probed_at;
 	TimestampTz restart_after;
-	bool		seen;			/* found by the latest scan */
+	bool seen; /* found by the latest scan */
 } LauncherDb;
 
-static List *databases = NIL;	/* of LauncherDb, in launcher_cxt */
+static List *databases = NIL; /* of LauncherDb, in launcher_cxt */
 static MemoryContext launcher_cxt = NULL;
 static BackgroundWorkerHandle **handles = NULL;
 static TimestampTz last_scan = 0;
@@ -90,7 +90,7 @@ jobq_launcher_register(void)
 static LauncherDb *
 find_db(Oid dboid)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, databases)
 	{
@@ -106,11 +106,11 @@ find_db(Oid dboid)
 static void
 scan_databases(void)
 {
-	Relation	rel;
+	Relation rel;
 	TableScanDesc scan;
-	HeapTuple	tup;
-	ListCell   *lc;
-	List	   *kept = NIL;
+	HeapTuple tup;
+	ListCell *lc;
+	List *kept = NIL;
 	MemoryContext old;
 
 	foreach(lc, databases)
@@ -165,12 +165,12 @@ scan_databases(void)
 static bool
 take_probe_requests(void)
 {
-	Oid			requests[JOBQ_PROBE_REQUESTS];
-	int			n;
-	bool		all;
-	bool		unknown_db = false;
-	int			i;
-	ListCell   *lc;
+	Oid requests[JOBQ_PROBE_REQUESTS];
+	int n;
+	bool all;
+	bool unknown_db = false;
+	int i;
+	ListCell *lc;
 
 	n = jobq_shmem_take_probe_requests(requests, &all);
 
@@ -202,13 +202,13 @@ static bool
 collect_stopped_workers(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		rescan = false;
-	int			i;
+	bool rescan = false;
+	int i;
 
 	for (i = 0; i < jobq_shmem_nworkers(); i++)
 	{
-		pid_t		pid;
-		bool		stopped = false;
+		pid_t pid;
+		bool stopped = false;
 		JobqSlotEnd end;
 
 		if (handles[i] != NULL)
@@ -250,9 +250,9 @@ static bool
 start_worker(LauncherDb *db, bool net)
 {
 	BackgroundWorker bgw;
-	int			slot = -1;
-	int			number = 0;
-	uint32		generation = 0;
+	int slot = -1;
+	int number = 0;
+	uint32 generation = 0;
 
 	slot = jobq_shmem_allocate_slot(db->dboid, net, &number, &generation);
 	if (slot < 0)
@@ -305,9 +305,9 @@ start_worker(LauncherDb *db, bool net)
 static int
 workers_of(LauncherDb *db, int *net)
 {
-	int			nnet;
-	bool		has_jobq;
-	int			count = jobq_shmem_count_workers(db->dboid, &nnet, &has_jobq);
+	int nnet;
+	bool has_jobq;
+	int count = jobq_shmem_count_workers(db->dboid, &nnet, &has_jobq);
 
 	if (has_jobq)
 		db->state = DB_PRESENT;
@@ -328,16 +328,16 @@ static void
 balance(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int			total = 0;
-	bool		progress;
-	ListCell   *lc;
+	int total = 0;
+	bool progress;
+	ListCell *lc;
 
 	/* count what runs, per database; note probes due again */
 	foreach(lc, databases)
 	{
 		LauncherDb *db = lfirst(lc);
-		int			net;
-		int			count = workers_of(db, &net);
+		int net;
+		int count = workers_of(db, &net);
 
 		total += count;
 
@@ -376,9 +376,9 @@ balance(void)
 		foreach(lc, databases)
 		{
 			LauncherDb *db = lfirst(lc);
-			int			net;
-			int			sql;
-			bool		start_net;
+			int net;
+			int sql;
+			bool start_net;
 
 			if (db->state != DB_PRESENT || total >= jobq_shmem_nworkers() ||
 				db->restart_after > now || jobq_shmem_paused(db->dboid))
@@ -402,7 +402,7 @@ launcher_timeout(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = TimestampTzPlusMilliseconds(last_scan, RESCAN_INTERVAL_MS);
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, databases)
 	{
@@ -438,7 +438,7 @@ jobq_launcher_main(Datum main_arg)
 
 	for (;;)
 	{
-		bool		rescan;
+		bool rescan;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)

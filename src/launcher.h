@@ -14,4 +14,4 @@
 extern void jobq_launcher_register(void);
 extern PGDLLEXPORT void jobq_launcher_main(Datum main_arg);
 
-#endif							/* JOBQ_LAUNCHER_H */
+#endif /* JOBQ_LAUNCHER_H */

@@ -30,16 +30,16 @@
 static TimestampTz last_prune = 0;
 static TimestampTz last_vacuum = 0;
 static uint64 finished_at_vacuum = 0;
-static bool truncate_due = false;	/* vacuums ran, the table's tail was kept */
-static TimestampTz idle_since = 0;	/* worker 0: idle since, or 0 */
-static uint64 finished_when_idle = 0;	/* jobs finished in the db then */
+static bool truncate_due = false;	  /* vacuums ran, the table's tail was kept */
+static TimestampTz idle_since = 0;	  /* worker 0: idle since, or 0 */
+static uint64 finished_when_idle = 0; /* jobs finished in the db then */
 
 /* Worker 0 of each database deletes finished jobs past their retention. */
 void
 jobq_maint_prune(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int64		n;
+	int64 n;
 
 	if (jobq_bgw_slot()->number != 0 ||
 		!TimestampDifferenceExceeds(last_prune, now, jobq_prune_interval * 1000))
@@ -99,7 +99,7 @@ jobq_maint_vacuum(void)
 {
 	TimestampTz now;
 	TimestampTz due;
-	uint64		finished;
+	uint64 finished;
 
 	if (jobq_bgw_slot()->number != 0 || jobq_vacuum_threshold == 0)
 		return -1;
@@ -111,7 +111,7 @@ jobq_maint_vacuum(void)
 	now = GetCurrentTimestamp();
 	due = TimestampTzPlusMilliseconds(last_vacuum, 1000);
 	if (now < due)
-		return TimestampDifferenceMilliseconds(now, due);	/* not yet */
+		return TimestampDifferenceMilliseconds(now, due); /* not yet */
 	last_vacuum = now;
 	finished_at_vacuum = finished;
 
@@ -138,7 +138,7 @@ jobq_maint_truncate(bool idle, long *sleep_ms)
 {
 	TimestampTz now;
 	TimestampTz due;
-	uint64		finished;
+	uint64 finished;
 
 	if (!idle)
 		idle_since = 0;

@@ -12,4 +12,4 @@ extern void jobq_maint_prune(void);
 extern long jobq_maint_vacuum(void);
 extern void jobq_maint_truncate(bool idle, long *sleep_ms);
 
-#endif							/* JOBQ_MAINT_H */
+#endif /* JOBQ_MAINT_H */

@@ -48,8 +48,8 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	JobqWorker *copy;
-	int			n;
-	int			i;
+	int n;
+	int i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!jobq_shmem_available())
@@ -60,9 +60,9 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 	{
 		JobqWorker *w = &copy[i];
-		Datum		values[15];
-		bool		nulls[15];
-		char	   *datname;
+		Datum values[15];
+		bool nulls[15];
+		char *datname;
 
 		if (!w->in_use)
 			continue;
@@ -73,7 +73,7 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 		nulls[1] = (datname == NULL);
 		if (datname)
 		{
-			Name		nm = palloc0(NAMEDATALEN);
+			Name nm = palloc0(NAMEDATALEN);
 
 			namestrcpy(nm, datname);
 			values[1] = NameGetDatum(nm);

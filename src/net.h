@@ -11,4 +11,4 @@
 
 extern void jobq_net_main(void) pg_attribute_noreturn();
 
-#endif							/* JOBQ_NET_H */
+#endif /* JOBQ_NET_H */

@@ -55,7 +55,7 @@ column_number(TupleDesc desc, const char *name)
 			return att->attnum;
 	}
 	elog(ERROR, "column \"%s\" of jobq._queue does not exist", name);
-	return InvalidAttrNumber;	/* keep the compiler quiet */
+	return InvalidAttrNumber; /* keep the compiler quiet */
 }
 
 /*
@@ -69,14 +69,14 @@ const JobqQueueColumns *
 jobq_qrel_columns(Relation rel)
 {
 	static JobqQueueColumns cached;
-	static Oid	cached_relid = InvalidOid;
-	static int	cached_natts = 0;
-	TupleDesc	desc = RelationGetDescr(rel);
+	static Oid cached_relid = InvalidOid;
+	static int cached_natts = 0;
+	TupleDesc desc = RelationGetDescr(rel);
 	JobqQueueColumns *c = &cached;
 
 	if (RelationGetRelid(rel) == cached_relid && rel->rd_rel->relnatts == cached_natts)
 		return c;
-	cached_relid = InvalidOid;	/* until every column is found */
+	cached_relid = InvalidOid; /* until every column is found */
 	c->id = column_number(desc, "id");
 	c->kind = column_number(desc, "kind");
 	c->queue = column_number(desc, "queue");
@@ -107,7 +107,7 @@ jobq_qrel_columns(Relation rel)
 static Interval *
 ms_interval(int64 ms)
 {
-	Interval   *iv = palloc0(sizeof(Interval));
+	Interval *iv = palloc0(sizeof(Interval));
 
 	if (pg_mul_s64_overflow(ms, 1000, &iv->time))
 		ereport(ERROR,
@@ -133,15 +133,15 @@ executor_needed(Relation rel)
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
 
 	return rel->trigdesc != NULL || rel->rd_rules != NULL ||
-		(constr != NULL &&
-		 (constr->num_check != QUEUE_CHECKS || constr->has_generated_stored));
+		   (constr != NULL &&
+			(constr->num_check != QUEUE_CHECKS || constr->has_generated_stored));
 }
 
 /* The OID of relation jobq.<name>; an error when it does not exist. */
 Oid
 jobq_qrel_relid(const char *name)
 {
-	Oid			relid = get_relname_relid(name, get_namespace_oid("jobq", false));
+	Oid relid = get_relname_relid(name, get_namespace_oid("jobq", false));
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -166,7 +166,7 @@ jobq_qrel_relid(const char *name)
 List *
 jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple, bool update)
 {
-	List	   *recheck;
+	List *recheck;
 
 	if (ix->estate == NULL)
 	{
@@ -208,16 +208,16 @@ int64
 jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 {
 	JobqSuperuser su;
-	Relation	rel;
-	TupleDesc	desc;
+	Relation rel;
+	TupleDesc desc;
 	const JobqQueueColumns *c;
 	JobqIndexer ix = {0};
-	HeapTuple	tuple;
-	Datum	   *values;
-	bool	   *nulls;
-	List	   *recheck;
-	bool		fallback = false;
-	int64		id;
+	HeapTuple tuple;
+	Datum *values;
+	bool *nulls;
+	List *recheck;
+	bool fallback = false;
+	int64 id;
 
 	jobq_superuser_begin(&su);
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
@@ -228,8 +228,8 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	nulls = palloc(sizeof(bool) * desc->natts);
 	memset(nulls, true, sizeof(bool) * desc->natts);
 
-#define SET(col, datum) (values[(col) - 1] = (datum), nulls[(col) - 1] = false)
-	SET(c->id, (Datum) 0);		/* taken from the sequence below */
+#define SET(col, datum) (values[(col) -1] = (datum), nulls[(col) -1] = false)
+	SET(c->id, (Datum) 0); /* taken from the sequence below */
 	SET(c->kind, CStringGetTextDatum(job->kind));
 	SET(c->queue, CStringGetTextDatum(job->queue));
 	SET(c->payload, JsonbPGetDatum(payload));
@@ -266,7 +266,7 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	tuple = heap_form_tuple(desc, values, nulls);
 	heap_insert(rel, tuple, GetCurrentCommandId(true), 0, NULL);
 	recheck = jobq_qrel_index_row(&ix, rel, tuple, false);
-	if (recheck != NIL)			/* a deferrable unique index: executor_needed missed it */
+	if (recheck != NIL) /* a deferrable unique index: executor_needed missed it */
 		elog(ERROR, "jobq._queue has a deferrable unique index");
 	jobq_qrel_index_end(&ix);
 	heap_freetuple(tuple);

@@ -71,8 +71,8 @@ static SPIPlanPtr plan_prune_deliveries = NULL;
 static Datum
 int8_array(const int64 *values, int n)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * Max(n, 1));
-	int			i;
+	Datum *elems = palloc(sizeof(Datum) * Max(n, 1));
+	int i;
 
 	for (i = 0; i < n; i++)
 		elems[i] = Int64GetDatum(values[i]);
@@ -104,12 +104,12 @@ move_statement(const char *cond, const char *status, const char *result,
 /* jobq_superuser_prepare() for a move_statement, built only the first time */
 SPIPlanPtr
 jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
-			 const char *result, const char *error_columns, const char *join,
-			 int nargs, Oid *argtypes)
+						const char *result, const char *error_columns, const char *join,
+						int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
 		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join),
-					   nargs, argtypes);
+									  nargs, argtypes);
 	return *cache;
 }
 
@@ -121,14 +121,14 @@ jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
 void
 jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 {
-	JobqSpiCall	qc;
-	Oid			types[2] = {INT8ARRAYOID, JSONBARRAYOID};
-	Datum		values[2];
-	Datum	   *result_datums;
-	bool	   *result_nulls;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int			i;
+	JobqSpiCall qc;
+	Oid types[2] = {INT8ARRAYOID, JSONBARRAYOID};
+	Datum values[2];
+	Datum *result_datums;
+	bool *result_nulls;
+	int dims[1] = {n};
+	int lbs[1] = {1};
+	int i;
 
 	if (n == 0)
 		return;
@@ -147,14 +147,14 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 	jobq_superuser_spi_begin_indexed(&qc);
 	if (jobq_retention == 0)
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_succeed_drop,
-						"DELETE FROM jobq._queue WHERE id = ANY ($1)", 1, types),
-				values, NULL, SPI_OK_DELETE);
+													  "DELETE FROM jobq._queue WHERE id = ANY ($1)", 1, types),
+							   values, NULL, SPI_OK_DELETE);
 	else
 		jobq_superuser_execute(jobq_queue_prepare_move(&plan_succeed_keep,
-							 "id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
-							 "JOIN unnest($1, $2) AS r(id, result) USING (id)",
-							 2, types),
-				values, NULL, SPI_OK_INSERT);
+													   "id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
+													   "JOIN unnest($1, $2) AS r(id, result) USING (id)",
+													   2, types),
+							   values, NULL, SPI_OK_INSERT);
 	jobq_superuser_spi_end(&qc);
 }
 
@@ -168,15 +168,15 @@ void
 jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 				double min_delay_ms)
 {
-	JobqSpiCall	qc;
-	Oid			types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID};
-	Datum		values[6];
-	char		nulls[6] = "      ";
-	double		delay_ms;
+	JobqSpiCall qc;
+	Oid types[6] = {INT8OID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, BOOLOID};
+	Datum values[6];
+	char nulls[6] = "      ";
+	double delay_ms;
 
 	/* delay = base * 2^(attempts-1), capped, then jittered by +-25% */
 	delay_ms = (double) jobq_retry_base_delay *
-		pow(2.0, (double) Max(job->attempts - 1, 0));
+			   pow(2.0, (double) Max(job->attempts - 1, 0));
 	if (delay_ms > jobq_retry_max_delay)
 		delay_ms = jobq_retry_max_delay;
 	delay_ms *= 0.75 + 0.5 * pg_prng_double(&pg_global_prng_state);
@@ -195,19 +195,19 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 
 	jobq_superuser_spi_begin_indexed(&qc);
 	jobq_superuser_execute(jobq_superuser_prepare(&plan_fail_retry,
-					"UPDATE jobq._queue SET status = 'pending', "
-					"run_at = clock_timestamp() + $5 * interval '1 ms', "
-					"locked_by = NULL, worker_pid = NULL, last_error = $2, "
-					"last_error_sqlstate = $3, last_error_context = $4, "
-					"last_error_at = clock_timestamp() "
-					"WHERE id = $1 AND NOT $6 AND NOT cancel_requested "
-					"AND attempts < max_attempts",
-					6, types),
-			values, nulls, SPI_OK_UPDATE);
+												  "UPDATE jobq._queue SET status = 'pending', "
+												  "run_at = clock_timestamp() + $5 * interval '1 ms', "
+												  "locked_by = NULL, worker_pid = NULL, last_error = $2, "
+												  "last_error_sqlstate = $3, last_error_context = $4, "
+												  "last_error_at = clock_timestamp() "
+												  "WHERE id = $1 AND NOT $6 AND NOT cancel_requested "
+												  "AND attempts < max_attempts",
+												  6, types),
+						   values, nulls, SPI_OK_UPDATE);
 	if (SPI_processed == 0)
 		jobq_superuser_execute(jobq_queue_prepare_move(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
-							 "$2, $3, $4, clock_timestamp()", "", 4, types),
-				values, nulls, SPI_OK_INSERT);
+													   "$2, $3, $4, clock_timestamp()", "", 4, types),
+							   values, nulls, SPI_OK_INSERT);
 	jobq_superuser_spi_end(&qc);
 }
 
@@ -219,9 +219,9 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 void
 jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 {
-	JobqSpiCall	qc;
-	Oid			types[2] = {INT8OID, INT8ARRAYOID};
-	Datum		values[2];
+	JobqSpiCall qc;
+	Oid types[2] = {INT8OID, INT8ARRAYOID};
+	Datum values[2];
 
 #define RELEASE_STATEMENT(which) \
 	"UPDATE jobq._queue SET status = 'pending', " \
@@ -235,13 +235,13 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 		values[1] = int8_array(ids, nids);
 		jobq_superuser_spi_begin_indexed(&qc);
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
-				values, NULL, SPI_OK_UPDATE);
+							   values, NULL, SPI_OK_UPDATE);
 	}
 	else
 	{
 		jobq_superuser_spi_begin(&qc);
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
-				values, NULL, SPI_OK_UPDATE);
+							   values, NULL, SPI_OK_UPDATE);
 	}
 	jobq_superuser_spi_end(&qc);
 }
@@ -259,11 +259,11 @@ int64
 jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 						 const JobqClaimKey *after, const JobqClaimKey *last)
 {
-	JobqSpiCall	qc;
-	Oid			types[8] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID,
-	INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum		values[8];
-	uint64		n;
+	JobqSpiCall qc;
+	Oid types[8] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID,
+					INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum values[8];
+	uint64 n;
 
 	values[0] = Int64GetDatum(token);
 	values[1] = TimestampTzGetDatum(claimed_at);
@@ -275,11 +275,11 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 	values[7] = Int64GetDatum(last->id);
 	jobq_superuser_spi_begin_indexed(&qc);
 	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_release_after,
-						RELEASE_STATEMENT("NOT net AND started_at = $2 "
-										  "AND (priority, run_at, id) > ($3, $4, $5) "
-										  "AND (priority, run_at, id) <= ($6, $7, $8)"),
-						8, types),
-				values, NULL, SPI_OK_UPDATE);
+													  RELEASE_STATEMENT("NOT net AND started_at = $2 "
+																		"AND (priority, run_at, id) > ($3, $4, $5) "
+																		"AND (priority, run_at, id) <= ($6, $7, $8)"),
+													  8, types),
+							   values, NULL, SPI_OK_UPDATE);
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }
@@ -294,10 +294,10 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 int64
 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter)
 {
-	JobqSpiCall	qc;
-	Oid			types[3] = {INT8ARRAYOID, INT4OID, INT8OID};
-	Datum		values[3];
-	uint64		n;
+	JobqSpiCall qc;
+	Oid types[3] = {INT8ARRAYOID, INT4OID, INT8OID};
+	Datum values[3];
+	uint64 n;
 
 #define ORPHANED \
 	"status = 'running' AND locked_by <> ALL ($1) " \
@@ -309,20 +309,20 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 
 	jobq_superuser_spi_begin(&qc);
 	n = jobq_superuser_execute(jobq_queue_prepare_move(&plan_reap_final,
-							 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
-							 DEAD_OR_CANCELLED, "NULL",
-							 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
-							 "", 3, types),
-				values, NULL, SPI_OK_INSERT);
+													   ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
+													   DEAD_OR_CANCELLED, "NULL",
+													   "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
+													   "", 3, types),
+							   values, NULL, SPI_OK_INSERT);
 	n += jobq_superuser_execute(jobq_superuser_prepare(&plan_reap_retry,
-						 "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
-						 "locked_by = NULL, worker_pid = NULL, "
-						 "last_error = '" ORPHAN_MESSAGE "', "
-						 "last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
-						 "last_error_context = NULL, last_error_at = clock_timestamp() "
-						 "WHERE " ORPHANED,
-						 3, types),
-				 values, NULL, SPI_OK_UPDATE);
+													   "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
+													   "locked_by = NULL, worker_pid = NULL, "
+													   "last_error = '" ORPHAN_MESSAGE "', "
+													   "last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
+													   "last_error_context = NULL, last_error_at = clock_timestamp() "
+													   "WHERE " ORPHANED,
+													   3, types),
+								values, NULL, SPI_OK_UPDATE);
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }
@@ -331,20 +331,20 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 TimestampTz
 jobq_queue_next_due(bool net)
 {
-	JobqSpiCall	qc;
+	JobqSpiCall qc;
 	TimestampTz due = DT_NOEND;
-	Oid			types[1] = {BOOLOID};
-	Datum		values[1];
-	bool		isnull;
-	Datum		d;
+	Oid types[1] = {BOOLOID};
+	Datum values[1];
+	bool isnull;
+	Datum d;
 
 	values[0] = BoolGetDatum(net);
 	jobq_superuser_spi_begin_indexed(&qc);
 	jobq_superuser_execute(jobq_superuser_prepare(&plan_next_due,
-					"SELECT min(run_at) FROM jobq._queue "
-					"WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
-					1, types),
-			values, NULL, SPI_OK_SELECT);
+												  "SELECT min(run_at) FROM jobq._queue "
+												  "WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
+												  1, types),
+						   values, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
 		due = DatumGetTimestampTz(d);
@@ -361,34 +361,34 @@ jobq_queue_next_due(bool net)
 int64
 jobq_queue_prune(void)
 {
-	JobqSpiCall	qc;
-	Oid			types[2] = {INT4OID, INT4OID};
-	Datum		values[2];
-	uint64		n;
+	JobqSpiCall qc;
+	Oid types[2] = {INT4OID, INT4OID};
+	Datum values[2];
+	uint64 n;
 
 	values[0] = Int32GetDatum(jobq_retention);
 	values[1] = Int32GetDatum(jobq_dead_retention);
 	jobq_superuser_spi_begin(&qc);
 	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_prune,
-						"DELETE FROM jobq._done WHERE id IN ("
-						" SELECT id FROM jobq._done WHERE"
-						" (status IN ('succeeded', 'cancelled') AND $1 >= 0"
-						"  AND finished_at < now() - $1 * interval '1 s')"
-						" OR (status = 'dead' AND $2 >= 0"
-						"  AND finished_at < now() - $2 * interval '1 s')"
-						" LIMIT 10000)",
-						2, types),
-				values, NULL, SPI_OK_DELETE);
+													  "DELETE FROM jobq._done WHERE id IN ("
+													  " SELECT id FROM jobq._done WHERE"
+													  " (status IN ('succeeded', 'cancelled') AND $1 >= 0"
+													  "  AND finished_at < now() - $1 * interval '1 s')"
+													  " OR (status = 'dead' AND $2 >= 0"
+													  "  AND finished_at < now() - $2 * interval '1 s')"
+													  " LIMIT 10000)",
+													  2, types),
+							   values, NULL, SPI_OK_DELETE);
 	if (jobq_delivery_retention >= 0)
 	{
 		values[0] = Int32GetDatum(jobq_delivery_retention);
 		n += jobq_superuser_execute(jobq_superuser_prepare(&plan_prune_deliveries,
-							 "DELETE FROM jobq._deliveries WHERE id IN ("
-							 " SELECT id FROM jobq._deliveries"
-							 "  WHERE finished_at < now() - $1 * interval '1 s'"
-							 " LIMIT 10000)",
-							 1, types),
-					 values, NULL, SPI_OK_DELETE);
+														   "DELETE FROM jobq._deliveries WHERE id IN ("
+														   " SELECT id FROM jobq._deliveries"
+														   "  WHERE finished_at < now() - $1 * interval '1 s'"
+														   " LIMIT 10000)",
+														   1, types),
+									values, NULL, SPI_OK_DELETE);
 	}
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;

@@ -46,12 +46,12 @@ extern Jsonb *jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payl
 extern void jobq_queue_log_delivery(const JobqDelivery *d);
 
 /* administration: cancel and retry */
-extern int	jobq_queue_cancel(int64 job_id, Oid caller);
-extern int	jobq_queue_retry(int64 job_id, Oid caller);
+extern int jobq_queue_cancel(int64 job_id, Oid caller);
+extern int jobq_queue_retry(int64 job_id, Oid caller);
 
 /* results of jobq_queue_cancel / jobq_queue_retry */
-#define JOBQ_NOT_FOUND		0
-#define JOBQ_DONE			1
-#define JOBQ_WRONG_STATE	2
+#define JOBQ_NOT_FOUND 0
+#define JOBQ_DONE 1
+#define JOBQ_WRONG_STATE 2
 
-#endif							/* JOBQ_QUEUE_H */
+#endif /* JOBQ_QUEUE_H */

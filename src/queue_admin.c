@@ -39,24 +39,24 @@ static SPIPlanPtr plan_key_taken = NULL;
 static bool
 visible_to_caller(Datum *values)
 {
-	Oid			types[2] = {INT8OID, OIDOID};
+	Oid types[2] = {INT8OID, OIDOID};
 
 	jobq_superuser_execute(jobq_superuser_prepare(&plan_visible,
-					"SELECT FROM jobq._queue WHERE id = $1 AND " VISIBLE_TO_CALLER
-					" UNION ALL "
-					"SELECT FROM jobq._done WHERE id = $1 AND " VISIBLE_TO_CALLER,
-					2, types),
-			values, NULL, SPI_OK_SELECT);
+												  "SELECT FROM jobq._queue WHERE id = $1 AND " VISIBLE_TO_CALLER
+												  " UNION ALL "
+												  "SELECT FROM jobq._done WHERE id = $1 AND " VISIBLE_TO_CALLER,
+												  2, types),
+						   values, NULL, SPI_OK_SELECT);
 	return SPI_processed > 0;
 }
 
 int
 jobq_queue_cancel(int64 job_id, Oid caller)
 {
-	JobqSpiCall	qc;
-	Oid			types[2] = {INT8OID, OIDOID};
-	Datum		values[2];
-	int			result;
+	JobqSpiCall qc;
+	Oid types[2] = {INT8OID, OIDOID};
+	Datum values[2];
+	int result;
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = ObjectIdGetDatum(caller);
@@ -64,14 +64,14 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 	jobq_superuser_spi_begin(&qc);
 	/* a pending job is cancelled at once, a running one is asked to stop */
 	if (jobq_superuser_execute(jobq_queue_prepare_move(&plan_cancel_pending,
-							 "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
-							 "'cancelled'", "NULL", KEEP_ERROR, "", 2, types),
-				values, NULL, SPI_OK_INSERT) == 1 ||
+													   "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
+													   "'cancelled'", "NULL", KEEP_ERROR, "", 2, types),
+							   values, NULL, SPI_OK_INSERT) == 1 ||
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_cancel_running,
-						"UPDATE jobq._queue SET cancel_requested = true "
-						"WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
-						2, types),
-				values, NULL, SPI_OK_UPDATE) == 1)
+													  "UPDATE jobq._queue SET cancel_requested = true "
+													  "WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
+													  2, types),
+							   values, NULL, SPI_OK_UPDATE) == 1)
 		result = JOBQ_DONE;
 	else if (visible_to_caller(values))
 		result = JOBQ_WRONG_STATE;
@@ -84,10 +84,10 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 int
 jobq_queue_retry(int64 job_id, Oid caller)
 {
-	JobqSpiCall	qc;
-	Oid			types[2] = {INT8OID, OIDOID};
-	Datum		values[2];
-	int			result;
+	JobqSpiCall qc;
+	Oid types[2] = {INT8OID, OIDOID};
+	Datum values[2];
+	int result;
 
 	values[0] = Int64GetDatum(job_id);
 	values[1] = ObjectIdGetDatum(caller);
@@ -96,15 +96,15 @@ jobq_queue_retry(int64 job_id, Oid caller)
 
 	/* a live job holding the same key makes the retry impossible */
 	jobq_superuser_execute(jobq_superuser_prepare(&plan_key_taken,
-					"SELECT d.job_key FROM jobq._done d JOIN jobq._queue q "
-					"ON q.owner = d.owner AND q.job_key = d.job_key "
-					"WHERE d.id = $1 AND d.status IN ('dead', 'cancelled') "
-					"AND pg_has_role($2, d.owner::oid, 'MEMBER')",
-					2, types),
-			values, NULL, SPI_OK_SELECT);
+												  "SELECT d.job_key FROM jobq._done d JOIN jobq._queue q "
+												  "ON q.owner = d.owner AND q.job_key = d.job_key "
+												  "WHERE d.id = $1 AND d.status IN ('dead', 'cancelled') "
+												  "AND pg_has_role($2, d.owner::oid, 'MEMBER')",
+												  2, types),
+						   values, NULL, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
-		char	   *key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char *key = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
@@ -113,20 +113,20 @@ jobq_queue_retry(int64 job_id, Oid caller)
 	}
 
 	if (jobq_superuser_execute(jobq_superuser_prepare(&plan_retry,
-						"WITH d AS (DELETE FROM jobq._done WHERE id = $1 "
-						"AND status IN ('dead', 'cancelled') AND " VISIBLE_TO_CALLER
-						" RETURNING *) "
-						"INSERT INTO jobq._queue (id, kind, queue, payload, priority, "
-						"status, attempts, max_attempts, run_at, timeout, job_key, owner, "
-						"net, created_at, last_error, last_error_sqlstate, last_error_context, "
-						"last_error_at) "
-						"SELECT id, kind, queue, payload, priority, 'pending', 0, "
-						"max_attempts, now(), timeout, job_key, owner, "
-						"EXISTS (SELECT FROM jobq._kinds k WHERE k.kind = d.kind AND k.net), "
-						"created_at, last_error, last_error_sqlstate, last_error_context, last_error_at "
-						"FROM d",
-						2, types),
-				values, NULL, SPI_OK_INSERT) == 1)
+													  "WITH d AS (DELETE FROM jobq._done WHERE id = $1 "
+													  "AND status IN ('dead', 'cancelled') AND " VISIBLE_TO_CALLER
+													  " RETURNING *) "
+													  "INSERT INTO jobq._queue (id, kind, queue, payload, priority, "
+													  "status, attempts, max_attempts, run_at, timeout, job_key, owner, "
+													  "net, created_at, last_error, last_error_sqlstate, last_error_context, "
+													  "last_error_at) "
+													  "SELECT id, kind, queue, payload, priority, 'pending', 0, "
+													  "max_attempts, now(), timeout, job_key, owner, "
+													  "EXISTS (SELECT FROM jobq._kinds k WHERE k.kind = d.kind AND k.net), "
+													  "created_at, last_error, last_error_sqlstate, last_error_context, last_error_at "
+													  "FROM d",
+													  2, types),
+							   values, NULL, SPI_OK_INSERT) == 1)
 		result = JOBQ_DONE;
 	else if (visible_to_caller(values))
 		result = JOBQ_WRONG_STATE;

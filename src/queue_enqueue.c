@@ -59,7 +59,7 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 static int64
 first_id(void)
 {
-	bool		isnull;
+	bool isnull;
 
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
@@ -72,13 +72,13 @@ first_id(void)
 int64
 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 {
-	JobqSpiCall	qc;
-	Oid			types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, INT8OID, TEXTOID, OIDOID, BOOLOID};
-	Datum		values[10];
-	char		nulls[10] = "          ";
-	int64		id = 0;
-	int			tries;
+	JobqSpiCall qc;
+	Oid types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
+					 INT4OID, INT8OID, TEXTOID, OIDOID, BOOLOID};
+	Datum values[10];
+	char nulls[10] = "          ";
+	int64 id = 0;
+	int tries;
 
 	/*
 	 * A job without a key cannot conflict: it is written without a
@@ -101,13 +101,13 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 	jobq_superuser_spi_begin(&qc);
 	for (tries = 0; id == 0 && tries < 10; tries++)
 	{
-		Oid			ktypes[2] = {OIDOID, TEXTOID};
-		Datum		kvalues[2];
+		Oid ktypes[2] = {OIDOID, TEXTOID};
+		Datum kvalues[2];
 
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_insert,
-						NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_CONFLICT,
-						10, types),
-				values, nulls, SPI_OK_INSERT_RETURNING);
+													  NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_CONFLICT,
+													  10, types),
+							   values, nulls, SPI_OK_INSERT_RETURNING);
 		if (SPI_processed == 1)
 		{
 			id = first_id();
@@ -118,9 +118,9 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 		kvalues[0] = values[8];
 		kvalues[1] = values[7];
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_find_key,
-						"SELECT id FROM jobq._queue WHERE owner = $1::regrole AND job_key = $2",
-						2, ktypes),
-				kvalues, NULL, SPI_OK_SELECT);
+													  "SELECT id FROM jobq._queue WHERE owner = $1::regrole AND job_key = $2",
+													  2, ktypes),
+							   kvalues, NULL, SPI_OK_SELECT);
 		if (SPI_processed == 1)
 			id = first_id();
 		/* else it finished in between: try the insert again */
@@ -144,13 +144,13 @@ void
 jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 					   bool have_keys, int64 **ids, int *nids)
 {
-	JobqSpiCall	qc;
-	Oid			types[10] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
-	INT4OID, INT8OID, TEXTARRAYOID, OIDOID, BOOLOID};
-	Datum		values[10];
-	char		nulls[10] = "          ";
-	SPIPlanPtr	plan;
-	uint64		i;
+	JobqSpiCall qc;
+	Oid types[10] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
+					 INT4OID, INT8OID, TEXTARRAYOID, OIDOID, BOOLOID};
+	Datum values[10];
+	char nulls[10] = "          ";
+	SPIPlanPtr plan;
+	uint64 i;
 
 	new_job_values(job, values, nulls);
 	values[2] = payloads;
@@ -161,25 +161,24 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 	jobq_superuser_spi_begin(&qc);
 	if (have_keys)
 		plan = jobq_superuser_prepare(&plan_insert_many_keys,
-					   NEW_JOB_INSERT
-					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10 "
-					   "FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n"
-					   NEW_JOB_CONFLICT,
-					   10, types);
+									  NEW_JOB_INSERT
+									  "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10 "
+									  "FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n" NEW_JOB_CONFLICT,
+									  10, types);
 	else
 		plan = jobq_superuser_prepare(&plan_insert_many,
-					   NEW_JOB_INSERT
-					   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10 "
-					   "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n "
-					   "RETURNING id",
-					   10, types);
+									  NEW_JOB_INSERT
+									  "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10 "
+									  "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n "
+									  "RETURNING id",
+									  10, types);
 	jobq_superuser_execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
 
 	*nids = (int) SPI_processed;
 	*ids = MemoryContextAlloc(qc.caller_cxt, sizeof(int64) * Max(*nids, 1));
 	for (i = 0; i < SPI_processed; i++)
 	{
-		bool		isnull;
+		bool isnull;
 
 		(*ids)[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 												SPI_tuptable->tupdesc, 1, &isnull));

@@ -24,4 +24,4 @@ extern SPIPlanPtr jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond,
 										  const char *join, int nargs,
 										  Oid *argtypes);
 
-#endif							/* JOBQ_QUEUE_INT_H */
+#endif /* JOBQ_QUEUE_INT_H */

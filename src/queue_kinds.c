@@ -39,7 +39,7 @@ static SPIPlanPtr plan_kinds_0_1 = NULL;
 
 /* the kind cache: kind name -> JobqKind, flushed on relcache invalidation */
 static HTAB *kind_cache = NULL;
-static Oid	kind_cache_relid = InvalidOid;
+static Oid kind_cache_relid = InvalidOid;
 static bool kind_callback_registered = false;
 
 static void kinds_changed(void);
@@ -80,12 +80,12 @@ kind_cache_invalidate(Datum arg, Oid relid)
 static void
 kind_cache_load(void)
 {
-	JobqSpiCall	qc;
-	SPIPlanPtr	plan;
-	HASHCTL		ctl;
-	HTAB	   *cache;
-	uint64		i;
-	Oid			nsp;
+	JobqSpiCall qc;
+	SPIPlanPtr plan;
+	HASHCTL ctl;
+	HTAB *cache;
+	uint64 i;
+	Oid nsp;
 
 	if (!kind_callback_registered)
 	{
@@ -106,8 +106,8 @@ kind_cache_load(void)
 	jobq_superuser_spi_begin(&qc);
 	if (get_attnum(kind_cache_relid, "restricted") != InvalidAttrNumber)
 		plan = jobq_superuser_prepare(&plan_kinds,
-					KINDS_SELECT "k.restricted, k.keep_response " KINDS_FROM,
-					0, NULL);
+									  KINDS_SELECT "k.restricted, k.keep_response " KINDS_FROM,
+									  0, NULL);
 	else
 	{
 		/*
@@ -116,22 +116,22 @@ kind_cache_load(void)
 		 * did until the update adds them.
 		 */
 		plan = jobq_superuser_prepare(&plan_kinds_0_1,
-					KINDS_SELECT
-					"NOT (k.builtin AND k.kind = 'matview.refresh'), "
-					"k.builtin AND k.net AND k.kind = 'http' " KINDS_FROM,
-					0, NULL);
+									  KINDS_SELECT
+									  "NOT (k.builtin AND k.kind = 'matview.refresh'), "
+									  "k.builtin AND k.net AND k.kind = 'http' " KINDS_FROM,
+									  0, NULL);
 	}
 	jobq_superuser_execute(plan, NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		char	   *name = SPI_getvalue(tup, desc, 1);
-		char	   *queue = SPI_getvalue(tup, desc, 5);
-		JobqKind   *k;
-		bool		isnull;
-		bool		found;
-		Datum		d;
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		char *name = SPI_getvalue(tup, desc, 1);
+		char *queue = SPI_getvalue(tup, desc, 5);
+		JobqKind *k;
+		bool isnull;
+		bool found;
+		Datum d;
 
 		if (strlen(name) >= NAMEDATALEN)
 			continue;
@@ -174,12 +174,12 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 						 bool max_attempts_null, Interval *timeout,
 						 int32 priority, Oid registrar)
 {
-	JobqSpiCall	qc;
-	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
-	INTERVALOID, OIDOID};
-	Datum		values[7];
-	char		nulls[7] = "       ";
-	uint64		n;
+	JobqSpiCall qc;
+	Oid types[7] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, INT4OID,
+					INTERVALOID, OIDOID};
+	Datum values[7];
+	char nulls[7] = "       ";
+	uint64 n;
 
 	values[0] = CStringGetTextDatum(kind);
 	values[1] = CStringGetTextDatum(handler);
@@ -201,16 +201,16 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 	 */
 	jobq_superuser_spi_begin(&qc);
 	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_register,
-						"INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, "
-						"max_attempts, timeout, registered_by) "
-						"VALUES ($1, $2, $3, $4, $5, $6, $7::regrole) "
-						"ON CONFLICT (kind) DO UPDATE SET handler = EXCLUDED.handler, "
-						"queue = EXCLUDED.queue, priority = EXCLUDED.priority, "
-						"max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout, "
-						"registered_at = now() "
-						"WHERE NOT k.builtin AND " KIND_OWNED_BY("$7"),
-						7, types),
-				values, nulls, SPI_OK_INSERT);
+													  "INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, "
+													  "max_attempts, timeout, registered_by) "
+													  "VALUES ($1, $2, $3, $4, $5, $6, $7::regrole) "
+													  "ON CONFLICT (kind) DO UPDATE SET handler = EXCLUDED.handler, "
+													  "queue = EXCLUDED.queue, priority = EXCLUDED.priority, "
+													  "max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout, "
+													  "registered_at = now() "
+													  "WHERE NOT k.builtin AND " KIND_OWNED_BY("$7"),
+													  7, types),
+							   values, nulls, SPI_OK_INSERT);
 	jobq_superuser_spi_end(&qc);
 	if (n == 0)
 		kind_not_owned(kind);
@@ -220,25 +220,24 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 bool
 jobq_queue_unregister_kind(const char *kind)
 {
-	JobqSpiCall	qc;
-	Oid			types[2] = {TEXTOID, OIDOID};
-	Datum		values[2];
-	uint64		n;
-	bool		exists = false;
+	JobqSpiCall qc;
+	Oid types[2] = {TEXTOID, OIDOID};
+	Datum values[2];
+	uint64 n;
+	bool exists = false;
 
 	values[0] = CStringGetTextDatum(kind);
 	values[1] = ObjectIdGetDatum(GetUserId());
 	jobq_superuser_spi_begin(&qc);
 	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_unregister,
-						"DELETE FROM jobq._kinds k WHERE kind = $1 AND NOT builtin AND "
-						KIND_OWNED_BY("$2"),
-						2, types),
-				values, NULL, SPI_OK_DELETE);
+													  "DELETE FROM jobq._kinds k WHERE kind = $1 AND NOT builtin AND " KIND_OWNED_BY("$2"),
+													  2, types),
+							   values, NULL, SPI_OK_DELETE);
 	if (n == 0)
 		exists = jobq_superuser_execute(jobq_superuser_prepare(&plan_kind_exists,
-								 "SELECT FROM jobq._kinds WHERE kind = $1",
-								 1, types),
-						 values, NULL, SPI_OK_SELECT) > 0;
+															   "SELECT FROM jobq._kinds WHERE kind = $1",
+															   1, types),
+										values, NULL, SPI_OK_SELECT) > 0;
 	jobq_superuser_spi_end(&qc);
 	if (exists)
 		kind_not_owned(kind);
@@ -267,7 +266,7 @@ kind_not_owned(const char *kind)
 static void
 kinds_changed(void)
 {
-	Oid			nsp = get_namespace_oid("jobq", false);
+	Oid nsp = get_namespace_oid("jobq", false);
 
 	CacheInvalidateRelcacheByRelid(get_relname_relid("_kinds", nsp));
 }

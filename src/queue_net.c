@@ -38,12 +38,12 @@ Jsonb *
 jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
 					   Oid owner, TimestampTz created_at)
 {
-	JobqSpiCall	qc;
-	Oid			types[6] = {INT8OID, TEXTOID, JSONBOID, OIDOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[6];
-	char		nulls[6] = "      ";
-	bool		isnull;
-	Jsonb	   *request;
+	JobqSpiCall qc;
+	Oid types[6] = {INT8OID, TEXTOID, JSONBOID, OIDOID, TIMESTAMPTZOID, TEXTOID};
+	Datum values[6];
+	char nulls[6] = "      ";
+	bool isnull;
+	Jsonb *request;
 
 	values[0] = Int64GetDatum(job_id);
 	if (job_id == 0)
@@ -58,8 +58,8 @@ jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
 
 	jobq_superuser_spi_begin(&qc);
 	jobq_superuser_execute(jobq_superuser_prepare(&plan_net_request,
-					"SELECT jobq._net_request($1, $2, $3, $4, $5, $6)", 6, types),
-			values, nulls, SPI_OK_SELECT);
+												  "SELECT jobq._net_request($1, $2, $3, $4, $5, $6)", 6, types),
+						   values, nulls, SPI_OK_SELECT);
 	MemoryContextSwitchTo(qc.caller_cxt);
 	request = DatumGetJsonbPCopy(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
@@ -81,12 +81,12 @@ text_or_null(Datum *values, char *nulls, int i, const char *text)
 void
 jobq_queue_log_delivery(const JobqDelivery *dl)
 {
-	JobqSpiCall	qc;
-	Oid			types[15] = {INT8OID, INT4OID, TEXTOID, OIDOID, TEXTOID, TEXTOID,
-		TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[15];
-	char		nulls[15] = "               ";
+	JobqSpiCall qc;
+	Oid types[15] = {INT8OID, INT4OID, TEXTOID, OIDOID, TEXTOID, TEXTOID,
+					 TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, FLOAT8OID,
+					 TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum values[15];
+	char nulls[15] = "               ";
 
 	values[0] = Int64GetDatum(dl->job_id);
 	values[1] = Int32GetDatum(dl->attempt);
@@ -108,12 +108,12 @@ jobq_queue_log_delivery(const JobqDelivery *dl)
 
 	jobq_superuser_spi_begin(&qc);
 	jobq_superuser_execute(jobq_superuser_prepare(&plan_log_delivery,
-					"INSERT INTO jobq._deliveries (job_id, attempt, kind, owner, channel, "
-					"recipient, url, status_code, outcome, error, error_sqlstate, response, "
-					"duration_ms, started_at, finished_at) "
-					"VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12, "
-					"$13, $14, $15)",
-					15, types),
-			values, nulls, SPI_OK_INSERT);
+												  "INSERT INTO jobq._deliveries (job_id, attempt, kind, owner, channel, "
+												  "recipient, url, status_code, outcome, error, error_sqlstate, response, "
+												  "duration_ms, started_at, finished_at) "
+												  "VALUES ($1, $2, $3, $4::regrole, $5, $6, $7, $8, $9, $10, $11, $12, "
+												  "$13, $14, $15)",
+												  15, types),
+						   values, nulls, SPI_OK_INSERT);
 	jobq_superuser_spi_end(&qc);
 }

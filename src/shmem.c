@@ -67,8 +67,8 @@ shmem_request(void)
 static void
 shmem_startup(void)
 {
-	bool		found;
-	Size		size = shmem_size();
+	bool found;
+	Size size = shmem_size();
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -77,7 +77,7 @@ shmem_startup(void)
 	jobq_shared = ShmemInitStruct("jobq", size, &found);
 	if (!found)
 	{
-		uint32		r;
+		uint32 r;
 
 		memset(jobq_shared, 0, size);
 		jobq_shared->lock = &(GetNamedLWLockTranche("jobq"))->lock;
@@ -123,7 +123,7 @@ jobq_shmem_start_durable_claims(void)
 	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DURABLE_CLAIMS_MS);
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	if (jobq_shared->durable_claims_until != 0)
-		until = 0;				/* a restarted launcher: the window is set */
+		until = 0; /* a restarted launcher: the window is set */
 	else
 		jobq_shared->durable_claims_until = until;
 	LWLockRelease(jobq_shared->lock);
@@ -172,7 +172,7 @@ jobq_shmem_available(void)
 int64
 jobq_shmem_next_token(void)
 {
-	int64		token;
+	int64 token;
 
 	if (jobq_shared == NULL)
 	{
@@ -194,9 +194,9 @@ jobq_shmem_next_token(void)
 void
 jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
 {
-	Latch	   *latches[64];
-	int			nlatches = 0;
-	int			i;
+	Latch *latches[64];
+	int nlatches = 0;
+	int i;
 
 	if (jobq_shared == NULL)
 		return;
@@ -224,7 +224,7 @@ jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
 void
 jobq_shmem_wake_launcher(void)
 {
-	Latch	   *latch;
+	Latch *latch;
 
 	if (jobq_shared == NULL)
 		return;
@@ -239,8 +239,8 @@ jobq_shmem_wake_launcher(void)
 static void
 request_probe(Oid dboid)
 {
-	int			i;
-	bool		known = false;
+	int i;
+	bool known = false;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < jobq_shared->nprobe_requests; i++)
@@ -347,8 +347,8 @@ bool
 jobq_shmem_paused(Oid dboid)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		paused = false;
-	int			i;
+	bool paused = false;
+	int i;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	for (i = 0; i < JOBQ_PAUSES; i++)
@@ -368,15 +368,15 @@ jobq_shmem_pause_database(Oid dboid, int seconds)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz until = TimestampTzPlusMilliseconds(now, seconds * 1000);
-	pid_t		pids[64];
-	int			npids = 0;
-	int			slot = -1;
-	int			i;
+	pid_t pids[64];
+	int npids = 0;
+	int slot = -1;
+	int i;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < JOBQ_PAUSES; i++)
 	{
-		JobqPause  *p = &jobq_shared->pauses[i];
+		JobqPause *p = &jobq_shared->pauses[i];
 
 		if (p->dboid == dboid)
 		{
@@ -437,8 +437,8 @@ jobq_shmem_boot_id(void)
 int
 jobq_shmem_connected_workers(Oid dboid)
 {
-	int			n = 0;
-	int			i;
+	int n = 0;
+	int i;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	for (i = 0; i < jobq_shared->nworkers; i++)
@@ -454,7 +454,7 @@ jobq_shmem_connected_workers(Oid dboid)
 int
 jobq_shmem_copy_slots(JobqWorker **copy)
 {
-	int			n = jobq_shared->nworkers;
+	int n = jobq_shared->nworkers;
 
 	*copy = palloc(sizeof(JobqWorker) * n);
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
@@ -496,7 +496,7 @@ jobq_shmem_launcher_attach(void)
 int
 jobq_shmem_take_probe_requests(Oid *requests, bool *all)
 {
-	int			n;
+	int n;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	n = jobq_shared->nprobe_requests;
@@ -530,7 +530,7 @@ jobq_shmem_collect_slot(int slot, bool stopped, bool unhandled,
 		stopped = true;
 	if (stopped && w->in_use)
 	{
-		uint32		generation = w->generation;
+		uint32 generation = w->generation;
 
 		end->dboid = w->dboid;
 		end->has_jobq = w->has_jobq;
@@ -550,9 +550,9 @@ jobq_shmem_collect_slot(int slot, bool stopped, bool unhandled,
 int
 jobq_shmem_allocate_slot(Oid dboid, bool net, int *number, uint32 *generation)
 {
-	int			slot = -1;
-	bool		taken[1024];
-	int			i;
+	int slot = -1;
+	bool taken[1024];
+	int i;
 
 	*number = 0;
 	*generation = 0;
@@ -605,9 +605,9 @@ jobq_shmem_free_slot(int slot)
 void
 jobq_shmem_trim_workers(Oid dboid, bool net, int keep)
 {
-	Latch	   *latches[64];
-	int			nlatches = 0;
-	int			i;
+	Latch *latches[64];
+	int nlatches = 0;
+	int i;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < jobq_shared->nworkers; i++)
@@ -634,9 +634,9 @@ jobq_shmem_trim_workers(Oid dboid, bool net, int keep)
 int
 jobq_shmem_count_workers(Oid dboid, int *net, bool *has_jobq)
 {
-	int			count = 0;
-	int			nnet = 0;
-	int			i;
+	int count = 0;
+	int nnet = 0;
+	int i;
 
 	*has_jobq = false;
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);

@@ -31,9 +31,9 @@ typedef enum JobqWorkerState
 /* Why a worker ended, as it tells the launcher. */
 typedef enum JobqWorkerExit
 {
-	JOBQ_EXIT_UNKNOWN = 0,		/* died, or never said */
-	JOBQ_EXIT_ABSENT,			/* jobq is not installed in the database */
-	JOBQ_EXIT_ASKED				/* told to stop (pause, fewer workers) */
+	JOBQ_EXIT_UNKNOWN = 0, /* died, or never said */
+	JOBQ_EXIT_ABSENT,	   /* jobq is not installed in the database */
+	JOBQ_EXIT_ASKED		   /* told to stop (pause, fewer workers) */
 } JobqWorkerExit;
 
 /*
@@ -42,28 +42,28 @@ typedef enum JobqWorkerExit
  */
 typedef struct JobqWorker
 {
-	bool		in_use;			/* slot allocated by the launcher */
-	uint32		generation;		/* bumped at each allocation */
-	Oid			dboid;
-	bool		net;			/* the net worker: network jobs only */
-	int			number;			/* worker number within its database and lane */
-	pid_t		pid;			/* 0 until the worker has attached */
-	Latch	   *latch;
-	int64		token;			/* written to locked_by of claimed jobs */
-	bool		sleeping;		/* waiting on its latch for work */
-	bool		stop_requested;
-	bool		has_jobq;		/* the worker found the extension */
+	bool in_use;	   /* slot allocated by the launcher */
+	uint32 generation; /* bumped at each allocation */
+	Oid dboid;
+	bool net;	/* the net worker: network jobs only */
+	int number; /* worker number within its database and lane */
+	pid_t pid;	/* 0 until the worker has attached */
+	Latch *latch;
+	int64 token;   /* written to locked_by of claimed jobs */
+	bool sleeping; /* waiting on its latch for work */
+	bool stop_requested;
+	bool has_jobq; /* the worker found the extension */
 	JobqWorkerExit exit_reason;
-	uint64		wake_seq;		/* bumped by each wake-up for its database */
+	uint64 wake_seq; /* bumped by each wake-up for its database */
 	JobqWorkerState state;
-	int64		job_id;
-	int			in_flight;		/* the net worker's requests under way */
-	uint64		jobs_succeeded;
-	uint64		jobs_failed;
-	uint64		claims;			/* claim calls, empty ones too */
-	uint64		jobs_claimed;
-	double		claim_ms;		/* time spent in them */
-	uint64		claim_buffers;	/* shared buffers they hit or read */
+	int64 job_id;
+	int in_flight; /* the net worker's requests under way */
+	uint64 jobs_succeeded;
+	uint64 jobs_failed;
+	uint64 claims; /* claim calls, empty ones too */
+	uint64 jobs_claimed;
+	double claim_ms;	  /* time spent in them */
+	uint64 claim_buffers; /* shared buffers they hit or read */
 	TimestampTz started_at;
 	TimestampTz state_since;
 
@@ -75,22 +75,22 @@ typedef struct JobqWorker
 	 * runs and of its last job, and whether a peer has taken the jobs
 	 * between those keys.
 	 */
-	TimestampTz batch_deadline; /* 0: no job of the batch waits to start */
-	TimestampTz batch_claimed_at;	/* the batch's jobs' started_at */
-	bool		taken_over;
-	int32		run_priority;
+	TimestampTz batch_deadline;	  /* 0: no job of the batch waits to start */
+	TimestampTz batch_claimed_at; /* the batch's jobs' started_at */
+	bool taken_over;
+	int32 run_priority;
 	TimestampTz run_run_at;
-	int64		run_id;
-	int32		last_priority;	/* the key of the batch's last job */
+	int64 run_id;
+	int32 last_priority; /* the key of the batch's last job */
 	TimestampTz last_run_at;
-	int64		last_id;
+	int64 last_id;
 } JobqWorker;
 
 /* What the launcher learns from a slot whose worker stopped. */
 typedef struct JobqSlotEnd
 {
-	Oid			dboid;
-	bool		has_jobq;
+	Oid dboid;
+	bool has_jobq;
 	JobqWorkerExit reason;
 	TimestampTz started_at;
 } JobqSlotEnd;
@@ -98,10 +98,10 @@ typedef struct JobqSlotEnd
 /* A worker's own slot, as it attached. */
 typedef struct JobqSlotInfo
 {
-	int64		token;
-	Oid			dboid;
-	int			number;
-	bool		net;
+	int64 token;
+	Oid dboid;
+	int number;
+	bool net;
 } JobqSlotInfo;
 
 /*
@@ -113,7 +113,7 @@ typedef struct JobqSlotInfo
 /* set-up, any backend */
 extern void jobq_shmem_request(void);
 extern bool jobq_shmem_available(void);
-extern int	jobq_shmem_nworkers(void);
+extern int jobq_shmem_nworkers(void);
 extern int32 jobq_shmem_boot_id(void);
 extern int64 jobq_shmem_next_token(void);
 extern bool jobq_shmem_durable_claims(void);
@@ -126,21 +126,21 @@ extern void jobq_shmem_wake_launcher(void);
 extern void jobq_shmem_request_probe_on_commit(void);
 extern bool jobq_shmem_paused(Oid dboid);
 extern void jobq_shmem_pause_database(Oid dboid, int seconds);
-extern int	jobq_shmem_connected_workers(Oid dboid);
-extern int	jobq_shmem_copy_slots(JobqWorker **copy);
+extern int jobq_shmem_connected_workers(Oid dboid);
+extern int jobq_shmem_copy_slots(JobqWorker **copy);
 
 /* the launcher */
 extern void jobq_shmem_start_durable_claims(void);
 extern void jobq_shmem_launcher_attach(void);
-extern int	jobq_shmem_take_probe_requests(Oid *requests, bool *all);
+extern int jobq_shmem_take_probe_requests(Oid *requests, bool *all);
 extern bool jobq_shmem_collect_slot(int slot, bool stopped, bool unhandled,
 									TimestampTz now, int stale_ms,
 									JobqSlotEnd *end);
-extern int	jobq_shmem_allocate_slot(Oid dboid, bool net, int *number,
-									 uint32 *generation);
+extern int jobq_shmem_allocate_slot(Oid dboid, bool net, int *number,
+									uint32 *generation);
 extern void jobq_shmem_free_slot(int slot);
 extern void jobq_shmem_trim_workers(Oid dboid, bool net, int keep);
-extern int	jobq_shmem_count_workers(Oid dboid, int *net, bool *has_jobq);
+extern int jobq_shmem_count_workers(Oid dboid, int *net, bool *has_jobq);
 
 /* a worker, on its own slot */
 extern bool jobq_shmem_attach_worker(int slot, uint32 generation,
@@ -155,7 +155,7 @@ extern void jobq_shmem_sleep_end(void);
 extern void jobq_shmem_count_claim(int n, double ms, int64 buffers);
 extern void jobq_shmem_count_jobs(uint64 succeeded, uint64 failed);
 extern void jobq_shmem_report_net(int in_flight, uint64 succeeded, uint64 failed);
-extern int	jobq_shmem_live_tokens(bool self_too, int64 *live, uint32 *max_counter);
+extern int jobq_shmem_live_tokens(bool self_too, int64 *live, uint32 *max_counter);
 extern uint64 jobq_shmem_finished_in_database(Oid dboid);
 
 /* a worker's batch and the peers that take over its waiting jobs */
@@ -168,4 +168,4 @@ extern TimestampTz jobq_shmem_next_take_over(void);
 extern bool jobq_shmem_take_over(int64 *token, TimestampTz *claimed_at,
 								 JobqClaimKey *after, JobqClaimKey *last);
 
-#endif							/* JOBQ_SHMEM_H */
+#endif /* JOBQ_SHMEM_H */

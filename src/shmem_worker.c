@@ -111,7 +111,7 @@ jobq_shmem_set_state(JobqWorkerState state, int64 job_id)
 bool
 jobq_shmem_stop_requested(void)
 {
-	bool		stop;
+	bool stop;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	stop = me->stop_requested;
@@ -122,7 +122,7 @@ jobq_shmem_stop_requested(void)
 uint64
 jobq_shmem_wake_seq(void)
 {
-	uint64		seq;
+	uint64 seq;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	seq = me->wake_seq;
@@ -208,8 +208,8 @@ jobq_shmem_report_net(int in_flight, uint64 succeeded, uint64 failed)
 int
 jobq_shmem_live_tokens(bool self_too, int64 *live, uint32 *max_counter)
 {
-	int			nlive = 0;
-	int			i;
+	int nlive = 0;
+	int i;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	for (i = 0; i < jobq_shared->nworkers; i++)
@@ -225,7 +225,7 @@ jobq_shmem_live_tokens(bool self_too, int64 *live, uint32 *max_counter)
 uint64
 jobq_shmem_finished_in_database(Oid dboid)
 {
-	uint64		n = 0;
+	uint64 n = 0;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	for (int i = 0; i < jobq_shared->nworkers; i++)
@@ -286,7 +286,7 @@ bool
 jobq_shmem_start_job(const JobqClaimKey *key, bool last_of_batch)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		start = true;
+	bool start = true;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	if (me->taken_over)
@@ -342,7 +342,7 @@ static TimestampTz
 next_take_over(void)
 {
 	TimestampTz next = DT_NOEND;
-	int			i;
+	int i;
 
 	for (i = 0; i < jobq_shared->nworkers; i++)
 		next = Min(next, take_over_time(&jobq_shared->workers[i]));
@@ -356,7 +356,7 @@ next_take_over(void)
 bool
 jobq_shmem_round_begin(uint64 *seq)
 {
-	bool		due;
+	bool due;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	*seq = me->wake_seq;
@@ -388,7 +388,7 @@ jobq_shmem_take_over(int64 *token, TimestampTz *claimed_at,
 					 JobqClaimKey *after, JobqClaimKey *last)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int			i;
+	int i;
 
 	*token = 0;
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);

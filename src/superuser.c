@@ -118,7 +118,7 @@ jobq_superuser_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argty
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr plan = SPI_prepare(sql, nargs, argtypes);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare \"%s\": %s", sql,
@@ -134,7 +134,7 @@ jobq_superuser_prepare(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argty
 uint64
 jobq_superuser_execute(SPIPlanPtr plan, Datum *values, const char *nulls, int expected)
 {
-	int			rc = SPI_execute_plan(plan, values, nulls, false, 0);
+	int rc = SPI_execute_plan(plan, values, nulls, false, 0);
 
 	if (rc != expected)
 		elog(ERROR, "jobq statement failed: %s", SPI_result_code_string(rc));

@@ -16,17 +16,17 @@
 /* The caller's identity while jobq runs a statement as the bootstrap superuser. */
 typedef struct JobqSuperuser
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	Oid save_userid;
+	int save_sec_context;
 } JobqSuperuser;
 
 /* An SPI connection as the bootstrap superuser (jobq_superuser_spi_begin). */
 typedef struct JobqSpiCall
 {
 	JobqSuperuser su;
-	bool		pushed_snapshot;
+	bool pushed_snapshot;
 	MemoryContext caller_cxt;
-	int			guc_nestlevel;	/* jobq_superuser_spi_begin_indexed's settings, or 0 */
+	int guc_nestlevel; /* jobq_superuser_spi_begin_indexed's settings, or 0 */
 } JobqSpiCall;
 
 extern void jobq_superuser_begin(JobqSuperuser *su);
@@ -39,4 +39,4 @@ extern SPIPlanPtr jobq_superuser_prepare(SPIPlanPtr *cache, const char *sql,
 extern uint64 jobq_superuser_execute(SPIPlanPtr plan, Datum *values,
 									 const char *nulls, int expected);
 
-#endif							/* JOBQ_SUPERUSER_H */
+#endif /* JOBQ_SUPERUSER_H */

@@ -28,8 +28,8 @@
 #include "shmem.h"
 #include "utility.h"
 
-#define PAUSE_SECONDS	10
-#define WAIT_MS			5000
+#define PAUSE_SECONDS 10
+#define WAIT_MS 5000
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
 
@@ -37,7 +37,7 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
 static void
 clear_database(const char *dbname)
 {
-	Oid			dboid;
+	Oid dboid;
 	TimestampTz start = GetCurrentTimestamp();
 
 	if (dbname == NULL || !jobq_shmem_available())
@@ -60,7 +60,7 @@ clear_database(const char *dbname)
 static bool
 names_jobq(List *objects)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, objects)
 		if (strcmp(strVal(lfirst(lc)), "jobq") == 0)
@@ -74,7 +74,7 @@ jobq_process_utility(PlannedStmt *pstmt, const char *queryString,
 					 ParamListInfo params, QueryEnvironment *queryEnv,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
+	Node *parsetree = pstmt->utilityStmt;
 
 	switch (nodeTag(parsetree))
 	{
@@ -90,11 +90,11 @@ jobq_process_utility(PlannedStmt *pstmt, const char *queryString,
 			break;
 		case T_CreatedbStmt:
 			{
-				ListCell   *lc;
+				ListCell *lc;
 
 				foreach(lc, ((CreatedbStmt *) parsetree)->options)
 				{
-					DefElem    *opt = lfirst(lc);
+					DefElem *opt = lfirst(lc);
 
 					if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
 						clear_database(defGetString(opt));

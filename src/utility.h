@@ -11,4 +11,4 @@
 
 extern void jobq_utility_install(void);
 
-#endif							/* JOBQ_UTILITY_H */
+#endif /* JOBQ_UTILITY_H */

@@ -44,7 +44,7 @@
 
 static MemoryContext worker_cxt = NULL;
 static MemoryContext batch_cxt = NULL;
-static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
+static int claim_size = INT_MAX; /* adapts to how long jobs take */
 
 /*
  * One round: claim and run a batch.  Returns 0 when it ran jobs (look
@@ -54,12 +54,12 @@ static int	claim_size = INT_MAX;	/* adapts to how long jobs take */
 static long
 worker_round(uint64 *seq, bool *idle)
 {
-	JobqJob    *jobs;
-	int			n;
+	JobqJob *jobs;
+	int n;
 	TimestampTz due = DT_NOEND;
 	TimestampTz take_over_at;
-	bool		take_over_due;
-	long		sleep_ms;
+	bool take_over_due;
+	long sleep_ms;
 
 	take_over_due = jobq_shmem_round_begin(seq);
 	if (take_over_due)
@@ -83,7 +83,7 @@ worker_round(uint64 *seq, bool *idle)
 	*idle = false;
 	if (n > 0)
 	{
-		int			ran;
+		int ran;
 
 		/*
 		 * There may be more: let another worker help.  Jobs that wait behind
@@ -117,7 +117,7 @@ worker_round(uint64 *seq, bool *idle)
 
 		if (due <= now)
 		{
-			sleep_ms = 10;		/* due but locked by someone: look again soon */
+			sleep_ms = 10; /* due but locked by someone: look again soon */
 			*idle = false;
 		}
 		else
@@ -161,7 +161,7 @@ recover_from_error(void)
 	EmitErrorReport();
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
-	jobq_batch_forget();		/* no peer takes over what is reaped below */
+	jobq_batch_forget(); /* no peer takes over what is reaped below */
 	MemoryContextReset(batch_cxt);
 
 	jobq_bgw_begin_xact();
@@ -193,15 +193,15 @@ jobq_worker_main(Datum main_arg)
 	if (jobq_bgw_slot()->net)
 	{
 		SetConfigOption("application_name", "jobq net worker", PGC_USERSET, PGC_S_SESSION);
-		jobq_net_main();	/* does not return */
+		jobq_net_main(); /* does not return */
 	}
 
 	for (;;)
 	{
-		uint64		seq = 0;
-		long		sleep_ms = 0;
-		long		vacuum_ms;
-		bool		idle = false;
+		uint64 seq = 0;
+		long sleep_ms = 0;
+		long vacuum_ms;
+		bool idle = false;
 
 		jobq_bgw_check_stop();
 

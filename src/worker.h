@@ -13,4 +13,4 @@
 
 extern PGDLLEXPORT void jobq_worker_main(Datum main_arg);
 
-#endif							/* JOBQ_WORKER_H */
+#endif /* JOBQ_WORKER_H */

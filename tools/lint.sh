@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Static analysis of jobq's C code, four passes, each must find nothing:
+# Static analysis of jobq's C code, five passes, each must find nothing:
 #  1. the build with -Wall -Wextra, warnings as errors (flags: Makefile);
 #  2. no circle between the C files: the call graph between the objects
 #     (each src/*.o's undefined symbols mapped to the src/*.o that defines
 #     them, from nm), printed, must have no cycle;
-#  3. cppcheck, with the suppressions of tools/cppcheck-suppressions.txt;
-#  4. clang-tidy, with the checks of .clang-tidy.
+#  3. the formatting: tools/format.sh --check (clang-format, .clang-format);
+#  4. cppcheck, with the suppressions of tools/cppcheck-suppressions.txt;
+#  5. clang-tidy, with the checks of .clang-tidy.
 # cppcheck and clang-tidy read compile_commands.json, written here from the
 # compiler commands make runs (editors can use it too).  Exits non-zero on
 # any finding.  tools/test.sh runs it before the tests; it installs nothing
@@ -86,6 +87,9 @@ for comp in circles:
                 print("  %s -> %s: %s" % (a, b, " ".join(sorted(graph[a][b]))))
 sys.exit(1 if circles else 0)
 PY
+
+echo "== lint: formatting"
+bash tools/format.sh --check || status=1
 
 # compile_commands.json: each src/*.c with the command make compiles its .o
 # with (not the clang command that makes its LLVM bitcode)
