@@ -4,8 +4,8 @@
  *	  The SQL-callable functions of schema jobq.
  *
  * Each function checks its arguments and the caller's rights with the
- * caller's identity (GetUserId()), then hands the work to queue.c, which
- * runs it as a superuser.  Nothing is written before every check passed, so
+ * caller's identity (GetUserId()), then hands the work to the queue layer
+ * (queue.h), which runs it as a superuser.  Nothing is written before every check passed, so
  * bad input changes nothing.  Enqueueing and retrying ask for a worker to
  * be woken when the transaction commits.
  *
@@ -27,7 +27,13 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "jobq.h"
+#include "batch.h"
+#include "claim.h"
+#include "guc.h"
+#include "handlers.h"
+#include "http_check.h"
+#include "queue.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq_enqueue);
 PG_FUNCTION_INFO_V1(jobq_enqueue_many);
@@ -41,14 +47,14 @@ PG_FUNCTION_INFO_V1(jobq__on_create);
 PG_FUNCTION_INFO_V1(jobq_current_job);
 
 /* argument positions shared by enqueue and enqueue_many */
-#define ARG_KIND		0
-#define ARG_PAYLOAD		1
-#define ARG_QUEUE		2
-#define ARG_PRIORITY	3
-#define ARG_RUN_AT		4
+#define ARG_KIND 0
+#define ARG_PAYLOAD 1
+#define ARG_QUEUE 2
+#define ARG_PRIORITY 3
+#define ARG_RUN_AT 4
 #define ARG_MAX_ATTEMPTS 5
-#define ARG_JOB_KEY		6
-#define ARG_TIMEOUT		7
+#define ARG_JOB_KEY 6
+#define ARG_TIMEOUT 7
 
 /*
  * A timeout argument in milliseconds (a month counts 30 days, as
@@ -58,7 +64,7 @@ PG_FUNCTION_INFO_V1(jobq_current_job);
 static int64
 timeout_arg_ms(Interval *iv, const char *what)
 {
-	int64		ms = jobq_interval_ms(iv);
+	int64 ms = jobq_interval_ms(iv);
 
 	if (ms > JOBQ_MAX_TIMEOUT_MS)
 		ereport(ERROR,
@@ -80,7 +86,7 @@ timeout_arg_ms(Interval *iv, const char *what)
 static void
 check_text(const char *name, const char *what, size_t max_len)
 {
-	size_t		len = strlen(name);
+	size_t len = strlen(name);
 	const unsigned char *c;
 
 	if (len == 0)
@@ -131,8 +137,8 @@ check_max_attempts(int32 max_attempts)
 static void
 new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 {
-	JobqKind   *kind;
-	char	   *name;
+	JobqKind *kind;
+	char *name;
 
 	if (PG_ARGISNULL(ARG_KIND))
 		ereport(ERROR,
@@ -151,6 +157,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	job->kind = name;
 	job->owner = GetUserId();
 	job->net = kind->net;
+	job->runs_sql = kind->runs_sql;
 
 	if (PG_ARGISNULL(ARG_QUEUE))
 		job->queue = pstrdup(kind->queue);
@@ -191,10 +198,10 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	else
 		job->timeout_ms = jobq_default_timeout;
 
-	/* a job the owner could not run is refused now ("sql" has no handler) */
+	/* a job the owner could not run is refused now (built-in kinds without a handler: the SQL and network kinds) */
 	if (!(kind->builtin && !OidIsValid(kind->handler)))
 	{
-		AclResult	aclresult;
+		AclResult aclresult;
 
 		if (!OidIsValid(kind->handler))
 			ereport(ERROR,
@@ -211,7 +218,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
  * Refuse a payload the job could not run with: an sql job's statement must
  * parse; a network job's owner must be allowed its channel or URL, and its
  * request must be complete and allowed (jobq._net_request, then the URL
- * checks of http.c).
+ * checks of http_check.c).
  */
 static void
 check_payload(const JobqNewJob *job, Jsonb *payload)
@@ -227,7 +234,7 @@ check_payload(const JobqNewJob *job, Jsonb *payload)
 		jobq_http_check_request(jobq_queue_net_request(0, job->kind, payload, job->owner,
 													   GetCurrentTransactionStartTimestamp()));
 	else
-		jobq_handler_check_payload(job->kind, payload);
+		jobq_handler_check_payload(job->kind, job->runs_sql, payload);
 }
 
 /* The payload argument, '{}' when NULL. */
@@ -242,10 +249,10 @@ payload_arg(FunctionCallInfo fcinfo)
 Datum
 jobq_enqueue(PG_FUNCTION_ARGS)
 {
-	JobqNewJob	job;
-	Jsonb	   *payload;
-	char	   *job_key = NULL;
-	int64		id;
+	JobqNewJob job;
+	Jsonb *payload;
+	char *job_key = NULL;
+	int64 id;
 
 	/* the job is written without a statement, which would check these */
 	PreventCommandIfReadOnly("jobq.enqueue()");
@@ -273,15 +280,15 @@ Datum
 jobq_enqueue_many(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	JobqNewJob	job;
-	ArrayType  *payloads;
-	Datum	   *elems;
-	bool	   *elem_nulls;
-	int			nelems;
-	bool		have_keys = !PG_ARGISNULL(ARG_JOB_KEY);
-	int64	   *ids;
-	int			nids;
-	int			i;
+	JobqNewJob job;
+	ArrayType *payloads;
+	Datum *elems;
+	bool *elem_nulls;
+	int nelems;
+	bool have_keys = !PG_ARGISNULL(ARG_JOB_KEY);
+	int64 *ids;
+	int nids;
+	int i;
 
 	new_job_from_args(fcinfo, &job);
 	if (PG_ARGISNULL(ARG_PAYLOAD))
@@ -306,10 +313,10 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	}
 	if (have_keys)
 	{
-		ArrayType  *keys = PG_GETARG_ARRAYTYPE_P(ARG_JOB_KEY);
-		Datum	   *kelems;
-		bool	   *knulls;
-		int			nkeys;
+		ArrayType *keys = PG_GETARG_ARRAYTYPE_P(ARG_JOB_KEY);
+		Datum *kelems;
+		bool *knulls;
+		int nkeys;
 
 		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT,
 						  &kelems, &knulls, &nkeys);
@@ -342,8 +349,8 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 						   have_keys, &ids, &nids);
 	for (i = 0; i < nids; i++)
 	{
-		Datum		value = Int64GetDatum(ids[i]);
-		bool		isnull = false;
+		Datum value = Int64GetDatum(ids[i]);
+		bool isnull = false;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
 	}
@@ -364,8 +371,8 @@ job_not_found(int64 job_id)
 Datum
 jobq_cancel(PG_FUNCTION_ARGS)
 {
-	int64		job_id = PG_GETARG_INT64(0);
-	int			r = jobq_queue_cancel(job_id, GetUserId());
+	int64 job_id = PG_GETARG_INT64(0);
+	int r = jobq_queue_cancel(job_id, GetUserId());
 
 	if (r == JOBQ_NOT_FOUND)
 		job_not_found(job_id);
@@ -375,8 +382,8 @@ jobq_cancel(PG_FUNCTION_ARGS)
 Datum
 jobq_retry(PG_FUNCTION_ARGS)
 {
-	int64		job_id = PG_GETARG_INT64(0);
-	int			r = jobq_queue_retry(job_id, GetUserId());
+	int64 job_id = PG_GETARG_INT64(0);
+	int r = jobq_queue_retry(job_id, GetUserId());
 
 	if (r == JOBQ_NOT_FOUND)
 		job_not_found(job_id);
@@ -394,8 +401,8 @@ jobq_retry(PG_FUNCTION_ARGS)
 static char *
 registrable_kind_arg(FunctionCallInfo fcinfo)
 {
-	char	   *kind;
-	JobqKind   *existing;
+	char *kind;
+	JobqKind *existing;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -415,13 +422,13 @@ registrable_kind_arg(FunctionCallInfo fcinfo)
 Datum
 jobq_register_kind(PG_FUNCTION_ARGS)
 {
-	char	   *kind = registrable_kind_arg(fcinfo);
-	Oid			handler;
-	char	   *queue;
-	int32		max_attempts = 0;
-	Interval   *timeout = NULL;
-	int32		priority;
-	AclResult	aclresult;
+	char *kind = registrable_kind_arg(fcinfo);
+	Oid handler;
+	char *queue;
+	int32 max_attempts = 0;
+	Interval *timeout = NULL;
+	int32 priority;
+	AclResult aclresult;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -456,7 +463,7 @@ jobq_register_kind(PG_FUNCTION_ARGS)
 Datum
 jobq_unregister_kind(PG_FUNCTION_ARGS)
 {
-	char	   *kind = registrable_kind_arg(fcinfo);
+	char *kind = registrable_kind_arg(fcinfo);
 
 	PG_RETURN_BOOL(jobq_queue_unregister_kind(kind));
 }
@@ -464,8 +471,8 @@ jobq_unregister_kind(PG_FUNCTION_ARGS)
 Datum
 jobq_prune(PG_FUNCTION_ARGS)
 {
-	int64		total = 0;
-	int64		n;
+	int64 total = 0;
+	int64 n;
 
 	do
 	{
@@ -484,10 +491,10 @@ Datum
 jobq__claim(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int32		batch = PG_GETARG_INT32(0);
-	JobqJob    *jobs;
-	int			n;
-	int			i;
+	int32 batch = PG_GETARG_INT32(0);
+	JobqJob *jobs;
+	int n;
+	int i;
 
 	if (batch < 1)
 		ereport(ERROR,
@@ -497,8 +504,8 @@ jobq__claim(PG_FUNCTION_ARGS)
 	n = jobq_queue_claim(jobq_shmem_next_token(), false, batch, &jobs);
 	for (i = 0; i < n; i++)
 	{
-		Datum		value = Int64GetDatum(jobs[i].id);
-		bool		isnull = false;
+		Datum value = Int64GetDatum(jobs[i].id);
+		bool isnull = false;
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
 	}
@@ -524,7 +531,7 @@ jobq__on_create(PG_FUNCTION_ARGS)
 Datum
 jobq_current_job(PG_FUNCTION_ARGS)
 {
-	int64		id = jobq_worker_current_job();
+	int64 id = jobq_batch_current_job();
 
 	if (id == 0)
 		PG_RETURN_NULL();

@@ -46,13 +46,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "claim.h"
+#include "qrel.h"
+#include "shmem.h"
 
 /* Is the text datum 'pending'? */
 static bool
 claim_is_pending(Datum status)
 {
-	text	   *t = DatumGetTextPP(status);
+	text *t = DatumGetTextPP(status);
 
 	return VARSIZE_ANY_EXHDR(t) == 7 && memcmp(VARDATA_ANY(t), "pending", 7) == 0;
 }
@@ -62,8 +64,8 @@ static void
 claim_job(TupleTableSlot *slot, const JobqQueueColumns *c, MemoryContext cxt, JobqJob *job)
 {
 	MemoryContext old;
-	bool		isnull;
-	Datum		d;
+	bool isnull;
+	Datum d;
 
 	job->id = DatumGetInt64(slot_getattr(slot, c->id, &isnull));
 	job->owner = DatumGetObjectId(slot_getattr(slot, c->owner, &isnull));
@@ -92,21 +94,21 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext tmp_cxt;
-	Relation	rel;
-	Relation	index;
-	TupleDesc	desc;
+	Relation rel;
+	Relation index;
+	TupleDesc desc;
 	const JobqQueueColumns *c;
 	JobqIndexer ix = {0};
-	bool		pushed_snapshot = false;
+	bool pushed_snapshot = false;
 	IndexScanDesc scan;
 	ScanKeyData key;
 	TupleTableSlot *slot;
-	CommandId	cid = GetCurrentCommandId(true);
+	CommandId cid = GetCurrentCommandId(true);
 	TimestampTz now = GetCurrentTimestamp();
-	Datum	   *values;
-	bool	   *nulls;
-	bool	   *replace;
-	int			n = 0;
+	Datum *values;
+	bool *nulls;
+	bool *replace;
+	int n = 0;
 
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
 	index = index_open(jobq_qrel_relid(net ? "_queue_net_claim_idx" : "_queue_claim_idx"),
@@ -152,14 +154,14 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 
 	while (n < batch_size && index_getnext_slot(scan, ForwardScanDirection, slot))
 	{
-		HeapTuple	oldtup;
-		HeapTuple	newtup;
+		HeapTuple oldtup;
+		HeapTuple newtup;
 		ItemPointerData tid = slot->tts_tid;
 		TM_FailureData tmfd;
 		LockTupleMode lockmode;
-		bool		should_free;
-		bool		isnull;
-		TM_Result	result;
+		bool should_free;
+		bool isnull;
+		TM_Result result;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!claim_is_pending(slot_getattr(slot, c->status, &isnull)))

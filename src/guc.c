@@ -12,31 +12,33 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "miscadmin.h"
 #include "utils/guc.h"
 
-#include "jobq.h"
+#include "guc.h"
 
-int			jobq_workers = 2;
-int			jobq_max_workers = 4;
-int			jobq_poll_interval = 10000;
-int			jobq_batch_size = 100;
-int			jobq_default_max_attempts = 20;
-int			jobq_default_timeout = 0;
-int			jobq_max_payload_size = 1024;
-int			jobq_retry_base_delay = 1000;
-int			jobq_retry_max_delay = 3600 * 1000;
-int			jobq_retention = 86400;
-int			jobq_dead_retention = 30 * 86400;
-int			jobq_prune_interval = 60;
-int			jobq_vacuum_threshold = 10000;
-int			jobq_http_max_in_flight = 50;
-int			jobq_http_timeout = 30000;
-int			jobq_http_connect_timeout = 10000;
-int			jobq_http_max_response_size = 64;
-char	   *jobq_http_allowed_hosts = NULL;
-char	   *jobq_webhook_signing_key = NULL;
-int			jobq_delivery_retention = 30 * 86400;
+int jobq_workers = 2;
+int jobq_max_workers = 4;
+int jobq_poll_interval = 10000;
+int jobq_batch_size = 100;
+int jobq_default_max_attempts = 20;
+int jobq_default_timeout = 0;
+int jobq_max_payload_size = 1024;
+int jobq_retry_base_delay = 1000;
+int jobq_retry_max_delay = 3600 * 1000;
+int jobq_retention = 86400;
+int jobq_dead_retention = 30 * 86400;
+int jobq_prune_interval = 60;
+int jobq_vacuum_threshold = 10000;
+int jobq_http_max_in_flight = 50;
+int jobq_http_timeout = 30000;
+int jobq_http_connect_timeout = 10000;
+int jobq_http_max_response_size = 64;
+char *jobq_http_allowed_hosts = NULL;
+char *jobq_webhook_signing_key = NULL;
+int jobq_delivery_retention = 30 * 86400;
 
 /*
  * Define the settings.  Called from _PG_init whether or not the library is

@@ -6,9 +6,13 @@
  *
  * jobq_handler_run is called by a worker inside the job's subtransaction,
  * with the job's owner as current user and its timeout armed: everything
- * here runs with the owner's privileges and may throw.  The built-in kind
- * "sql" runs the owner's statements through SPI; that is the job itself,
- * not queue bookkeeping, which stays in queue.c.
+ * here runs with the owner's privileges and may throw.  The SQL kind (the
+ * built-in kind with no handler that is not a network kind: "sql") runs the
+ * owner's statements through SPI; that is the job itself, not queue
+ * bookkeeping, which stays in the queue layer.  What a kind does is decided
+ * by its attributes in jobq._kinds (builtin, handler, net, restricted),
+ * which only an install script can set for a built-in kind, never by its
+ * name.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,7 +36,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "jobq.h"
+#include "handlers.h"
 
 /*
  * Check that a function can be a handler: a plain function taking one
@@ -41,9 +45,9 @@
 void
 jobq_handler_check(Oid handler, bool *returns_void)
 {
-	HeapTuple	tup;
+	HeapTuple tup;
 	Form_pg_proc proc;
-	char	   *name;
+	char *name;
 
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
 	if (!HeapTupleIsValid(tup))
@@ -69,7 +73,7 @@ jobq_handler_check(Oid handler, bool *returns_void)
 static char *
 payload_sql(Jsonb *payload)
 {
-	JsonbValue	v;
+	JsonbValue v;
 
 	if (!JB_ROOT_IS_OBJECT(payload))
 		return NULL;
@@ -87,7 +91,7 @@ static void
 payload_sql_error_callback(void *arg)
 {
 	const char *sql = (const char *) arg;
-	int			position = geterrposition();
+	int position = geterrposition();
 
 	if (position > 0)
 	{
@@ -103,16 +107,16 @@ payload_sql_error_callback(void *arg)
  * job that cannot run is refused at once.
  */
 void
-jobq_handler_check_payload(const char *kind, Jsonb *payload)
+jobq_handler_check_payload(const char *kind, bool runs_sql, Jsonb *payload)
 {
-	if (strcmp(kind, "sql") == 0)
+	if (runs_sql)
 	{
-		char	   *sql = payload_sql(payload);
+		char *sql = payload_sql(payload);
 
 		if (sql == NULL || sql[0] == '\0')
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("payload of a job of kind \"sql\" must have a non-empty string member \"sql\""),
+					 errmsg("payload of a job of kind \"%s\" must have a non-empty string member \"sql\"", kind),
 					 errhint("For example: jobq.enqueue('sql', '{\"sql\": \"REFRESH MATERIALIZED VIEW stats\"}').")));
 		/* a syntax error is reported now, not at every attempt */
 		{
@@ -132,9 +136,9 @@ jobq_handler_check_payload(const char *kind, Jsonb *payload)
 static Jsonb *
 run_sql(const JobqJob *job)
 {
-	char	   *sql = payload_sql(job->payload);
-	int			rc;
-	uint64		rows;
+	char *sql = payload_sql(job->payload);
+	int rc;
+	uint64 rows;
 
 	if (sql == NULL)
 		ereport(ERROR,
@@ -171,20 +175,20 @@ run_sql(const JobqJob *job)
 
 typedef struct HandlerCacheEntry
 {
-	Oid			handler;
-	bool		returns_void;
-	FmgrInfo	flinfo;
+	Oid handler;
+	bool returns_void;
+	FmgrInfo flinfo;
 } HandlerCacheEntry;
 
 static HandlerCacheEntry handler_cache[HANDLER_CACHE_SIZE];
-static int	handler_cache_used = 0;
+static int handler_cache_used = 0;
 static LocalTransactionId handler_cache_lxid = InvalidLocalTransactionId;
 
 static HandlerCacheEntry *
 handler_lookup(Oid handler)
 {
 	HandlerCacheEntry *entry;
-	int			i;
+	int i;
 
 	if (handler_cache_lxid != MyProc->lxid)
 	{
@@ -211,8 +215,8 @@ run_function(const JobqJob *job, const JobqKind *kind)
 {
 	HandlerCacheEntry *entry;
 	LOCAL_FCINFO(fcinfo, 1);
-	AclResult	aclresult;
-	Datum		result;
+	AclResult aclresult;
+	Datum result;
 
 	if (!OidIsValid(kind->handler))
 		ereport(ERROR,
@@ -241,17 +245,19 @@ run_function(const JobqJob *job, const JobqKind *kind)
 }
 
 /*
- * Whether a job of this kind runs as a security-restricted operation.  All
- * do but matview.refresh: REFRESH ... CONCURRENTLY builds its diff in a
- * temporary table, which PostgreSQL refuses inside a restricted operation.
- * Its code is jobq's own and runs REFRESH only, which checks ownership and
- * restricts the view's query itself; the worker empties its temporary
- * schema after every job.
+ * Whether a job of this kind runs as a security-restricted operation: all
+ * do but the built-in kinds the install script made unrestricted
+ * (jobq._kinds.restricted, which jobq.register_kind never sets and a
+ * CHECK keeps true for every other kind).  That is matview.refresh alone:
+ * REFRESH ... CONCURRENTLY builds its diff in a temporary table, which
+ * PostgreSQL refuses inside a restricted operation.  Its code is jobq's own
+ * and runs REFRESH only, which checks ownership and restricts the view's
+ * query itself; the worker empties its temporary schema after every job.
  */
 bool
 jobq_handler_restricted(const JobqKind *kind)
 {
-	return !(kind->builtin && strcmp(kind->name, "matview.refresh") == 0);
+	return kind->restricted;
 }
 
 /*
@@ -261,7 +267,7 @@ Jsonb *
 jobq_handler_run(const JobqJob *job, const JobqKind *kind)
 {
 	CommandCounterIncrement();
-	if (kind->builtin && strcmp(kind->name, "sql") == 0)
+	if (kind->runs_sql)
 		return run_sql(job);
 	/* the job pack's built-in kinds are functions of the extension */
 	return run_function(job, kind);

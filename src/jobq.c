@@ -15,11 +15,14 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
-#include "jobq.h"
+#include "guc.h"
+#include "launcher.h"
+#include "shmem.h"
+#include "utility.h"
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+void _PG_init(void);
 
 void
 _PG_init(void)

@@ -39,13 +39,15 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "guc.h"
+#include "launcher.h"
+#include "shmem.h"
 
-#define RESCAN_INTERVAL_MS		10000	/* look for new databases */
-#define REPROBE_INTERVAL_MS		300000	/* look again where jobq was absent */
-#define RESTART_DELAY_MS		5000	/* after a worker died young */
-#define YOUNG_MS				10000	/* a worker that lived less died young */
-#define STALE_SLOT_MS			30000	/* a slot whose worker never attached */
+#define RESCAN_INTERVAL_MS 10000   /* look for new databases */
+#define REPROBE_INTERVAL_MS 300000 /* look again where jobq was absent */
+#define RESTART_DELAY_MS 5000	   /* after a worker died young */
+#define YOUNG_MS 10000			   /* a worker that lived less died young */
+#define STALE_SLOT_MS 30000		   /* a slot whose worker never attached */
 
 typedef enum DbState
 {
@@ -56,14 +58,14 @@ typedef enum DbState
 
 typedef struct LauncherDb
 {
-	Oid			dboid;
-	DbState		state;
+	Oid dboid;
+	DbState state;
 	TimestampTz probed_at;
 	TimestampTz restart_after;
-	bool		seen;			/* found by the latest scan */
+	bool seen; /* found by the latest scan */
 } LauncherDb;
 
-static List *databases = NIL;	/* of LauncherDb, in launcher_cxt */
+static List *databases = NIL; /* of LauncherDb, in launcher_cxt */
 static MemoryContext launcher_cxt = NULL;
 static BackgroundWorkerHandle **handles = NULL;
 static TimestampTz last_scan = 0;
@@ -88,7 +90,7 @@ jobq_launcher_register(void)
 static LauncherDb *
 find_db(Oid dboid)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, databases)
 	{
@@ -104,11 +106,11 @@ find_db(Oid dboid)
 static void
 scan_databases(void)
 {
-	Relation	rel;
+	Relation rel;
 	TableScanDesc scan;
-	HeapTuple	tup;
-	ListCell   *lc;
-	List	   *kept = NIL;
+	HeapTuple tup;
+	ListCell *lc;
+	List *kept = NIL;
 	MemoryContext old;
 
 	foreach(lc, databases)
@@ -163,20 +165,14 @@ scan_databases(void)
 static bool
 take_probe_requests(void)
 {
-	Oid			requests[JOBQ_PROBE_REQUESTS];
-	int			n;
-	bool		all;
-	bool		unknown_db = false;
-	int			i;
-	ListCell   *lc;
+	Oid requests[JOBQ_PROBE_REQUESTS];
+	int n;
+	bool all;
+	bool unknown_db = false;
+	int i;
+	ListCell *lc;
 
-	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-	n = jobq_shared->nprobe_requests;
-	memcpy(requests, jobq_shared->probe_requests, sizeof(Oid) * n);
-	jobq_shared->nprobe_requests = 0;
-	all = jobq_shared->rescan_all;
-	jobq_shared->rescan_all = false;
-	LWLockRelease(jobq_shared->lock);
+	n = jobq_shmem_take_probe_requests(requests, &all);
 
 	for (i = 0; i < n; i++)
 	{
@@ -206,39 +202,19 @@ static bool
 collect_stopped_workers(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		rescan = false;
-	int			i;
+	bool rescan = false;
+	int i;
 
-	for (i = 0; i < jobq_shared->nworkers; i++)
+	for (i = 0; i < jobq_shmem_nworkers(); i++)
 	{
-		JobqWorker *w = &jobq_shared->workers[i];
-		pid_t		pid;
-		bool		stopped = false;
-		Oid			dboid = InvalidOid;
-		bool		has_jobq = false;
-		JobqWorkerExit reason = JOBQ_EXIT_UNKNOWN;
-		TimestampTz started = 0;
+		pid_t pid;
+		bool stopped = false;
+		JobqSlotEnd end;
 
 		if (handles[i] != NULL)
 			stopped = (GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED);
-
-		LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-		/* a slot no handle of ours covers, whose worker never attached */
-		if (handles[i] == NULL && w->in_use && w->pid == 0 &&
-			TimestampDifferenceExceeds(w->started_at, now, STALE_SLOT_MS))
-			stopped = true;
-		if (stopped && w->in_use)
-		{
-			uint32		generation = w->generation;
-
-			dboid = w->dboid;
-			has_jobq = w->has_jobq;
-			reason = w->exit_reason;
-			started = w->started_at;
-			memset(w, 0, sizeof(JobqWorker));
-			w->generation = generation;
-		}
-		LWLockRelease(jobq_shared->lock);
+		stopped = jobq_shmem_collect_slot(i, stopped, handles[i] == NULL, now,
+										  STALE_SLOT_MS, &end);
 
 		if (!stopped)
 			continue;
@@ -247,21 +223,21 @@ collect_stopped_workers(void)
 			pfree(handles[i]);
 			handles[i] = NULL;
 		}
-		if (OidIsValid(dboid))
+		if (OidIsValid(end.dboid))
 		{
-			LauncherDb *db = find_db(dboid);
+			LauncherDb *db = find_db(end.dboid);
 
 			if (db == NULL)
 				continue;
-			if (reason == JOBQ_EXIT_ABSENT)
+			if (end.reason == JOBQ_EXIT_ABSENT)
 				db->state = DB_ABSENT;
-			else if (has_jobq)
+			else if (end.has_jobq)
 				db->state = DB_PRESENT;
-			if (reason == JOBQ_EXIT_UNKNOWN)
+			if (end.reason == JOBQ_EXIT_UNKNOWN)
 			{
 				/* it died: perhaps its database is gone; do not hurry back */
 				rescan = true;
-				if (!TimestampDifferenceExceeds(started, now, YOUNG_MS))
+				if (!TimestampDifferenceExceeds(end.started_at, now, YOUNG_MS))
 					db->restart_after = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
 			}
 		}
@@ -274,44 +250,11 @@ static bool
 start_worker(LauncherDb *db, bool net)
 {
 	BackgroundWorker bgw;
-	int			slot = -1;
-	int			number = 0;
-	uint32		generation = 0;
-	bool		taken[1024];
-	int			i;
+	int slot = -1;
+	int number = 0;
+	uint32 generation = 0;
 
-	memset(taken, 0, sizeof(taken));
-	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < jobq_shared->nworkers; i++)
-	{
-		JobqWorker *w = &jobq_shared->workers[i];
-
-		if (!w->in_use)
-		{
-			if (slot < 0)
-				slot = i;
-		}
-		else if (w->dboid == db->dboid && w->net == net && w->number < (int) lengthof(taken))
-			taken[w->number] = true;
-	}
-	if (slot >= 0)
-	{
-		JobqWorker *w = &jobq_shared->workers[slot];
-
-		while (number < (int) lengthof(taken) - 1 && taken[number])
-			number++;
-		generation = w->generation + 1;
-		memset(w, 0, sizeof(JobqWorker));
-		w->in_use = true;
-		w->generation = generation;
-		w->dboid = db->dboid;
-		w->net = net;
-		w->number = number;
-		w->state = JOBQ_WORKER_STARTING;
-		w->started_at = GetCurrentTimestamp();
-		w->state_since = w->started_at;
-	}
-	LWLockRelease(jobq_shared->lock);
+	slot = jobq_shmem_allocate_slot(db->dboid, net, &number, &generation);
 	if (slot < 0)
 		return false;
 
@@ -339,10 +282,7 @@ start_worker(LauncherDb *db, bool net)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 
-		LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-		jobq_shared->workers[slot].in_use = false;
-		jobq_shared->workers[slot].dboid = InvalidOid;
-		LWLockRelease(jobq_shared->lock);
+		jobq_shmem_free_slot(slot);
 		handles[slot] = NULL;
 		if (TimestampDifferenceExceeds(warned_no_slots, now, 60000))
 		{
@@ -358,32 +298,6 @@ start_worker(LauncherDb *db, bool net)
 	return true;
 }
 
-/* Ask a database's workers of a lane numbered from "keep" on to stop. */
-static void
-trim_workers(Oid dboid, bool net, int keep)
-{
-	Latch	   *latches[64];
-	int			nlatches = 0;
-	int			i;
-
-	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < jobq_shared->nworkers; i++)
-	{
-		JobqWorker *w = &jobq_shared->workers[i];
-
-		if (w->in_use && w->dboid == dboid && w->net == net && w->number >= keep &&
-			!w->stop_requested)
-		{
-			w->stop_requested = true;
-			if (w->latch && nlatches < (int) lengthof(latches))
-				latches[nlatches++] = w->latch;
-		}
-	}
-	LWLockRelease(jobq_shared->lock);
-	for (i = 0; i < nlatches; i++)
-		SetLatch(latches[i]);
-}
-
 /*
  * How many worker slots a database holds, and how many of them are net
  * workers (*net, may be NULL); a worker that found jobq makes it present.
@@ -391,25 +305,10 @@ trim_workers(Oid dboid, bool net, int keep)
 static int
 workers_of(LauncherDb *db, int *net)
 {
-	int			count = 0;
-	int			nnet = 0;
-	bool		has_jobq = false;
-	int			i;
+	int nnet;
+	bool has_jobq;
+	int count = jobq_shmem_count_workers(db->dboid, &nnet, &has_jobq);
 
-	LWLockAcquire(jobq_shared->lock, LW_SHARED);
-	for (i = 0; i < jobq_shared->nworkers; i++)
-	{
-		JobqWorker *w = &jobq_shared->workers[i];
-
-		if (w->in_use && w->dboid == db->dboid)
-		{
-			count++;
-			if (w->net)
-				nnet++;
-			has_jobq |= w->has_jobq;
-		}
-	}
-	LWLockRelease(jobq_shared->lock);
 	if (has_jobq)
 		db->state = DB_PRESENT;
 	if (net)
@@ -429,16 +328,16 @@ static void
 balance(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	int			total = 0;
-	bool		progress;
-	ListCell   *lc;
+	int total = 0;
+	bool progress;
+	ListCell *lc;
 
 	/* count what runs, per database; note probes due again */
 	foreach(lc, databases)
 	{
 		LauncherDb *db = lfirst(lc);
-		int			net;
-		int			count = workers_of(db, &net);
+		int net;
+		int count = workers_of(db, &net);
 
 		total += count;
 
@@ -446,9 +345,9 @@ balance(void)
 			TimestampDifferenceExceeds(db->probed_at, now, REPROBE_INTERVAL_MS))
 			db->state = DB_UNKNOWN;
 		if (db->state == DB_PRESENT && count - net > jobq_workers)
-			trim_workers(db->dboid, false, jobq_workers);
+			jobq_shmem_trim_workers(db->dboid, false, jobq_workers);
 		if (db->state == DB_PRESENT && net > 0 && !net_wanted())
-			trim_workers(db->dboid, true, 0);
+			jobq_shmem_trim_workers(db->dboid, true, 0);
 	}
 
 	/* every unknown database gets one worker, which probes it */
@@ -456,7 +355,7 @@ balance(void)
 	{
 		LauncherDb *db = lfirst(lc);
 
-		if (db->state != DB_UNKNOWN || total >= jobq_shared->nworkers ||
+		if (db->state != DB_UNKNOWN || total >= jobq_shmem_nworkers() ||
 			jobq_workers == 0 || db->restart_after > now ||
 			jobq_shmem_paused(db->dboid))
 			continue;
@@ -477,11 +376,11 @@ balance(void)
 		foreach(lc, databases)
 		{
 			LauncherDb *db = lfirst(lc);
-			int			net;
-			int			sql;
-			bool		start_net;
+			int net;
+			int sql;
+			bool start_net;
 
-			if (db->state != DB_PRESENT || total >= jobq_shared->nworkers ||
+			if (db->state != DB_PRESENT || total >= jobq_shmem_nworkers() ||
 				db->restart_after > now || jobq_shmem_paused(db->dboid))
 				continue;
 			sql = workers_of(db, &net) - net;
@@ -497,23 +396,13 @@ balance(void)
 	} while (progress);
 }
 
-/* on_shmem_exit: the launcher is gone. */
-static void
-launcher_detach(int code, Datum arg)
-{
-	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-	jobq_shared->launcher_pid = 0;
-	jobq_shared->launcher_latch = NULL;
-	LWLockRelease(jobq_shared->lock);
-}
-
 /* How long to sleep: until the next scan or the next delayed restart. */
 static long
 launcher_timeout(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = TimestampTzPlusMilliseconds(last_scan, RESCAN_INTERVAL_MS);
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, databases)
 	{
@@ -540,20 +429,16 @@ jobq_launcher_main(Datum main_arg)
 	launcher_cxt = AllocSetContextCreate(TopMemoryContext, "jobq launcher",
 										 ALLOCSET_DEFAULT_SIZES);
 	handles = MemoryContextAllocZero(launcher_cxt,
-									 sizeof(BackgroundWorkerHandle *) * jobq_shared->nworkers);
+									 sizeof(BackgroundWorkerHandle *) * jobq_shmem_nworkers());
 
-	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
-	jobq_shared->launcher_pid = MyProcPid;
-	jobq_shared->launcher_latch = MyLatch;
-	LWLockRelease(jobq_shared->lock);
-	on_shmem_exit(launcher_detach, (Datum) 0);
+	jobq_shmem_launcher_attach();
 
 	ereport(LOG, (errmsg("jobq launcher started")));
 	jobq_shmem_start_durable_claims();
 
 	for (;;)
 	{
-		bool		rescan;
+		bool rescan;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)

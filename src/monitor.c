@@ -18,7 +18,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "jobq.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq__worker_status);
 
@@ -48,25 +48,21 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	JobqWorker *copy;
-	int			n;
-	int			i;
+	int n;
+	int i;
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (!jobq_shmem_available())
 		return (Datum) 0;
 
-	n = jobq_shared->nworkers;
-	copy = palloc(sizeof(JobqWorker) * n);
-	LWLockAcquire(jobq_shared->lock, LW_SHARED);
-	memcpy(copy, jobq_shared->workers, sizeof(JobqWorker) * n);
-	LWLockRelease(jobq_shared->lock);
+	n = jobq_shmem_copy_slots(&copy);
 
 	for (i = 0; i < n; i++)
 	{
 		JobqWorker *w = &copy[i];
-		Datum		values[15];
-		bool		nulls[15];
-		char	   *datname;
+		Datum values[15];
+		bool nulls[15];
+		char *datname;
 
 		if (!w->in_use)
 			continue;
@@ -77,7 +73,7 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 		nulls[1] = (datname == NULL);
 		if (datname)
 		{
-			Name		nm = palloc0(NAMEDATALEN);
+			Name nm = palloc0(NAMEDATALEN);
 
 			namestrcpy(nm, datname);
 			values[1] = NameGetDatum(nm);

@@ -5,7 +5,8 @@
  *	  webhook) through libcurl's multi interface, many at once.
  *
  * One net worker per database, started by the launcher beside the SQL
- * workers (worker.c attaches it, connects, reaps orphans, then calls
+ * workers (worker.c starts it as any worker, through bgworker.c: attach,
+ * connect, reap orphans; then it calls
  * jobq_net_main).  It claims only jobs whose kind is a network kind (the
  * column net of jobq._queue; the SQL workers claim the others), and keeps
  * up to jobq.http_max_in_flight requests in flight.  Requests stream: as
@@ -41,30 +42,36 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "bgworker.h"
+#include "guc.h"
 #include "http.h"
+#include "http_check.h"
+#include "net.h"
+#include "queue.h"
+#include "shmem.h"
 
-#define MAX_IN_FLIGHT 1000		/* the maximum of jobq.http_max_in_flight */
+#define MAX_IN_FLIGHT 1000 /* the maximum of jobq.http_max_in_flight */
 
 typedef struct NetSocket
 {
 	curl_socket_t fd;
-	uint32		events;			/* WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE */
+	uint32 events; /* WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE */
 } NetSocket;
 
 static CURLM *multi = NULL;
-static MemoryContext net_cxt = NULL;	/* transfers */
-static MemoryContext round_cxt = NULL;	/* one record-and-claim round */
+static MemoryContext net_cxt = NULL;   /* transfers */
+static MemoryContext round_cxt = NULL; /* one record-and-claim round */
 
 static JobqTransfer *active[MAX_IN_FLIGHT];
-static int	nactive = 0;
+static int nactive = 0;
 static JobqTransfer *finished[MAX_IN_FLIGHT];
 static CURLcode finished_rc[MAX_IN_FLIGHT];
-static int	nfinished = 0;
+static int nfinished = 0;
 
 static NetSocket *sockets = NULL;
-static int	nsockets = 0;
-static int	max_sockets = 0;
-static TimestampTz curl_timer_at = 0;	/* 0: no timer */
+static int nsockets = 0;
+static int max_sockets = 0;
+static TimestampTz curl_timer_at = 0; /* 0: no timer */
 
 /* ---------------------------------------------------------------------
  * curl's callbacks: which sockets to watch, and when to call back
@@ -73,7 +80,7 @@ static TimestampTz curl_timer_at = 0;	/* 0: no timer */
 static int
 socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-	int			i;
+	int i;
 
 	for (i = 0; i < nsockets; i++)
 		if (sockets[i].fd == fd)
@@ -90,7 +97,7 @@ socket_callback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socke
 		{
 			max_sockets = Max(16, max_sockets * 2);
 			sockets = sockets ? repalloc(sockets, sizeof(NetSocket) * max_sockets)
-				: MemoryContextAlloc(TopMemoryContext, sizeof(NetSocket) * max_sockets);
+							  : MemoryContextAlloc(TopMemoryContext, sizeof(NetSocket) * max_sockets);
 		}
 		nsockets++;
 		sockets[i].fd = fd;
@@ -117,15 +124,15 @@ timer_callback(CURLM *m, long timeout_ms, void *userp)
 static void
 collect_finished(void)
 {
-	CURLMsg    *msg;
-	int			left;
+	CURLMsg *msg;
+	int left;
 
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{
 		JobqTransfer *t = NULL;
-		CURL	   *easy = msg->easy_handle;
-		CURLcode	rc = msg->data.result;	/* msg is gone after the removal */
-		int			i;
+		CURL *easy = msg->easy_handle;
+		CURLcode rc = msg->data.result; /* msg is gone after the removal */
+		int i;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
@@ -134,7 +141,7 @@ collect_finished(void)
 		/* a redirect of a channel that follows them: the next hop */
 		if (rc == CURLE_OK && jobq_http_redirect(t))
 		{
-			CURLMcode	mc = curl_multi_add_handle(multi, easy);
+			CURLMcode mc = curl_multi_add_handle(multi, easy);
 
 			if (mc != CURLM_OK)
 				elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
@@ -155,8 +162,8 @@ collect_finished(void)
 static void
 drive(curl_socket_t fd, int flags)
 {
-	int			running;
-	CURLMcode	mc = curl_multi_socket_action(multi, fd, flags, &running);
+	int running;
+	CURLMcode mc = curl_multi_socket_action(multi, fd, flags, &running);
 
 	if (mc != CURLM_OK)
 		elog(ERROR, "curl_multi_socket_action failed: %s", curl_multi_strerror(mc));
@@ -170,10 +177,10 @@ drive(curl_socket_t fd, int flags)
 static void
 record_finished(uint64 *succeeded, uint64 *failed)
 {
-	int64	   *ok_ids = palloc(sizeof(int64) * Max(nfinished, 1));
-	Jsonb	  **ok_results = palloc(sizeof(Jsonb *) * Max(nfinished, 1));
-	int			nok = 0;
-	int			i;
+	int64 *ok_ids = palloc(sizeof(int64) * Max(nfinished, 1));
+	Jsonb **ok_results = palloc(sizeof(Jsonb *) * Max(nfinished, 1));
+	int nok = 0;
+	int i;
 
 	for (i = 0; i < nfinished; i++)
 	{
@@ -213,17 +220,18 @@ prepare_job(const JobqJob *job)
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	JobqTransfer *volatile t = NULL;
-	ErrorData  *edata = NULL;
+	ErrorData *edata = NULL;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		Jsonb	   *req = jobq_queue_net_request(job->id, job->kind, job->payload,
-												 job->owner, job->created_at);
+		Jsonb *req = jobq_queue_net_request(job->id, job->kind, job->payload,
+											job->owner, job->created_at);
+		JobqKind *kind = jobq_queue_lookup_kind(job->kind);
 
 		jobq_http_check_request(req);
-		t = jobq_http_prepare(job, req, net_cxt);
+		t = jobq_http_prepare(job, req, kind != NULL && kind->keep_response, net_cxt);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -266,26 +274,26 @@ prepare_job(const JobqJob *job)
 static int
 net_round(int nclaim, TimestampTz *next_due)
 {
-	JobqJob    *jobs = NULL;
+	JobqJob *jobs = NULL;
 	JobqTransfer **ready;
-	int			nready = 0;
-	int			n = 0;
-	uint64		succeeded = 0;
-	uint64		failed = 0;
-	int			i;
+	int nready = 0;
+	int n = 0;
+	uint64 succeeded = 0;
+	uint64 failed = 0;
+	int i;
 
 	MemoryContextSwitchTo(round_cxt);
 	ready = palloc(sizeof(JobqTransfer *) * Max(nclaim, 1));
 
-	jobq_worker_begin_xact();
+	jobq_bgw_begin_xact();
 	MemoryContextSwitchTo(round_cxt);
-	jobq_worker_exit_unless_installed();
+	jobq_bgw_exit_unless_installed();
 	if (nfinished > 0)
 		record_finished(&succeeded, &failed);
 	if (nclaim > 0)
 	{
-		jobq_worker_holding_jobs(true);
-		n = jobq_worker_claim(true, nclaim, &jobs);
+		jobq_bgw_holding_jobs(true);
+		n = jobq_bgw_claim(true, nclaim, &jobs);
 		if (n < nclaim)
 			*next_due = jobq_queue_next_due(true);
 		for (i = 0; i < n; i++)
@@ -300,7 +308,7 @@ net_round(int nclaim, TimestampTz *next_due)
 	}
 	PG_TRY();
 	{
-		jobq_worker_commit_xact();
+		jobq_bgw_commit_xact();
 	}
 	PG_CATCH();
 	{
@@ -318,14 +326,14 @@ net_round(int nclaim, TimestampTz *next_due)
 
 	for (i = 0; i < nready; i++)
 	{
-		CURLMcode	mc = curl_multi_add_handle(multi, ready[i]->easy);
+		CURLMcode mc = curl_multi_add_handle(multi, ready[i]->easy);
 
 		if (mc != CURLM_OK)
 			elog(ERROR, "curl_multi_add_handle failed: %s", curl_multi_strerror(mc));
 		active[nactive++] = ready[i];
 	}
-	jobq_worker_holding_jobs(nactive > 0);
-	jobq_worker_report(nactive, succeeded, failed);
+	jobq_bgw_holding_jobs(nactive > 0);
+	jobq_shmem_report_net(nactive, succeeded, failed);
 	MemoryContextReset(round_cxt);
 	return n;
 }
@@ -337,7 +345,7 @@ net_round(int nclaim, TimestampTz *next_due)
 static void
 net_recover(void)
 {
-	int			i;
+	int i;
 
 	MemoryContextSwitchTo(TopMemoryContext);
 	EmitErrorReport();
@@ -354,12 +362,12 @@ net_recover(void)
 	nfinished = 0;
 	MemoryContextReset(round_cxt);
 
-	jobq_worker_begin_xact();
-	jobq_worker_exit_unless_installed();
-	jobq_worker_commit_xact();
-	jobq_worker_reap_own();
-	jobq_worker_holding_jobs(false);
-	jobq_worker_report(0, 0, 0);
+	jobq_bgw_begin_xact();
+	jobq_bgw_exit_unless_installed();
+	jobq_bgw_commit_xact();
+	jobq_bgw_reap_orphans(true);
+	jobq_bgw_holding_jobs(false);
+	jobq_shmem_report_net(0, 0, 0);
 }
 
 /* Milliseconds from now until t, at least 0. */
@@ -378,10 +386,10 @@ static void
 net_wait(long timeout_ms)
 {
 	WaitEventSet *set;
-	WaitEvent  *events;
-	int			nev;
-	int			i;
-	bool		timer_due;
+	WaitEvent *events;
+	int nev;
+	int i;
+	bool timer_due;
 
 	if (curl_timer_at != 0)
 		timeout_ms = Min(timeout_ms, ms_until(curl_timer_at));
@@ -401,7 +409,7 @@ net_wait(long timeout_ms)
 
 	for (i = 0; i < nev; i++)
 	{
-		int			flags = 0;
+		int flags = 0;
 
 		if (events[i].events & WL_LATCH_SET)
 		{
@@ -427,11 +435,11 @@ net_wait(long timeout_ms)
 }
 
 void
-jobq_net_main(JobqWorker *me)
+jobq_net_main(void)
 {
-	bool		more = true;	/* pending jobs may be ready */
+	bool more = true; /* pending jobs may be ready */
 	TimestampTz next_due = 0;
-	uint64		seen_seq = 0;
+	uint64 seen_seq = 0;
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		elog(ERROR, "curl_global_init failed");
@@ -445,19 +453,19 @@ jobq_net_main(JobqWorker *me)
 									ALLOCSET_DEFAULT_SIZES);
 	round_cxt = AllocSetContextCreate(TopMemoryContext, "jobq net round",
 									  ALLOCSET_DEFAULT_SIZES);
-	jobq_worker_report(0, 0, 0);
+	jobq_shmem_report_net(0, 0, 0);
 
 	for (;;)
 	{
-		uint64		seq;
-		int			room;
-		long		timeout_ms;
+		uint64 seq;
+		int room;
+		long timeout_ms;
 
-		jobq_worker_check_stop();
-		seq = jobq_worker_wake_seq();
+		jobq_bgw_check_stop();
+		seq = jobq_shmem_wake_seq();
 		if (seq != seen_seq)
 		{
-			more = true;		/* a job was enqueued */
+			more = true; /* a job was enqueued */
 			seen_seq = seq;
 		}
 		if (!more && next_due != DT_NOEND && next_due <= GetCurrentTimestamp())
@@ -472,7 +480,7 @@ jobq_net_main(JobqWorker *me)
 		{
 			PG_TRY();
 			{
-				int			want = Min(room, jobq_batch_size);
+				int want = Min(room, jobq_batch_size);
 
 				next_due = DT_NOEND;
 				more = (net_round(want, &next_due) == want);
@@ -485,14 +493,14 @@ jobq_net_main(JobqWorker *me)
 			}
 			PG_END_TRY();
 			MemoryContextSwitchTo(TopMemoryContext);
-			continue;			/* start the new transfers at once */
+			continue; /* start the new transfers at once */
 		}
 
 		/* nothing to record, and no room or no work: wait */
 		timeout_ms = jobq_poll_interval;
 		if (!more && next_due != DT_NOEND)
 			timeout_ms = Min(timeout_ms, ms_until(next_due));
-		if (nactive == 0 && !more && jobq_worker_wake_seq() != seen_seq)
+		if (nactive == 0 && !more && jobq_shmem_wake_seq() != seen_seq)
 			continue;
 		PG_TRY();
 		{
@@ -506,6 +514,6 @@ jobq_net_main(JobqWorker *me)
 		PG_END_TRY();
 		MemoryContextSwitchTo(TopMemoryContext);
 		if (nactive == 0 && nfinished == 0 && !more && timeout_ms == jobq_poll_interval)
-			more = true;		/* poll: a job of a prepared transaction, say */
+			more = true; /* poll: a job of a prepared transaction, say */
 	}
 }

@@ -15,7 +15,7 @@
  * checked is checked by the callers: the values are valid by construction
  * (api.c validates what a caller passes), and the table's CHECK
  * constraints stay for every other write.  A job with a key still goes
- * through INSERT ... ON CONFLICT (queue.c), as do jobq.enqueue_many's
+ * through INSERT ... ON CONFLICT (queue_enqueue.c), as do jobq.enqueue_many's
  * batches, where one statement serves many rows.  So does a job without a
  * key when jobq._queue has more than this file knows of: a trigger, a rule,
  * a CHECK constraint or a column default that jobq--*.sql did not create
@@ -41,7 +41,8 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "qrel.h"
+#include "superuser.h"
 
 static AttrNumber
 column_number(TupleDesc desc, const char *name)
@@ -54,7 +55,7 @@ column_number(TupleDesc desc, const char *name)
 			return att->attnum;
 	}
 	elog(ERROR, "column \"%s\" of jobq._queue does not exist", name);
-	return InvalidAttrNumber;	/* keep the compiler quiet */
+	return InvalidAttrNumber; /* keep the compiler quiet */
 }
 
 /*
@@ -68,14 +69,14 @@ const JobqQueueColumns *
 jobq_qrel_columns(Relation rel)
 {
 	static JobqQueueColumns cached;
-	static Oid	cached_relid = InvalidOid;
-	static int	cached_natts = 0;
-	TupleDesc	desc = RelationGetDescr(rel);
+	static Oid cached_relid = InvalidOid;
+	static int cached_natts = 0;
+	TupleDesc desc = RelationGetDescr(rel);
 	JobqQueueColumns *c = &cached;
 
 	if (RelationGetRelid(rel) == cached_relid && rel->rd_rel->relnatts == cached_natts)
 		return c;
-	cached_relid = InvalidOid;	/* until every column is found */
+	cached_relid = InvalidOid; /* until every column is found */
 	c->id = column_number(desc, "id");
 	c->kind = column_number(desc, "kind");
 	c->queue = column_number(desc, "queue");
@@ -106,7 +107,7 @@ jobq_qrel_columns(Relation rel)
 static Interval *
 ms_interval(int64 ms)
 {
-	Interval   *iv = palloc0(sizeof(Interval));
+	Interval *iv = palloc0(sizeof(Interval));
 
 	if (pg_mul_s64_overflow(ms, 1000, &iv->time))
 		ereport(ERROR,
@@ -132,15 +133,15 @@ executor_needed(Relation rel)
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
 
 	return rel->trigdesc != NULL || rel->rd_rules != NULL ||
-		(constr != NULL &&
-		 (constr->num_check != QUEUE_CHECKS || constr->has_generated_stored));
+		   (constr != NULL &&
+			(constr->num_check != QUEUE_CHECKS || constr->has_generated_stored));
 }
 
 /* The OID of relation jobq.<name>; an error when it does not exist. */
 Oid
 jobq_qrel_relid(const char *name)
 {
-	Oid			relid = get_relname_relid(name, get_namespace_oid("jobq", false));
+	Oid relid = get_relname_relid(name, get_namespace_oid("jobq", false));
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -165,7 +166,7 @@ jobq_qrel_relid(const char *name)
 List *
 jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple, bool update)
 {
-	List	   *recheck;
+	List *recheck;
 
 	if (ix->estate == NULL)
 	{
@@ -195,7 +196,7 @@ jobq_qrel_index_end(JobqIndexer *ix)
 
 /*
  * Insert one job without a key, pending, and return its id: the row the
- * INSERT of queue.c would write, with the column defaults of
+ * INSERT of queue_enqueue.c would write, with the column defaults of
  * jobq--*.sql (status 'pending', no attempt, created_at now(), not
  * cancelled) and every other column NULL.  Its values are valid (see
  * new_job_from_args).  Returns 0, having written nothing, when the table
@@ -207,16 +208,16 @@ int64
 jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 {
 	JobqSuperuser su;
-	Relation	rel;
-	TupleDesc	desc;
+	Relation rel;
+	TupleDesc desc;
 	const JobqQueueColumns *c;
 	JobqIndexer ix = {0};
-	HeapTuple	tuple;
-	Datum	   *values;
-	bool	   *nulls;
-	List	   *recheck;
-	bool		fallback = false;
-	int64		id;
+	HeapTuple tuple;
+	Datum *values;
+	bool *nulls;
+	List *recheck;
+	bool fallback = false;
+	int64 id;
 
 	jobq_superuser_begin(&su);
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
@@ -227,8 +228,8 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	nulls = palloc(sizeof(bool) * desc->natts);
 	memset(nulls, true, sizeof(bool) * desc->natts);
 
-#define SET(col, datum) (values[(col) - 1] = (datum), nulls[(col) - 1] = false)
-	SET(c->id, (Datum) 0);		/* taken from the sequence below */
+#define SET(col, datum) (values[(col) -1] = (datum), nulls[(col) -1] = false)
+	SET(c->id, (Datum) 0); /* taken from the sequence below */
 	SET(c->kind, CStringGetTextDatum(job->kind));
 	SET(c->queue, CStringGetTextDatum(job->queue));
 	SET(c->payload, JsonbPGetDatum(payload));
@@ -265,7 +266,7 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	tuple = heap_form_tuple(desc, values, nulls);
 	heap_insert(rel, tuple, GetCurrentCommandId(true), 0, NULL);
 	recheck = jobq_qrel_index_row(&ix, rel, tuple, false);
-	if (recheck != NIL)			/* a deferrable unique index: executor_needed missed it */
+	if (recheck != NIL) /* a deferrable unique index: executor_needed missed it */
 		elog(ERROR, "jobq._queue has a deferrable unique index");
 	jobq_qrel_index_end(&ix);
 	heap_freetuple(tuple);

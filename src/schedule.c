@@ -51,7 +51,7 @@
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
 
-#include "jobq.h"
+#include "superuser.h"
 
 PG_FUNCTION_INFO_V1(jobq_schedule);
 PG_FUNCTION_INFO_V1(jobq_unschedule);
@@ -86,7 +86,7 @@ run_spi(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls
 		bool as_caller, int expected)
 {
 	JobqSuperuser su;
-	int			rc;
+	int rc;
 
 	if (!as_caller)
 		jobq_superuser_begin(&su);
@@ -142,7 +142,7 @@ spi_text(int col)
 typedef struct CronConn
 {
 	const char *db;
-	PGconn	   *conn;			/* NULL: pg_cron's database is this one */
+	PGconn *conn; /* NULL: pg_cron's database is this one */
 } CronConn;
 
 static void cron_fail(CronConn *cc, PGresult *res) pg_attribute_noreturn();
@@ -151,12 +151,12 @@ static void
 cron_connect(CronConn *cc, const char *cron_db)
 {
 	const char *socket_dirs;
-	char	   *dirs;
-	List	   *dir_list = NIL;
+	char *dirs;
+	List *dir_list = NIL;
 	const char *keys[9];
 	const char *vals[9];
-	char		port[16];
-	PGresult   *res;
+	char port[16];
+	PGresult *res;
 
 	cc->db = cron_db;
 	cc->conn = NULL;
@@ -194,7 +194,7 @@ cron_connect(CronConn *cc, const char *cron_db)
 	cc->conn = PQconnectdbParams(keys, vals, false);
 	if (cc->conn == NULL || PQstatus(cc->conn) != CONNECTION_OK)
 	{
-		char	   *msg = pstrdup(cc->conn ? PQerrorMessage(cc->conn) : "out of memory");
+		char *msg = pstrdup(cc->conn ? PQerrorMessage(cc->conn) : "out of memory");
 
 		PQfinish(cc->conn);
 		cc->conn = NULL;
@@ -230,8 +230,8 @@ cron_fail(CronConn *cc, PGresult *res)
 {
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-	char	   *msg = pstrdup(primary ? primary : PQerrorMessage(cc->conn));
-	int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+	char *msg = pstrdup(primary ? primary : PQerrorMessage(cc->conn));
+	int code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
 
 	if (state && strlen(state) == 5)
 		code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
@@ -252,14 +252,14 @@ cron_fail(CronConn *cc, PGresult *res)
 static char **
 cron_query(CronConn *cc, const char *sql, int nparams, const char *const *params, int ncols)
 {
-	char	  **row = palloc0(sizeof(char *) * ncols);
-	int			i;
+	char **row = palloc0(sizeof(char *) * ncols);
+	int i;
 
 	if (cc->conn == NULL)
 	{
-		Oid		   *types = palloc(sizeof(Oid) * Max(nparams, 1));
-		Datum	   *values = palloc(sizeof(Datum) * Max(nparams, 1));
-		char	   *nulls = palloc(Max(nparams, 1) + 1);
+		Oid *types = palloc(sizeof(Oid) * Max(nparams, 1));
+		Datum *values = palloc(sizeof(Datum) * Max(nparams, 1));
+		char *nulls = palloc(Max(nparams, 1) + 1);
 
 		for (i = 0; i < nparams; i++)
 		{
@@ -276,7 +276,7 @@ cron_query(CronConn *cc, const char *sql, int nparams, const char *const *params
 	}
 	else
 	{
-		PGresult   *res = PQexecParams(cc->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+		PGresult *res = PQexecParams(cc->conn, sql, nparams, NULL, params, NULL, NULL, 0);
 
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			cron_fail(cc, res);
@@ -297,7 +297,7 @@ cron_query(CronConn *cc, const char *sql, int nparams, const char *const *params
 static void
 cron_commit(CronConn *cc)
 {
-	PGresult   *res;
+	PGresult *res;
 
 	if (cc->conn == NULL)
 		return;
@@ -347,23 +347,23 @@ Datum
 jobq_schedule(PG_FUNCTION_ARGS)
 {
 	const char *cron_db = cron_database();
-	char	   *name = text_arg(fcinfo, 0, "schedule name");
-	char	   *schedule = text_arg(fcinfo, 1, "schedule");
-	char	   *kind = text_arg(fcinfo, 2, "job kind");
-	char	   *database = get_database_name(MyDatabaseId);
-	Oid			caller = GetUserId();
-	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, OIDOID};
-	Datum		values[7];
-	char		nulls[8] = "       ";
-	char	   *new_name;
-	char	   *command;
-	char	   *owner;
+	char *name = text_arg(fcinfo, 0, "schedule name");
+	char *schedule = text_arg(fcinfo, 1, "schedule");
+	char *kind = text_arg(fcinfo, 2, "job kind");
+	char *database = get_database_name(MyDatabaseId);
+	Oid caller = GetUserId();
+	Oid types[7] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, OIDOID};
+	Datum values[7];
+	char nulls[8] = "       ";
+	char *new_name;
+	char *command;
+	char *owner;
 	const char *params[7];
-	char	  **row;
-	char	   *job_id;
-	char	   *job_name;
-	CronConn	cc;
-	int64		result;
+	char **row;
+	char *job_id;
+	char *job_name;
+	CronConn cc;
+	int64 result;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(schedule);
@@ -449,8 +449,8 @@ jobq_schedule(PG_FUNCTION_ARGS)
 	result = pg_strtoint64(job_id);
 
 	{
-		Oid			idtypes[3] = {TEXTOID, INT8OID, TEXTOID};
-		Datum		idvalues[3];
+		Oid idtypes[3] = {TEXTOID, INT8OID, TEXTOID};
+		Datum idvalues[3];
 
 		idvalues[0] = CStringGetTextDatum(name);
 		idvalues[1] = Int64GetDatum(result);
@@ -466,12 +466,12 @@ Datum
 jobq_unschedule(PG_FUNCTION_ARGS)
 {
 	const char *cron_db = cron_database();
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Oid			types[2] = {TEXTOID, OIDOID};
-	Datum		values[2];
-	bool		deleted;
+	char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid types[2] = {TEXTOID, OIDOID};
+	Datum values[2];
+	bool deleted;
 	const char *params[4];
-	CronConn	cc;
+	CronConn cc;
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = ObjectIdGetDatum(GetUserId());

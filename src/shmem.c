@@ -3,6 +3,12 @@
  * shmem.c
  *	  Shared memory: worker slots, wake-ups at commit, launcher requests.
  *
+ * JobqShared is private to this file and shmem_worker.c (shmem_int.h): the
+ * launcher, the workers, the monitor and the utility hook reach it through
+ * the functions of shmem.h, each one short critical section.  This file:
+ * set-up, tokens, wake-ups, probe requests, pauses, and the launcher's
+ * slot management; shmem_worker.c: a worker's own slot and taking over.
+ *
  * Locking: every field of JobqShared is read and written under
  * jobq_shared->lock, except boot_id and nworkers, which are fixed once
  * shared memory is initialised.  Latches are set after the lock is released.
@@ -22,10 +28,13 @@
 #include "port.h"
 #include <signal.h>
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "guc.h"
+#include "shmem.h"
+#include "shmem_int.h"
 
 JobqShared *jobq_shared = NULL;
 
@@ -58,8 +67,8 @@ shmem_request(void)
 static void
 shmem_startup(void)
 {
-	bool		found;
-	Size		size = shmem_size();
+	bool found;
+	Size size = shmem_size();
 
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
@@ -68,7 +77,7 @@ shmem_startup(void)
 	jobq_shared = ShmemInitStruct("jobq", size, &found);
 	if (!found)
 	{
-		uint32		r;
+		uint32 r;
 
 		memset(jobq_shared, 0, size);
 		jobq_shared->lock = &(GetNamedLWLockTranche("jobq"))->lock;
@@ -114,7 +123,7 @@ jobq_shmem_start_durable_claims(void)
 	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DURABLE_CLAIMS_MS);
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	if (jobq_shared->durable_claims_until != 0)
-		until = 0;				/* a restarted launcher: the window is set */
+		until = 0; /* a restarted launcher: the window is set */
 	else
 		jobq_shared->durable_claims_until = until;
 	LWLockRelease(jobq_shared->lock);
@@ -163,7 +172,7 @@ jobq_shmem_available(void)
 int64
 jobq_shmem_next_token(void)
 {
-	int64		token;
+	int64 token;
 
 	if (jobq_shared == NULL)
 	{
@@ -185,9 +194,9 @@ jobq_shmem_next_token(void)
 void
 jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
 {
-	Latch	   *latches[64];
-	int			nlatches = 0;
-	int			i;
+	Latch *latches[64];
+	int nlatches = 0;
+	int i;
 
 	if (jobq_shared == NULL)
 		return;
@@ -215,7 +224,7 @@ jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
 void
 jobq_shmem_wake_launcher(void)
 {
-	Latch	   *latch;
+	Latch *latch;
 
 	if (jobq_shared == NULL)
 		return;
@@ -230,8 +239,8 @@ jobq_shmem_wake_launcher(void)
 static void
 request_probe(Oid dboid)
 {
-	int			i;
-	bool		known = false;
+	int i;
+	bool known = false;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < jobq_shared->nprobe_requests; i++)
@@ -338,8 +347,8 @@ bool
 jobq_shmem_paused(Oid dboid)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	bool		paused = false;
-	int			i;
+	bool paused = false;
+	int i;
 
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	for (i = 0; i < JOBQ_PAUSES; i++)
@@ -359,15 +368,15 @@ jobq_shmem_pause_database(Oid dboid, int seconds)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz until = TimestampTzPlusMilliseconds(now, seconds * 1000);
-	pid_t		pids[64];
-	int			npids = 0;
-	int			slot = -1;
-	int			i;
+	pid_t pids[64];
+	int npids = 0;
+	int slot = -1;
+	int i;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	for (i = 0; i < JOBQ_PAUSES; i++)
 	{
-		JobqPause  *p = &jobq_shared->pauses[i];
+		JobqPause *p = &jobq_shared->pauses[i];
 
 		if (p->dboid == dboid)
 		{
@@ -408,4 +417,242 @@ jobq_shmem_pause_database(Oid dboid, int seconds)
 	for (i = 0; i < npids; i++)
 		kill(pids[i], SIGTERM);
 	jobq_shmem_wake_launcher();
+}
+
+/* The number of worker slots (jobq.max_workers at start), fixed. */
+int
+jobq_shmem_nworkers(void)
+{
+	return jobq_shared->nworkers;
+}
+
+/* The boot id of this shared memory, fixed. */
+int32
+jobq_shmem_boot_id(void)
+{
+	return jobq_shared->boot_id;
+}
+
+/* The number of workers of a database that have a process attached. */
+int
+jobq_shmem_connected_workers(Oid dboid)
+{
+	int n = 0;
+	int i;
+
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+		if (jobq_shared->workers[i].in_use &&
+			jobq_shared->workers[i].dboid == dboid &&
+			jobq_shared->workers[i].pid != 0)
+			n++;
+	LWLockRelease(jobq_shared->lock);
+	return n;
+}
+
+/* A copy of every worker slot, palloc'd; returns how many. */
+int
+jobq_shmem_copy_slots(JobqWorker **copy)
+{
+	int n = jobq_shared->nworkers;
+
+	*copy = palloc(sizeof(JobqWorker) * n);
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	memcpy(*copy, jobq_shared->workers, sizeof(JobqWorker) * n);
+	LWLockRelease(jobq_shared->lock);
+	return n;
+}
+
+/* ---------------------------------------------------------------------
+ * The launcher
+ * ------------------------------------------------------------------- */
+
+/* on_shmem_exit: the launcher is gone. */
+static void
+launcher_detach(int code, Datum arg)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	jobq_shared->launcher_pid = 0;
+	jobq_shared->launcher_latch = NULL;
+	LWLockRelease(jobq_shared->lock);
+}
+
+/* Record this process as the launcher, until it exits. */
+void
+jobq_shmem_launcher_attach(void)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	jobq_shared->launcher_pid = MyProcPid;
+	jobq_shared->launcher_latch = MyLatch;
+	LWLockRelease(jobq_shared->lock);
+	on_shmem_exit(launcher_detach, (Datum) 0);
+}
+
+/*
+ * Take the probe requests left by CREATE EXTENSION (up to
+ * JOBQ_PROBE_REQUESTS into requests; returns how many) and the flag that
+ * asks to probe every database.
+ */
+int
+jobq_shmem_take_probe_requests(Oid *requests, bool *all)
+{
+	int n;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	n = jobq_shared->nprobe_requests;
+	memcpy(requests, jobq_shared->probe_requests, sizeof(Oid) * n);
+	jobq_shared->nprobe_requests = 0;
+	*all = jobq_shared->rescan_all;
+	jobq_shared->rescan_all = false;
+	LWLockRelease(jobq_shared->lock);
+	return n;
+}
+
+/*
+ * Free a slot whose worker stopped (stopped: its handle says so;
+ * unhandled: no handle covers it, and it is stopped if its worker never
+ * attached within stale_ms).  Returns whether it was stopped; *end tells
+ * how the worker ended (dboid InvalidOid: the slot was free).
+ */
+bool
+jobq_shmem_collect_slot(int slot, bool stopped, bool unhandled,
+						TimestampTz now, int stale_ms, JobqSlotEnd *end)
+{
+	JobqWorker *w = &jobq_shared->workers[slot];
+
+	memset(end, 0, sizeof(*end));
+	end->dboid = InvalidOid;
+	end->reason = JOBQ_EXIT_UNKNOWN;
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	/* a slot no handle of ours covers, whose worker never attached */
+	if (unhandled && w->in_use && w->pid == 0 &&
+		TimestampDifferenceExceeds(w->started_at, now, stale_ms))
+		stopped = true;
+	if (stopped && w->in_use)
+	{
+		uint32 generation = w->generation;
+
+		end->dboid = w->dboid;
+		end->has_jobq = w->has_jobq;
+		end->reason = w->exit_reason;
+		end->started_at = w->started_at;
+		memset(w, 0, sizeof(JobqWorker));
+		w->generation = generation;
+	}
+	LWLockRelease(jobq_shared->lock);
+	return stopped;
+}
+
+/*
+ * Allocate a free slot for a worker of a database and lane, with the
+ * lowest worker number not taken; returns the slot or -1.
+ */
+int
+jobq_shmem_allocate_slot(Oid dboid, bool net, int *number, uint32 *generation)
+{
+	int slot = -1;
+	bool taken[1024];
+	int i;
+
+	*number = 0;
+	*generation = 0;
+	memset(taken, 0, sizeof(taken));
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (!w->in_use)
+		{
+			if (slot < 0)
+				slot = i;
+		}
+		else if (w->dboid == dboid && w->net == net && w->number < (int) lengthof(taken))
+			taken[w->number] = true;
+	}
+	if (slot >= 0)
+	{
+		JobqWorker *w = &jobq_shared->workers[slot];
+
+		while (*number < (int) lengthof(taken) - 1 && taken[*number])
+			(*number)++;
+		*generation = w->generation + 1;
+		memset(w, 0, sizeof(JobqWorker));
+		w->in_use = true;
+		w->generation = *generation;
+		w->dboid = dboid;
+		w->net = net;
+		w->number = *number;
+		w->state = JOBQ_WORKER_STARTING;
+		w->started_at = GetCurrentTimestamp();
+		w->state_since = w->started_at;
+	}
+	LWLockRelease(jobq_shared->lock);
+	return slot;
+}
+
+/* Give back a slot whose worker could not be registered. */
+void
+jobq_shmem_free_slot(int slot)
+{
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	jobq_shared->workers[slot].in_use = false;
+	jobq_shared->workers[slot].dboid = InvalidOid;
+	LWLockRelease(jobq_shared->lock);
+}
+
+/* Ask a database's workers of a lane numbered from "keep" on to stop. */
+void
+jobq_shmem_trim_workers(Oid dboid, bool net, int keep)
+{
+	Latch *latches[64];
+	int nlatches = 0;
+	int i;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (w->in_use && w->dboid == dboid && w->net == net && w->number >= keep &&
+			!w->stop_requested)
+		{
+			w->stop_requested = true;
+			if (w->latch && nlatches < (int) lengthof(latches))
+				latches[nlatches++] = w->latch;
+		}
+	}
+	LWLockRelease(jobq_shared->lock);
+	for (i = 0; i < nlatches; i++)
+		SetLatch(latches[i]);
+}
+
+/*
+ * How many worker slots a database holds, how many of them are net workers
+ * (*net), and whether one of them found jobq (*has_jobq).
+ */
+int
+jobq_shmem_count_workers(Oid dboid, int *net, bool *has_jobq)
+{
+	int count = 0;
+	int nnet = 0;
+	int i;
+
+	*has_jobq = false;
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (w->in_use && w->dboid == dboid)
+		{
+			count++;
+			if (w->net)
+				nnet++;
+			*has_jobq |= w->has_jobq;
+		}
+	}
+	LWLockRelease(jobq_shared->lock);
+	*net = nnet;
+	return count;
 }

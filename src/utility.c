@@ -25,44 +25,29 @@
 #include "tcop/utility.h"
 #include "utils/timestamp.h"
 
-#include "jobq.h"
+#include "shmem.h"
+#include "utility.h"
 
-#define PAUSE_SECONDS	10
-#define WAIT_MS			5000
+#define PAUSE_SECONDS 10
+#define WAIT_MS 5000
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
-
-static int
-connected_workers(Oid dboid)
-{
-	int			n = 0;
-	int			i;
-
-	LWLockAcquire(jobq_shared->lock, LW_SHARED);
-	for (i = 0; i < jobq_shared->nworkers; i++)
-		if (jobq_shared->workers[i].in_use &&
-			jobq_shared->workers[i].dboid == dboid &&
-			jobq_shared->workers[i].pid != 0)
-			n++;
-	LWLockRelease(jobq_shared->lock);
-	return n;
-}
 
 /* Stop the workers of a database and wait (a while) until they are gone. */
 static void
 clear_database(const char *dbname)
 {
-	Oid			dboid;
+	Oid dboid;
 	TimestampTz start = GetCurrentTimestamp();
 
-	if (dbname == NULL || jobq_shared == NULL)
+	if (dbname == NULL || !jobq_shmem_available())
 		return;
 	dboid = get_database_oid(dbname, true);
 	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
 		return;
 
 	jobq_shmem_pause_database(dboid, PAUSE_SECONDS);
-	while (connected_workers(dboid) > 0 &&
+	while (jobq_shmem_connected_workers(dboid) > 0 &&
 		   !TimestampDifferenceExceeds(start, GetCurrentTimestamp(), WAIT_MS))
 	{
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -75,7 +60,7 @@ clear_database(const char *dbname)
 static bool
 names_jobq(List *objects)
 {
-	ListCell   *lc;
+	ListCell *lc;
 
 	foreach(lc, objects)
 		if (strcmp(strVal(lfirst(lc)), "jobq") == 0)
@@ -89,7 +74,7 @@ jobq_process_utility(PlannedStmt *pstmt, const char *queryString,
 					 ParamListInfo params, QueryEnvironment *queryEnv,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
+	Node *parsetree = pstmt->utilityStmt;
 
 	switch (nodeTag(parsetree))
 	{
@@ -105,11 +90,11 @@ jobq_process_utility(PlannedStmt *pstmt, const char *queryString,
 			break;
 		case T_CreatedbStmt:
 			{
-				ListCell   *lc;
+				ListCell *lc;
 
 				foreach(lc, ((CreatedbStmt *) parsetree)->options)
 				{
-					DefElem    *opt = lfirst(lc);
+					DefElem *opt = lfirst(lc);
 
 					if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
 						clear_database(defGetString(opt));

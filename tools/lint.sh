@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Static analysis of jobq's C code, three passes, each must find nothing:
+# Static analysis of jobq's C code, five passes, each must find nothing:
 #  1. the build with -Wall -Wextra, warnings as errors (flags: Makefile);
-#  2. cppcheck, with the suppressions of tools/cppcheck-suppressions.txt;
-#  3. clang-tidy, with the checks of .clang-tidy.
+#  2. no circle between the C files: the call graph between the objects
+#     (each src/*.o's undefined symbols mapped to the src/*.o that defines
+#     them, from nm), printed, must have no cycle;
+#  3. the formatting: tools/format.sh --check (clang-format, .clang-format);
+#  4. cppcheck, with the suppressions of tools/cppcheck-suppressions.txt;
+#  5. clang-tidy, with the checks of .clang-tidy.
 # cppcheck and clang-tidy read compile_commands.json, written here from the
 # compiler commands make runs (editors can use it too).  Exits non-zero on
 # any finding.  tools/test.sh runs it before the tests; it installs nothing
@@ -20,6 +24,72 @@ trap 'rm -rf "$out"' EXIT
 
 echo "== lint: build with -Wextra"
 make -s -B PG_CONFIG="$PG_CONFIG" >"$out/build" 2>&1 || { cat "$out/build"; status=1; }
+
+# The call graph between translation units: who calls (or reads a variable
+# of) whom.  A file may call the files below it, never one that calls it
+# back, directly or through others (src/README.md).
+echo "== lint: call graph between src/*.o"
+python3 - src/*.o <<'PY' || status=1
+import subprocess, sys
+objs = sys.argv[1:]
+defined, undefined = {}, {}
+for obj in objs:
+    unit = obj[len("src/"):-len(".o")]
+    undefined[unit] = set()
+    out = subprocess.run(["nm", "-P", obj], check=True, capture_output=True,
+                         text=True).stdout
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) < 2:
+            continue
+        if f[1] == "U":
+            undefined[unit].add(f[0])
+        elif f[1].isupper():
+            defined[f[0]] = unit
+graph = {u: {} for u in undefined}
+for unit, syms in undefined.items():
+    for sym in syms:
+        to = defined.get(sym)
+        if to is not None and to != unit:
+            graph[unit].setdefault(to, []).append(sym)
+for unit in sorted(graph):
+    print("  %-10s -> %s" % (unit, " ".join(sorted(graph[unit])) or "-"))
+# strongly connected components (Tarjan): any of more than one file is a circle
+index, low, stack, on, circles = {}, {}, [], set(), []
+def visit(v):
+    index[v] = low[v] = len(index)
+    stack.append(v)
+    on.add(v)
+    for w in sorted(graph[v]):
+        if w not in index:
+            visit(w)
+            low[v] = min(low[v], low[w])
+        elif w in on:
+            low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+        comp = []
+        while True:
+            w = stack.pop()
+            on.discard(w)
+            comp.append(w)
+            if w == v:
+                break
+        if len(comp) > 1:
+            circles.append(sorted(comp))
+for v in sorted(graph):
+    if v not in index:
+        visit(v)
+for comp in circles:
+    print("circle between %s:" % ", ".join(comp))
+    for a in comp:
+        for b in comp:
+            if b in graph[a]:
+                print("  %s -> %s: %s" % (a, b, " ".join(sorted(graph[a][b]))))
+sys.exit(1 if circles else 0)
+PY
+
+echo "== lint: formatting"
+bash tools/format.sh --check || status=1
 
 # compile_commands.json: each src/*.c with the command make compiles its .o
 # with (not the clang command that makes its LLVM bitcode)

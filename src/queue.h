@@ -1,0 +1,57 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.h
+ *	  Every SQL statement jobq runs against its job, kind, channel and
+ *	  delivery tables (the queue_*.c files): callers must be in a
+ *	  transaction; values come back in the caller's memory context.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef JOBQ_QUEUE_H
+#define JOBQ_QUEUE_H
+
+#include "jobq.h"
+
+/* kinds and the kind cache */
+extern JobqKind *jobq_queue_lookup_kind(const char *name);
+extern void jobq_queue_register_kind(const char *kind, const char *handler,
+									 const char *queue, int32 max_attempts,
+									 bool max_attempts_null, Interval *timeout,
+									 int32 priority, Oid registrar);
+extern bool jobq_queue_unregister_kind(const char *kind);
+
+/* enqueue */
+extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,
+							   const char *job_key);
+extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
+								   Datum job_keys, bool have_keys,
+								   int64 **ids, int *nids);
+
+/* the workers' statements */
+extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n);
+extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
+							bool final, double min_delay_ms);
+extern void jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids);
+extern int64 jobq_queue_release_after(int64 token, TimestampTz claimed_at,
+									  const JobqClaimKey *after,
+									  const JobqClaimKey *last);
+extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
+							 uint32 max_counter);
+extern TimestampTz jobq_queue_next_due(bool net);
+extern int64 jobq_queue_prune(void);
+
+/* network jobs */
+extern Jsonb *jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
+									 Oid owner, TimestampTz created_at);
+extern void jobq_queue_log_delivery(const JobqDelivery *d);
+
+/* administration: cancel and retry */
+extern int jobq_queue_cancel(int64 job_id, Oid caller);
+extern int jobq_queue_retry(int64 job_id, Oid caller);
+
+/* results of jobq_queue_cancel / jobq_queue_retry */
+#define JOBQ_NOT_FOUND 0
+#define JOBQ_DONE 1
+#define JOBQ_WRONG_STATE 2
+
+#endif /* JOBQ_QUEUE_H */
