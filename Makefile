@@ -44,7 +44,7 @@ PG_CFLAGS = -Wextra -Wno-unused-parameter -Wno-clobbered
 ifeq ($(JOBQ_WERROR),1)
 PG_CFLAGS += -Werror
 endif
-# libcurl: network jobs (src/http.c, src/net.c)
+# libcurl: network jobs (src/http*.c, src/net.c)
 SHLIB_LINK += -lcurl
 # libpq: jobq.schedule reaching pg_cron in another database (src/schedule.c)
 PG_CPPFLAGS = -I$(libpq_srcdir) -DJOBQ_VERSION=\"$(EXTVERSION)\"

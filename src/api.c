@@ -41,6 +41,7 @@ PG_FUNCTION_INFO_V1(jobq_cancel);
 PG_FUNCTION_INFO_V1(jobq_retry);
 PG_FUNCTION_INFO_V1(jobq_register_kind);
 PG_FUNCTION_INFO_V1(jobq_unregister_kind);
+PG_FUNCTION_INFO_V1(jobq__kinds_changed);
 PG_FUNCTION_INFO_V1(jobq_prune);
 PG_FUNCTION_INFO_V1(jobq__claim);
 PG_FUNCTION_INFO_V1(jobq__on_create);
@@ -466,6 +467,19 @@ jobq_unregister_kind(PG_FUNCTION_ARGS)
 	char *kind = registrable_kind_arg(fcinfo);
 
 	PG_RETURN_BOOL(jobq_queue_unregister_kind(kind));
+}
+
+/*
+ * jobq._kinds_changed(): every backend, the workers too, reads the job kinds
+ * again once this transaction commits.  For install scripts that add or
+ * remove built-in kinds with INSERT or DELETE (the job pack's), and the
+ * event trigger that removes a dropped extension's kinds.
+ */
+Datum
+jobq__kinds_changed(PG_FUNCTION_ARGS)
+{
+	jobq_queue_kinds_changed();
+	PG_RETURN_VOID();
 }
 
 Datum

@@ -3,7 +3,8 @@
  * guc.c
  *	  Every jobq.* setting, defined in one place.
  *
- * The README's settings table mirrors this file; keep them in step.
+ * docs/reference/settings.md documents every setting of this file;
+ * test/t/022_docs.pl checks it against pg_settings.
  * jobq.max_workers sizes shared memory, so it can only be set at server
  * start; the others take effect on reload (workers and the launcher handle
  * SIGHUP) or, for the per-enqueue defaults, in the enqueuing session.

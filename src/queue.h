@@ -19,6 +19,7 @@ extern void jobq_queue_register_kind(const char *kind, const char *handler,
 									 bool max_attempts_null, Interval *timeout,
 									 int32 priority, Oid registrar);
 extern bool jobq_queue_unregister_kind(const char *kind);
+extern void jobq_queue_kinds_changed(void);
 
 /* enqueue */
 extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,

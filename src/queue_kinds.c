@@ -42,7 +42,6 @@ static HTAB *kind_cache = NULL;
 static Oid kind_cache_relid = InvalidOid;
 static bool kind_callback_registered = false;
 
-static void kinds_changed(void);
 static void kind_not_owned(const char *kind);
 
 /*
@@ -214,7 +213,7 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 	jobq_superuser_spi_end(&qc);
 	if (n == 0)
 		kind_not_owned(kind);
-	kinds_changed();
+	jobq_queue_kinds_changed();
 }
 
 bool
@@ -241,7 +240,7 @@ jobq_queue_unregister_kind(const char *kind)
 	jobq_superuser_spi_end(&qc);
 	if (exists)
 		kind_not_owned(kind);
-	kinds_changed();
+	jobq_queue_kinds_changed();
 	return n > 0;
 }
 
@@ -261,10 +260,12 @@ kind_not_owned(const char *kind)
 }
 
 /*
- * Make every backend reload its kind cache when this transaction commits.
+ * Make every backend reload its kind cache when this transaction commits
+ * (also jobq._kinds_changed(), for install scripts that add built-in kinds
+ * by INSERT: a row change does not invalidate the table's relcache entry).
  */
-static void
-kinds_changed(void)
+void
+jobq_queue_kinds_changed(void)
 {
 	Oid nsp = get_namespace_oid("jobq", false);
 

@@ -8,7 +8,7 @@ export JOBQ_WERROR=1
 PG_CONFIG=$PG_BIN/pg_config
 PACKAGES=(postgresql-15 postgresql-server-dev-15 libcurl4-openssl-dev
 	postgresql-15-cron libipc-run-perl make gcc rsync python3 python3-aiosmtpd
-	openssl cppcheck clang-tidy)
+	openssl cppcheck clang-tidy clang-format)
 
 # The build is installed into the server's own directories, which every
 # test run on this machine uses: one run at a time, holding this lock until

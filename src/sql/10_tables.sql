@@ -122,8 +122,15 @@ COMMENT ON INDEX jobq._done_finished_idx IS 'pruning and listing finished jobs b
  * Job kinds: the built-in ones and those registered by applications.
  * extension names the extension whose install script added a built-in
  * kind (jobq_pack, say; NULL for jobq's own): DROP EXTENSION removes its
- * kinds (jobq._drop_extension_kinds).  New columns go at the end, in the
- * order the upgrade fragments add them.
+ * kinds (jobq._drop_extension_kinds).  What the C code decides about a
+ * kind is an attribute only an install script sets for a built-in kind:
+ * restricted (a job runs as a security-restricted operation: every kind
+ * but matview.refresh, whose REFRESH ... CONCURRENTLY builds its diff in a
+ * temporary table; jobq.register_kind never sets it, and the CHECK keeps
+ * it for every kind that is not built-in) and keep_response (a network
+ * kind whose response body is the job's result: http).  The SQL kind is
+ * the built-in kind with no handler that is not a network kind.  New
+ * columns go at the end, in the order the upgrade fragments add them.
  */
 CREATE TABLE jobq._kinds (
 	kind text PRIMARY KEY,
@@ -137,22 +144,30 @@ CREATE TABLE jobq._kinds (
 	registered_at timestamptz NOT NULL DEFAULT now(),
 	net boolean NOT NULL DEFAULT false,
 	extension text,
+	restricted boolean NOT NULL DEFAULT true,
+	keep_response boolean NOT NULL DEFAULT false,
 	CHECK (builtin OR handler IS NOT NULL),
 	CHECK (NOT net OR builtin),
-	CONSTRAINT _kinds_extension_check CHECK (extension IS NULL OR builtin)
+	CONSTRAINT _kinds_extension_check CHECK (extension IS NULL OR builtin),
+	CONSTRAINT _kinds_restricted_check CHECK (restricted OR builtin),
+	CONSTRAINT _kinds_keep_response_check CHECK (NOT keep_response OR net)
 );
 COMMENT ON TABLE jobq._kinds IS 'job kinds; read jobq.kinds instead';
+COMMENT ON COLUMN jobq._kinds.restricted
+	IS 'jobs of the kind run as a security-restricted operation; false only for built-in kinds an install script made so';
+COMMENT ON COLUMN jobq._kinds.keep_response
+	IS 'a network kind whose response body is kept as the job''s result';
 
 INSERT INTO jobq._kinds (kind, builtin) VALUES ('sql', true);
-INSERT INTO jobq._kinds (kind, builtin, net, queue) VALUES
-	('http', true, true, 'net'),
-	('email', true, true, 'net'),
-	('sms', true, true, 'net'),
-	('webhook', true, true, 'net');
-INSERT INTO jobq._kinds (kind, builtin, handler, max_attempts) VALUES
-	('matview.refresh', true, 'jobq.matview_refresh(pg_catalog.jsonb)', 5),
-	('table.archive', true, 'jobq.table_archive(pg_catalog.jsonb)', 5),
-	('jobq.prune', true, 'jobq._prune_kind(pg_catalog.jsonb)', 3);
+INSERT INTO jobq._kinds (kind, builtin, net, queue, keep_response) VALUES
+	('http', true, true, 'net', true),
+	('email', true, true, 'net', false),
+	('sms', true, true, 'net', false),
+	('webhook', true, true, 'net', false);
+INSERT INTO jobq._kinds (kind, builtin, handler, max_attempts, restricted) VALUES
+	('matview.refresh', true, 'jobq.matview_refresh(pg_catalog.jsonb)', 5, false),
+	('table.archive', true, 'jobq.table_archive(pg_catalog.jsonb)', 5, true),
+	('jobq.prune', true, 'jobq._prune_kind(pg_catalog.jsonb)', 3, true);
 
 SELECT pg_catalog.pg_extension_config_dump('jobq._queue', '');
 SELECT pg_catalog.pg_extension_config_dump('jobq._done', '');

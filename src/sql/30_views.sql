@@ -27,7 +27,8 @@ GRANT SELECT ON jobq.jobs TO PUBLIC;
 
 CREATE OR REPLACE VIEW jobq.kinds AS
 	SELECT kind, builtin, handler, queue, priority, max_attempts, timeout,
-		   registered_by, registered_at, net, extension
+		   registered_by, registered_at, net, extension, restricted,
+		   keep_response
 	  FROM jobq._kinds;
 COMMENT ON VIEW jobq.kinds IS 'the job kinds that jobq.enqueue accepts';
 GRANT SELECT ON jobq.kinds TO PUBLIC;

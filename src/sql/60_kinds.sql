@@ -239,18 +239,14 @@ COMMENT ON FUNCTION jobq._prune_kind(jsonb)
  * ------------------------------------------------------------------- */
 
 /*
- * Make every backend read jobq._kinds again: the kind cache of src/queue.c
- * is dropped with the table's relcache entry, which a plain INSERT or
- * DELETE does not invalidate.  Setting a column's statistics target to
- * what it is rewrites its pg_attribute row and invalidates the entry, and
- * changes nothing else.
+ * Make every backend read jobq._kinds again when the transaction commits:
+ * the kind cache is dropped with the table's relcache entry, which a plain
+ * INSERT or DELETE does not invalidate.
  */
 CREATE OR REPLACE FUNCTION jobq._kinds_changed()
 RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	ALTER TABLE jobq._kinds ALTER COLUMN kind SET STATISTICS -1;
-END $$;
+AS 'MODULE_PATHNAME', 'jobq__kinds_changed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION jobq._kinds_changed()
 	IS 'make every backend read the job kinds again (for install scripts that add built-in kinds)';
 REVOKE ALL ON FUNCTION jobq._kinds_changed() FROM PUBLIC;

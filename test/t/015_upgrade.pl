@@ -122,7 +122,8 @@ my $fresh = describe('fresh', 'jobq');
 cmp_ok(length($fresh), '>', 10000, 'the description of a fresh install is not empty');
 is(describe('updated', 'jobq'), $fresh, 'an updated install has the same objects as a fresh one');
 my $builtin = q{
-SELECT string_agg(concat_ws(' ', kind, handler, queue, priority, max_attempts, timeout, net, extension),
+SELECT string_agg(concat_ws(' ', kind, handler, queue, priority, max_attempts, timeout, net, extension,
+							restricted, keep_response),
 				  E'\n' ORDER BY kind)
   FROM jobq._kinds WHERE builtin};
 is($node->safe_psql('updated', $builtin),

@@ -24,7 +24,4 @@ COMMENT ON COLUMN jobq._kinds.keep_response
 UPDATE jobq._kinds SET restricted = false WHERE kind = 'matview.refresh' AND builtin;
 UPDATE jobq._kinds SET keep_response = true WHERE kind = 'http' AND builtin AND net;
 
-CREATE OR REPLACE VIEW jobq.kinds AS
-	SELECT kind, builtin, handler, queue, priority, max_attempts, timeout,
-		   registered_by, registered_at, net, restricted, keep_response
-	  FROM jobq._kinds;
+/* jobq.kinds shows both: src/sql/30_views.sql */
