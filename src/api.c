@@ -29,6 +29,7 @@
 
 #include "batch.h"
 #include "claim.h"
+#include "compat.h"
 #include "guc.h"
 #include "handlers.h"
 #include "http_check.h"
@@ -209,7 +210,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
 					 errmsg("the handler function of job kind \"%s\" does not exist", name),
 					 errhint("Register the kind again with jobq.register_kind().")));
-		aclresult = pg_proc_aclcheck(kind->handler, job->owner, ACL_EXECUTE);
+		aclresult = object_aclcheck(ProcedureRelationId, kind->handler, job->owner, ACL_EXECUTE);
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(kind->handler));
 	}
@@ -437,7 +438,7 @@ jobq_register_kind(PG_FUNCTION_ARGS)
 				 errmsg("handler must not be null")));
 	handler = PG_GETARG_OID(1);
 	jobq_handler_check(handler, NULL);
-	aclresult = pg_proc_aclcheck(handler, GetUserId(), ACL_EXECUTE);
+	aclresult = object_aclcheck(ProcedureRelationId, handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(handler));
 

@@ -10,6 +10,7 @@
 #ifndef JOBQ_BGWORKER_H
 #define JOBQ_BGWORKER_H
 
+#include "compat.h"
 #include "jobq.h"
 
 #include "shmem.h"
@@ -19,7 +20,7 @@ extern void jobq_bgw_serve(void);
 extern const JobqSlotInfo *jobq_bgw_slot(void);
 extern void jobq_bgw_begin_xact(void);
 extern void jobq_bgw_commit_xact(void);
-extern void jobq_bgw_exit(JobqWorkerExit reason) pg_attribute_noreturn();
+pg_noreturn extern void jobq_bgw_exit(JobqWorkerExit reason);
 extern void jobq_bgw_exit_unless_installed(void);
 extern void jobq_bgw_check_stop(void);
 extern void jobq_bgw_holding_jobs(bool holding);

@@ -47,6 +47,7 @@
 #include "utils/timestamp.h"
 
 #include "claim.h"
+#include "compat.h"
 #include "qrel.h"
 #include "shmem.h"
 
@@ -149,7 +150,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	ScanKeyInit(&key, 2, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
 				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
+	scan = jobq_compat_index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 
 	while (n < batch_size && index_getnext_slot(scan, ForwardScanDirection, slot))
@@ -159,6 +160,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		ItemPointerData tid = slot->tts_tid;
 		TM_FailureData tmfd;
 		LockTupleMode lockmode;
+		TU_UpdateIndexes update_indexes;
 		bool should_free;
 		bool isnull;
 		TM_Result result;
@@ -175,15 +177,17 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 			heap_freetuple(oldtup);
 
 		/* never wait: a row someone holds or has changed is theirs */
-		result = heap_update(rel, &tid, newtup, cid, InvalidSnapshot, false,
-							 &tmfd, &lockmode);
+		result = jobq_compat_heap_update(rel, &tid, newtup, cid, InvalidSnapshot, false,
+										 &tmfd, &lockmode, &update_indexes);
 		if (result != TM_Ok)
 		{
 			heap_freetuple(newtup);
 			continue;
 		}
-		if (!HeapTupleIsHeapOnly(newtup))
-			(void) jobq_qrel_index_row(&ix, rel, newtup, true);
+		/* the index entries heap_update says the new version needs */
+		if (update_indexes != TU_None)
+			(void) jobq_qrel_index_row(&ix, rel, newtup, true,
+									   update_indexes == TU_Summarizing);
 		heap_freetuple(newtup);
 
 		claim_job(slot, c, caller_cxt, &(*jobs)[n]);

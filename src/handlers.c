@@ -36,6 +36,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "handlers.h"
 
 /*
@@ -190,10 +191,10 @@ handler_lookup(Oid handler)
 	HandlerCacheEntry *entry;
 	int i;
 
-	if (handler_cache_lxid != MyProc->lxid)
+	if (handler_cache_lxid != jobq_compat_my_lxid())
 	{
 		handler_cache_used = 0;
-		handler_cache_lxid = MyProc->lxid;
+		handler_cache_lxid = jobq_compat_my_lxid();
 	}
 	for (i = 0; i < handler_cache_used; i++)
 		if (handler_cache[i].handler == handler)
@@ -227,7 +228,7 @@ run_function(const JobqJob *job, const JobqKind *kind)
 	/* checked again at each transaction: it may have been replaced */
 	entry = handler_lookup(kind->handler);
 
-	aclresult = pg_proc_aclcheck(kind->handler, GetUserId(), ACL_EXECUTE);
+	aclresult = object_aclcheck(ProcedureRelationId, kind->handler, GetUserId(), ACL_EXECUTE);
 	if (aclresult != ACLCHECK_OK)
 		aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(kind->handler));
 

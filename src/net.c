@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "bgworker.h"
+#include "compat.h"
 #include "guc.h"
 #include "http.h"
 #include "http_check.h"
@@ -394,7 +395,7 @@ net_wait(long timeout_ms)
 	if (curl_timer_at != 0)
 		timeout_ms = Min(timeout_ms, ms_until(curl_timer_at));
 
-	set = CreateWaitEventSet(CurrentMemoryContext, 2 + nsockets);
+	set = jobq_compat_wait_event_set(2 + nsockets);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < nsockets; i++)

@@ -8,7 +8,8 @@
 #ifndef JOBQ_NET_H
 #define JOBQ_NET_H
 
+#include "compat.h"
 
-extern void jobq_net_main(void) pg_attribute_noreturn();
+pg_noreturn extern void jobq_net_main(void);
 
 #endif /* JOBQ_NET_H */

@@ -41,6 +41,7 @@
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "qrel.h"
 #include "superuser.h"
 
@@ -94,7 +95,7 @@ jobq_qrel_columns(Relation rel)
 	c->locked_by = column_number(desc, "locked_by");
 	c->worker_pid = column_number(desc, "worker_pid");
 	c->cancel_requested = column_number(desc, "cancel_requested");
-	c->id_sequence = getIdentitySequence(RelationGetRelid(rel), c->id, false);
+	c->id_sequence = jobq_compat_identity_sequence(rel, c->id);
 	cached_relid = RelationGetRelid(rel);
 	cached_natts = rel->rd_rel->relnatts;
 	return c;
@@ -152,8 +153,12 @@ jobq_qrel_relid(const char *name)
 }
 
 /*
- * Give a row version written with heap_insert, or with heap_update when it
- * is not heap-only, its index entries; the executor state is made at the
+ * Give a row version written with heap_insert, or with heap_update, its
+ * index entries: after an update, those heap_update said it needs (its
+ * TU_UpdateIndexes: all of them, none for a HOT update, or from PostgreSQL
+ * 16 on those of the summarizing indexes alone, only_summarizing, for a
+ * HOT update that changed a column a BRIN index covers; the caller skips
+ * TU_None).  The executor state is made at the
  * first call and kept until jobq_qrel_index_end.  The result relation has
  * no range table entry, so after an update the executor takes no column as
  * updated: true of every index of jobq._queue for a claim (none depends on
@@ -164,7 +169,8 @@ jobq_qrel_relid(const char *name)
  * jobq._queue's indexes is deferrable).
  */
 List *
-jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple, bool update)
+jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple, bool update,
+					bool only_summarizing)
 {
 	List *recheck;
 
@@ -177,7 +183,8 @@ jobq_qrel_index_row(JobqIndexer *ix, Relation rel, HeapTuple tuple, bool update)
 		ix->slot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
 	}
 	ExecStoreHeapTuple(tuple, ix->slot, false);
-	recheck = ExecInsertIndexTuples(ix->rri, ix->slot, ix->estate, update, false, NULL, NIL);
+	recheck = jobq_compat_insert_index_tuples(ix->rri, ix->slot, ix->estate, update,
+											  only_summarizing);
 	ExecClearTuple(ix->slot);
 	ResetPerTupleExprContext(ix->estate);
 	return recheck;
@@ -265,7 +272,7 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	values[c->id - 1] = Int64GetDatum(id);
 	tuple = heap_form_tuple(desc, values, nulls);
 	heap_insert(rel, tuple, GetCurrentCommandId(true), 0, NULL);
-	recheck = jobq_qrel_index_row(&ix, rel, tuple, false);
+	recheck = jobq_qrel_index_row(&ix, rel, tuple, false, false);
 	if (recheck != NIL) /* a deferrable unique index: executor_needed missed it */
 		elog(ERROR, "jobq._queue has a deferrable unique index");
 	jobq_qrel_index_end(&ix);

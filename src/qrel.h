@@ -43,7 +43,8 @@ typedef struct JobqIndexer
 extern const JobqQueueColumns *jobq_qrel_columns(Relation rel);
 extern Oid jobq_qrel_relid(const char *name);
 extern struct List *jobq_qrel_index_row(JobqIndexer *ix, Relation rel,
-										HeapTuple tuple, bool update);
+										HeapTuple tuple, bool update,
+										bool only_summarizing);
 extern void jobq_qrel_index_end(JobqIndexer *ix);
 extern int64 jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload);
 

@@ -51,6 +51,7 @@
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "superuser.h"
 
 PG_FUNCTION_INFO_V1(jobq_schedule);
@@ -145,7 +146,7 @@ typedef struct CronConn
 	PGconn *conn; /* NULL: pg_cron's database is this one */
 } CronConn;
 
-static void cron_fail(CronConn *cc, PGresult *res) pg_attribute_noreturn();
+pg_noreturn static void cron_fail(CronConn *cc, PGresult *res);
 
 static void
 cron_connect(CronConn *cc, const char *cron_db)

@@ -6,9 +6,11 @@
  *	  schedule.c).
  *
  * jobq_superuser_begin becomes the bootstrap superuser with a search path
- * of pg_catalog alone (an override search path: cheaper than a GUC change,
- * and no temporary schema), whatever the caller's role and path;
- * jobq_superuser_end goes back.  jobq_superuser_spi_begin does that, pushes
+ * of pg_catalog alone, whatever the caller's role and path;
+ * jobq_superuser_end goes back.  The path: up to PostgreSQL 16 an override
+ * search path (cheaper than a GUC change, and no temporary schema), from
+ * 17 on, where those are gone, search_path "pg_catalog, pg_temp" at a GUC
+ * nest level of its own (jobq_compat_push_catalog_path, compat.h).  jobq_superuser_spi_begin does that, pushes
  * a snapshot if the caller has none (a worker's own transactions) and
  * connects to SPI; jobq_superuser_spi_end undoes it all and switches back
  * to the caller's memory context.  The caller must be in a transaction.
@@ -18,7 +20,6 @@
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -26,10 +27,8 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+#include "compat.h"
 #include "superuser.h"
-
-/* pg_catalog alone: what every statement jobq runs on its own behalf resolves names in */
-static OverrideSearchPath catalog_only = {NIL, true, false, 0};
 
 /*
  * Become the bootstrap superuser with a search path of pg_catalog alone,
@@ -42,13 +41,13 @@ jobq_superuser_begin(JobqSuperuser *su)
 	GetUserIdAndSecContext(&su->save_userid, &su->save_sec_context);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
 						   su->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	PushOverrideSearchPath(&catalog_only);
+	su->path_nestlevel = jobq_compat_push_catalog_path();
 }
 
 void
 jobq_superuser_end(const JobqSuperuser *su)
 {
-	PopOverrideSearchPath();
+	jobq_compat_pop_catalog_path(su->path_nestlevel);
 	SetUserIdAndSecContext(su->save_userid, su->save_sec_context);
 }
 

@@ -18,6 +18,7 @@ typedef struct JobqSuperuser
 {
 	Oid save_userid;
 	int save_sec_context;
+	int path_nestlevel; /* jobq_compat_pop_catalog_path's argument */
 } JobqSuperuser;
 
 /* An SPI connection as the bootstrap superuser (jobq_superuser_spi_begin). */
