@@ -1,7 +1,13 @@
 # Shared by tools/test.sh and tools/demo.sh: install what is missing, build,
 # install the extension.  Run as root on Debian 12 (or as a user who already
 # has the packages and may write to PostgreSQL's directories).
+#
+# The PostgreSQL it builds against and installs into: the major version
+# JOBQ_PG, 15 by default (Debian 12's packages: PG_BIN and PG_CONFIG
+# below).  use_pg_version switches to another major, built from source by
+# tools/pg-build.sh (18; cached under /opt/jobq-pg), for tools/test.sh.
 
+JOBQ_PG=${JOBQ_PG:-15}
 PG_BIN=/usr/lib/postgresql/15/bin
 # the project's own builds make every warning an error (see the Makefile)
 export JOBQ_WERROR=1
@@ -35,9 +41,30 @@ install_packages() {
 		"${missing[@]}" >/dev/null
 }
 
+# PG_BIN and PG_CONFIG of PostgreSQL $JOBQ_PG: 15 is Debian's; another
+# major is built (once, then cached) by tools/pg-build.sh, which prints its
+# pg_config last.  Installs into that build's directories: call it holding
+# the test lock.
+use_pg_version() {
+	[ "$JOBQ_PG" = 15 ] && return 0
+	PG_CONFIG=$(bash tools/pg-build.sh "$JOBQ_PG" | tail -n 1)
+	[ -x "$PG_CONFIG" ] || { echo "no pg_config for PostgreSQL $JOBQ_PG" >&2; exit 1; }
+	PG_BIN=$("$PG_CONFIG" --bindir)
+	echo "== PostgreSQL $JOBQ_PG: $("$PG_CONFIG" --version), $PG_CONFIG"
+}
+
 # jobq, and its job pack, the extension jobq_pack (pack/)
 build_and_install() {
 	echo "== building jobq and jobq_pack"
+	# Objects of another major version are never reused: the build starts
+	# clean when the last one was for another pg_config (.jobq-pg-config),
+	# or when objects were built since (tools/lint.sh, on 15).
+	if [ "$(cat .jobq-pg-config 2>/dev/null)" != "$PG_CONFIG" ] ||
+		[ -n "$(find src -name '*.o' -newer .jobq-pg-config 2>/dev/null | head -n 1)" ]; then
+		make -s PG_CONFIG="$PG_CONFIG" clean
+		make -s -C pack PG_CONFIG="$PG_CONFIG" clean
+	fi
+	echo "$PG_CONFIG" >.jobq-pg-config
 	make -s PG_CONFIG="$PG_CONFIG"
 	make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
 	make -s -C pack PG_CONFIG="$PG_CONFIG"

@@ -213,14 +213,17 @@ is( run_job('matview.refresh', '{"view": "open_slots"}'),
 	'a concurrent refresh on the only worker');
 $node->safe_psql('postgres',
 	q{CREATE TABLE temp_seen (seen boolean); GRANT INSERT ON temp_seen TO clinic;});
-# a type in pg_temp would be found before pg_catalog's: PostgreSQL refuses
-# it in a restricted job, and jobq empties the schema after each job anyway
+# a type in pg_temp would be found before pg_catalog's: jobq empties the
+# schema after each job.  Debian 12's PostgreSQL 15 also refuses the type
+# in a restricted job ("cannot create a type in a temporary schema within
+# security-restricted operation", a check upstream's 18.6 does not have):
+# where it is made, only jobq's emptying keeps it from the next job.
 like(
 	run_job(
 		'sql', '{"sql": "CREATE DOMAIN pg_temp.planted AS int"}',
 		'max_attempts => 1'),
-	qr/^dead\|cannot create a type in a temporary schema/,
-	'a job cannot plant a type in the temporary schema');
+	qr/^(?:dead\|cannot create a type in a temporary schema|succeeded\|\{"rows": 0\}$)/,
+	'a job\'s type in the temporary schema is refused by the server, or made');
 is( run_job(
 		'sql',
 		q{{"sql": "INSERT INTO public.temp_seen SELECT to_regtype(''pg_temp.planted'') IS NOT NULL"}}),
