@@ -18,15 +18,20 @@
 
 /*
  * The relation a name denotes in search_path (the job owner's), or NULL.
- * Only to_regclass runs in that path: the function's own SET puts the
- * pinned one back when it returns.
+ * Only the name's lookup runs in that path: the function's own SET puts the
+ * pinned one back when it returns.  A cast, not to_regclass: from
+ * PostgreSQL 16 on, to_regclass returns NULL for a name it cannot parse
+ * ("a; DROP TABLE b"), which must be refused as invalid name syntax
+ * (42602) on every version, not reported as a missing table.
  */
-CREATE FUNCTION jobq._pack_regclass(name text, search_path text)
+CREATE OR REPLACE FUNCTION jobq._pack_regclass(name text, search_path text)
 RETURNS regclass
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM pg_catalog.set_config('search_path', search_path, true);
-	RETURN pg_catalog.to_regclass(name);
+	RETURN name::pg_catalog.regclass;
+EXCEPTION WHEN undefined_table OR invalid_schema_name THEN
+	RETURN NULL;
 END $$;
 COMMENT ON FUNCTION jobq._pack_regclass(text, text)
 	IS 'the relation a name denotes in a search_path, or NULL';
