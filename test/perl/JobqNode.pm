@@ -3,7 +3,8 @@
 # after the common ones in postgresql.conf, so they win.
 # jobq_wait_finished() waits for a job to finish.  jobq_flush_wal() makes
 # what has committed durable.  jobq_psql_as() and jobq_safe_as() run SQL as
-# another role.
+# another role.  jobq_skip_without_pg_cron() skips a test that needs
+# pg_cron where it is not installed.
 
 package JobqNode;
 
@@ -16,7 +17,23 @@ use PostgreSQL::Test::Cluster;
 use Test::More;
 
 our @EXPORT =
-  qw(jobq_node jobq_wait_finished jobq_flush_wal jobq_psql_as jobq_safe_as);
+  qw(jobq_node jobq_wait_finished jobq_flush_wal jobq_psql_as jobq_safe_as
+  jobq_skip_without_pg_cron);
+
+# jobq_skip_without_pg_cron(): the whole test is skipped, with the reason,
+# when pg_cron is not installed for the PostgreSQL under test.  pg_cron is a
+# package of its own, installed for PostgreSQL 15 only here (Debian does not
+# serve its sources for 18).
+sub jobq_skip_without_pg_cron
+{
+	my $sharedir = `pg_config --sharedir`;
+	my $pg_version = `pg_config --version`;
+	chomp($sharedir, $pg_version);
+	plan skip_all => "pg_cron is not installed for $pg_version: "
+	  . "no $sharedir/extension/pg_cron.control (Debian does not serve pg_cron's sources for it)"
+	  unless -f "$sharedir/extension/pg_cron.control";
+	return;
+}
 
 # jobq_node($name, $settings, %init_options): a started node.
 sub jobq_node

@@ -32,15 +32,8 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use JobqNode;
 
-# pg_cron is a package of its own, installed for PostgreSQL 15 only here
-# (Debian does not serve its sources for 18): without it this test is
-# skipped, saying so.
-my $sharedir = `pg_config --sharedir`;
-my $pg_version = `pg_config --version`;
-chomp($sharedir, $pg_version);
-plan skip_all => "pg_cron is not installed for $pg_version: "
-  . "no $sharedir/extension/pg_cron.control (Debian does not serve pg_cron's sources for it)"
-  unless -f "$sharedir/extension/pg_cron.control";
+# needs pg_cron: skipped, saying why, where it is not installed (PostgreSQL 18)
+jobq_skip_without_pg_cron();
 
 my $node = jobq_node(
 	'privileges', q{
