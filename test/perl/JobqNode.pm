@@ -4,7 +4,8 @@
 # jobq_wait_finished() waits for a job to finish.  jobq_flush_wal() makes
 # what has committed durable.  jobq_psql_as() and jobq_safe_as() run SQL as
 # another role.  jobq_skip_without_pg_cron() skips a test that needs
-# pg_cron where it is not installed.
+# pg_cron where it is not installed.  jobq_start_server() starts a test
+# server of test/net/ on loopback; jobq_stop_servers() stops them.
 
 package JobqNode;
 
@@ -12,13 +13,16 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use IPC::Run;
 use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(usleep);
 
 use Test::More;
 
 our @EXPORT =
   qw(jobq_node jobq_wait_finished jobq_flush_wal jobq_psql_as jobq_safe_as
-  jobq_skip_without_pg_cron);
+  jobq_skip_without_pg_cron jobq_start_server jobq_stop_servers);
 
 # jobq_skip_without_pg_cron(): the whole test is skipped, with the reason,
 # when pg_cron is not installed for the PostgreSQL under test.  pg_cron is a
@@ -107,6 +111,49 @@ sub jobq_safe_as
 		($user // 'the superuser') . ' can run' . (defined $db ? " in $db" : '') . ": $what")
 	  or diag($err);
 	return $out;
+}
+
+# The servers jobq_start_server started and jobq_stop_servers did not stop.
+my @servers;
+
+# jobq_start_server($dir, $name, $script, @args): runs the server script
+# (test/net/http_server.py, smtp_sink.py) with python3, its output in
+# $dir/$name.out and .err; waits up to 15 s for the port it writes to
+# $dir/$name.port and returns it.  aiosmtpd is Debian's python3-aiosmtpd,
+# so the system's interpreter is taken (JOBQ_TEST_PYTHON overrides it).
+sub jobq_start_server
+{
+	my ($dir, $name, @cmd) = @_;
+	my $python = $ENV{JOBQ_TEST_PYTHON}
+	  // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
+	my $port_file = "$dir/$name.port";
+	push @servers,
+	  IPC::Run::start([ $python, @cmd, '--port-file', $port_file ],
+		'>', "$dir/$name.out", '2>', "$dir/$name.err");
+	for (1 .. 150)
+	{
+		last if -s $port_file;
+		usleep(100_000);
+	}
+	die "$name did not start: " . slurp_file("$dir/$name.err")
+	  unless -s $port_file;
+	chomp(my $port = slurp_file($port_file));
+	return $port;
+}
+
+# jobq_stop_servers(): stops every server jobq_start_server started; the
+# test's end does it for those still running.
+sub jobq_stop_servers
+{
+	$_->kill_kill for @servers;
+	@servers = ();
+	return;
+}
+
+END
+{
+	local $?;
+	jobq_stop_servers();
 }
 
 1;

@@ -27,7 +27,6 @@ use Cwd qw(abs_path);
 use Digest::SHA qw(hmac_sha256_hex);
 use Encode qw(encode_utf8);
 use File::Path qw(rmtree);
-use IPC::Run;
 use JSON::PP;
 use Time::HiRes qw(usleep);
 
@@ -35,9 +34,6 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use JobqNode;
 
-# aiosmtpd is Debian's python3-aiosmtpd: take the system's interpreter
-my $python = $ENV{JOBQ_TEST_PYTHON}
-  // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
 my $net_dir = "$FindBin::RealBin/../net";
 
 my $dir = abs_path($PostgreSQL::Test::Utils::tmp_check) . '/net';
@@ -54,34 +50,6 @@ my $json = JSON::PP->new->ascii->canonical;
 # The servers
 # ---------------------------------------------------------------------
 
-my @servers;
-
-# Start a server writing its port to a file; returns the port.
-sub start_server
-{
-	my ($what, @cmd) = @_;
-	my $port_file = "$dir/$what.port";
-	my $h = IPC::Run::start([ $python, @cmd, '--port-file', $port_file ],
-		'>', "$dir/$what.out", '2>', "$dir/$what.err");
-	push @servers, $h;
-	for (1 .. 150)
-	{
-		last if -s $port_file;
-		usleep(100_000);
-	}
-	die "$what did not start: " . slurp_file("$dir/$what.err")
-	  unless -s $port_file;
-	my $port = slurp_file($port_file);
-	chomp $port;
-	return $port;
-}
-
-END
-{
-	local $?;
-	$_->kill_kill for @servers;
-}
-
 # The channel hooks signs with its own key; the server checks that one.
 my $hook_key = 'whsec-channel-hooks-7c1d';
 my $api_key = 's3cret-key';
@@ -89,12 +57,12 @@ my $guc_key = 'whsec-test';
 my $bearer = 'tok-sms-bearer-2b9e41';
 my @secrets = ($hook_key, $api_key, $guc_key, $bearer);
 
-my $hp = start_server(
-	'http', "$net_dir/http_server.py",
+my $hp = jobq_start_server(
+	$dir, 'http', "$net_dir/http_server.py",
 	'--log' => $http_log,
 	'--stats' => $http_stats,
 	'--signing-key' => $hook_key);
-my $sp = start_server('smtp', "$net_dir/smtp_sink.py", '--dir' => $mail_dir);
+my $sp = jobq_start_server($dir, 'smtp', "$net_dir/smtp_sink.py", '--dir' => $mail_dir);
 note "HTTP server on port $hp, SMTP sink on port $sp";
 
 my $node = jobq_node(
@@ -782,8 +750,7 @@ is(job($inflight, 'status, attempts, last_error_sqlstate'),
 	'the first attempt counted, recorded as its worker ending (57P02)');
 is(sql("SELECT jobq.cancel($inflight)"), 't', 'cancel it');
 
-$_->kill_kill for @servers;
-@servers = ();
+jobq_stop_servers();
 $node->stop;
 
 done_testing();

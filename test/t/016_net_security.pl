@@ -27,14 +27,11 @@ use Cwd qw(abs_path);
 use File::Path qw(rmtree);
 use IPC::Run;
 use JSON::PP;
-use Time::HiRes qw(usleep);
 
 use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use JobqNode;
 
-my $python = $ENV{JOBQ_TEST_PYTHON}
-  // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
 my $net_dir = "$FindBin::RealBin/../net";
 my $dir = abs_path($PostgreSQL::Test::Utils::tmp_check) . '/net_security';
 rmtree($dir);
@@ -57,37 +54,11 @@ IPC::Run::run(
   or die 'openssl could not make a certificate: ' . slurp_file("$dir/openssl.err");
 my $ca_pem = slurp_file($cert);
 
-my @servers;
-
-sub start_server
-{
-	my ($name, @args) = @_;
-	my $port_file = "$dir/$name.port";
-	push @servers,
-	  IPC::Run::start([ $python, @args, '--port-file', $port_file ],
-		'>', "$dir/$name.out", '2>', "$dir/$name.err");
-	for (1 .. 150)
-	{
-		last if -s $port_file;
-		usleep(100_000);
-	}
-	die "$name did not start: " . slurp_file("$dir/$name.err")
-	  unless -s $port_file;
-	chomp(my $port = slurp_file($port_file));
-	return $port;
-}
-
-END
-{
-	local $?;
-	$_->kill_kill for @servers;
-}
-
-my $pa = start_server('a', "$net_dir/http_server.py", '--log', "$dir/a.log");
-my $pb = start_server('b', "$net_dir/http_server.py", '--log', "$dir/b.log");
-my $pt = start_server('tls', "$net_dir/http_server.py", '--log', "$dir/tls.log",
+my $pa = jobq_start_server($dir, 'a', "$net_dir/http_server.py", '--log', "$dir/a.log");
+my $pb = jobq_start_server($dir, 'b', "$net_dir/http_server.py", '--log', "$dir/b.log");
+my $pt = jobq_start_server($dir, 'tls', "$net_dir/http_server.py", '--log', "$dir/tls.log",
 	'--tls-cert', $cert, '--tls-key', $key);
-my $ps = start_server('smtp', "$net_dir/smtp_sink.py", '--dir', "$dir/mail",
+my $ps = jobq_start_server($dir, 'smtp', "$net_dir/smtp_sink.py", '--dir', "$dir/mail",
 	'--tls-cert', $cert, '--tls-key', $key, '--auth', 'school:mail-pw-77');
 note "HTTP $pa and $pb, HTTPS $pt, SMTP $ps";
 

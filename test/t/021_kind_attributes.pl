@@ -13,8 +13,6 @@ use warnings;
 
 use Cwd qw(abs_path);
 use File::Path qw(rmtree);
-use IPC::Run;
-use Time::HiRes qw(usleep);
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -24,36 +22,13 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use JobqNode;
 
-my $python = $ENV{JOBQ_TEST_PYTHON}
-  // (-x '/usr/bin/python3' ? '/usr/bin/python3' : 'python3');
 my $dir = abs_path($PostgreSQL::Test::Utils::tmp_check) . '/kinds';
 rmtree($dir);
 mkdir $dir or die "cannot create $dir: $!";
 
 # the recording HTTP server of 011_net.pl
-my $port_file = "$dir/http.port";
-my $server = IPC::Run::start(
-	[
-		$python, "$FindBin::RealBin/../net/http_server.py",
-		'--log', "$dir/http.log", '--stats', "$dir/http.stats",
-		'--port-file', $port_file
-	],
-	'>', "$dir/http.out", '2>', "$dir/http.err");
-for (1 .. 150)
-{
-	last if -s $port_file;
-	usleep(100_000);
-}
-die 'the HTTP server did not start: ' . slurp_file("$dir/http.err")
-  unless -s $port_file;
-my $hp = slurp_file($port_file);
-chomp $hp;
-
-END
-{
-	local $?;
-	$server->kill_kill if $server;
-}
+my $hp = jobq_start_server($dir, 'http', "$FindBin::RealBin/../net/http_server.py",
+	'--log', "$dir/http.log", '--stats', "$dir/http.stats");
 
 my $node = jobq_node(
 	'kinds', q{
