@@ -274,7 +274,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	}
 
 	id = jobq_queue_insert(&job, payload, job_key);
-	jobq_shmem_wake_on_commit(job.net);
+	jobq_shmem_wake_on_commit(job.net, job.run_at);
 	PG_RETURN_INT64(id);
 }
 
@@ -357,7 +357,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
 	}
 	if (nids > 0)
-		jobq_shmem_wake_on_commit(job.net);
+		jobq_shmem_wake_on_commit(job.net, job.run_at);
 	return (Datum) 0;
 }
 
@@ -394,8 +394,8 @@ jobq_retry(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job " INT64_FORMAT " is neither dead nor cancelled", job_id),
 				 errdetail("Only dead and cancelled jobs can be retried.")));
-	jobq_shmem_wake_on_commit(false);
-	jobq_shmem_wake_on_commit(true);
+	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
+	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
 	PG_RETURN_BOOL(true);
 }
 

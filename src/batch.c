@@ -505,7 +505,7 @@ give_back(JobqJob *jobs, int from, int n)
 	jobq_queue_release_uncounted(jobq_bgw_slot()->token, ids, n - from);
 	jobq_bgw_commit_xact();
 	MemoryContextSwitchTo(batch_cxt);
-	jobq_shmem_wake_database(jobq_bgw_slot()->dboid, false, 1);
+	jobq_shmem_wake_database(jobq_bgw_slot()->dboid, false, 1, GetCurrentTimestamp());
 }
 
 /*

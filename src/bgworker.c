@@ -13,6 +13,14 @@
  * the jobs stay running under a dead token and the next worker to start
  * reaps them, attempt counted.
  *
+ * Leaving the pool: a worker that finds nothing due for
+ * jobq.worker_idle_timeout leaves, at once if another database waits for a
+ * slot; a busy one that has served its database for
+ * jobq.worker_yield_after while another waits leaves after its batch
+ * (jobq_bgw_should_leave).  Leaving, it tells the database's entry when
+ * its lane next has work, and when finished jobs are next due for pruning
+ * (jobq_bgw_leave); the launcher starts a worker then.
+ *
  * Transactions: jobq_bgw_begin_xact starts one whose now() is the current
  * time; jobq_bgw_commit_xact commits it and passes on its table
  * statistics.  Both leave CurrentMemoryContext where the transaction
@@ -39,6 +47,7 @@
 
 #include "bgworker.h"
 #include "claim.h"
+#include "guc.h"
 #include "queue.h"
 #include "shmem.h"
 
@@ -46,6 +55,8 @@ static volatile sig_atomic_t got_sigterm = false;
 static volatile bool holding_jobs = false;
 
 static JobqSlotInfo slot_info;
+static TimestampTz served_since = 0; /* this worker's start */
+static TimestampTz idle_since = 0;	 /* nothing due since, or 0 */
 static const JobqJob *running_job = NULL; /* the job running now, or NULL */
 
 /* This worker's slot: token, database, number, lane. */
@@ -198,6 +209,7 @@ jobq_bgw_connect(Datum main_arg)
 
 	if (!jobq_shmem_attach_worker(slot, generation, &slot_info))
 		proc_exit(0);
+	served_since = GetCurrentTimestamp();
 	if (jobq_shmem_paused(slot_info.dboid))
 		jobq_bgw_exit(JOBQ_EXIT_ASKED);
 
@@ -208,12 +220,16 @@ jobq_bgw_connect(Datum main_arg)
 /*
  * Once connected: leave unless jobq is installed; tell the launcher it is;
  * arrange for the jobs to be given back at SIGTERM; reap the jobs of
- * workers that ended.  The caller switches back to its memory context.
+ * workers that ended; and tell the database's entry when the other lane
+ * has work, in case no worker of that lane is there to find it (after a
+ * server start the launcher starts one SQL worker to look).  The caller
+ * switches back to its memory context.
  */
 void
 jobq_bgw_serve(void)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz other_due;
 
 	jobq_bgw_begin_xact();
 	jobq_bgw_exit_unless_installed();
@@ -221,11 +237,83 @@ jobq_bgw_serve(void)
 	MemoryContextSwitchTo(cxt);
 
 	jobq_shmem_found_jobq();
-	jobq_shmem_wake_launcher(); /* it may start this database's other workers */
+	jobq_shmem_wake_launcher(); /* it learns that jobq is installed here */
 
 	before_shmem_exit(worker_release_at_exit, (Datum) 0);
 
 	jobq_bgw_reap_orphans(false);
+
+	jobq_bgw_begin_xact();
+	other_due = jobq_queue_next_due(!slot_info.net);
+	jobq_bgw_commit_xact();
+	MemoryContextSwitchTo(cxt);
+	if (other_due != DT_NOEND)
+		jobq_shmem_db_due(slot_info.dboid, slot_info.net ? JOBQ_LANE_SQL : JOBQ_LANE_NET,
+						  other_due);
+}
+
+/*
+ * Whether to leave the pool now, and why (JOBQ_EXIT_UNKNOWN: stay).  idle:
+ * the worker found nothing due; *sleep_ms, if given, is cut to when the
+ * idle timeout ends.
+ */
+JobqWorkerExit
+jobq_bgw_should_leave(bool idle, long *sleep_ms)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool waiting = jobq_shmem_pool_waiting() > 0;
+
+	if (!idle)
+	{
+		idle_since = 0;
+		if (waiting && TimestampDifferenceExceeds(served_since, now, jobq_worker_yield_after))
+			return JOBQ_EXIT_YIELD;
+		return JOBQ_EXIT_UNKNOWN;
+	}
+	if (idle_since == 0)
+		idle_since = now;
+	if (waiting || TimestampDifferenceExceeds(idle_since, now, jobq_worker_idle_timeout))
+		return JOBQ_EXIT_IDLE;
+	if (sleep_ms != NULL)
+	{
+		TimestampTz until = TimestampTzPlusMilliseconds(idle_since, jobq_worker_idle_timeout);
+
+		*sleep_ms = Min(*sleep_ms, TimestampDifferenceMilliseconds(now, until) + 1);
+	}
+	return JOBQ_EXIT_UNKNOWN;
+}
+
+/*
+ * Leave the pool (see jobq_shmem_leave), telling the database's entry when
+ * this worker's lane next has work (due; after a yield, now) and when
+ * finished jobs are due for pruning.  Returns only if a wake-up came since
+ * seq was read: the worker must look again.
+ */
+void
+jobq_bgw_leave(JobqWorkerExit reason, uint64 seq, TimestampTz due)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz prune_due;
+	bool left;
+
+	jobq_bgw_begin_xact();
+	prune_due = jobq_queue_next_prune();
+	jobq_bgw_commit_xact();
+	MemoryContextSwitchTo(cxt);
+
+	if (reason == JOBQ_EXIT_YIELD)
+		due = GetCurrentTimestamp();
+	if (slot_info.net)
+		left = jobq_shmem_leave(seq, reason, due, prune_due);
+	else
+		left = jobq_shmem_leave(seq, reason, Min(due, prune_due), DT_NOEND);
+	if (!left)
+		return;
+	ereport(DEBUG1,
+			(errmsg("jobq worker leaves the pool: %s",
+					reason == JOBQ_EXIT_YIELD ? "another database waits for a worker"
+					: "no job is due")));
+	proc_exit(0);
 }
 
 /*

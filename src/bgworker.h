@@ -17,6 +17,8 @@
 
 extern void jobq_bgw_connect(Datum main_arg);
 extern void jobq_bgw_serve(void);
+extern JobqWorkerExit jobq_bgw_should_leave(bool idle, long *sleep_ms);
+extern void jobq_bgw_leave(JobqWorkerExit reason, uint64 seq, TimestampTz due);
 extern const JobqSlotInfo *jobq_bgw_slot(void);
 extern void jobq_bgw_begin_xact(void);
 extern void jobq_bgw_commit_xact(void);

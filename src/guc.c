@@ -5,8 +5,8 @@
  *
  * docs/reference/settings.md documents every setting of this file;
  * test/t/022_docs.pl checks it against pg_settings.
- * jobq.max_workers sizes shared memory, so it can only be set at server
- * start; the others take effect on reload (workers and the launcher handle
+ * jobq.max_workers and jobq.max_databases size shared memory, so they can
+ * only be set at server start; the others take effect on reload (workers and the launcher handle
  * SIGHUP) or, for the per-enqueue defaults, in the enqueuing session.
  *
  *-------------------------------------------------------------------------
@@ -22,6 +22,9 @@
 
 int jobq_workers = 2;
 int jobq_max_workers = 4;
+int jobq_max_databases = 1000;
+int jobq_worker_idle_timeout = 10000;
+int jobq_worker_yield_after = 5000;
 int jobq_poll_interval = 10000;
 int jobq_batch_size = 100;
 int jobq_default_max_attempts = 20;
@@ -50,8 +53,8 @@ void
 jobq_guc_define(void)
 {
 	DefineCustomIntVariable("jobq.workers",
-							"Number of job workers started for each database where jobq is installed.",
-							"Zero stops the workers; jobs stay pending.",
+							"Most SQL job workers one database may hold at once.",
+							"Workers start when jobs are due and leave when idle; zero stops them all and jobs stay pending.",
 							&jobq_workers, 2, 0, 1000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 
@@ -62,6 +65,24 @@ jobq_guc_define(void)
 								"Each worker is a background worker: max_worker_processes must leave room for these and the launcher.",
 								&jobq_max_workers, 4, 1, 1000,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("jobq.max_databases",
+								"Number of databases whose due jobs the launcher tracks in shared memory.",
+								"Databases beyond it are polled every jobq.poll_interval instead.",
+								&jobq_max_databases, 1000, 1, 1000000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.worker_idle_timeout",
+							"Time a worker that finds no job due waits before it leaves and frees its slot.",
+							"Zero: it leaves as soon as nothing is due.",
+							&jobq_worker_idle_timeout, 10000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("jobq.worker_yield_after",
+							"Time a worker serves one database before it gives its slot to a database waiting for one.",
+							"Only while another database has jobs due and no worker can start for want of a slot.",
+							&jobq_worker_yield_after, 5000, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("jobq.poll_interval",
 							"Longest time an idle worker sleeps before looking for jobs.",

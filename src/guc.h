@@ -11,6 +11,9 @@
 
 extern int jobq_workers;
 extern int jobq_max_workers;
+extern int jobq_max_databases;
+extern int jobq_worker_idle_timeout;
+extern int jobq_worker_yield_after;
 extern int jobq_poll_interval;
 extern int jobq_batch_size;
 extern int jobq_default_max_attempts;

@@ -1,20 +1,41 @@
 /*-------------------------------------------------------------------------
  *
  * launcher.c
- *	  The launcher: one background worker per cluster that keeps a set of
- *	  job workers running in every database where jobq is installed.
+ *	  The launcher: one background worker per cluster that gives the
+ *	  workers of one pool (jobq.max_workers) to the databases that have
+ *	  jobs due.
  *
  * The launcher connects to no database; it reads pg_database.  Whether jobq
  * is installed in a database can only be seen from inside it, so for a
  * database in state "unknown" the launcher starts one worker, which either
- * finds the extension and stays, or reports it absent and leaves.  A
- * database is probed again when CREATE EXTENSION jobq commits there (the
- * install script asks for it), when it is new, and every few minutes.
+ * finds the extension, or reports it absent and leaves.  A database is
+ * probed again when CREATE EXTENSION jobq commits there (the install script
+ * asks for it), when it is new, and every few minutes.
  *
- * Workers are given out round-robin across databases, jobq.workers each at
- * most, jobq.max_workers in all.  The launcher owns the worker slots: it
- * allocates a slot before registering the worker, and frees it once the
- * postmaster reports the worker stopped.
+ * Workers on demand: a database holds workers only while it has work.  The
+ * shared table of databases (shmem.c) says when each database's lanes next
+ * have work that no worker is on: an enqueue writes its run_at there when
+ * no worker of its lane is left, a worker that leaves writes when the
+ * lane's next job (or pruning) is due, and the launcher writes "now" for a
+ * worker that died.  When that time comes, the launcher starts a worker of
+ * the lane; a lane whose workers all have more than they take (more) gets
+ * another, up to jobq.workers (SQL) or one (net) per database.
+ *
+ * Fairness: when more lanes have work due than the pool has free slots,
+ * the lanes waiting longest (earliest due) are served first, and the
+ * launcher publishes how many wait: idle workers then leave at once, and a
+ * worker that has served its database for jobq.worker_yield_after leaves
+ * after its batch, its lane due again from that moment.  A waiting lane
+ * thus gets a slot within jobq.worker_yield_after plus the longest job
+ * running, for each round of jobq.max_workers lanes ahead of it.
+ *
+ * Databases beyond jobq.max_databases have no entry: an enqueue there wakes
+ * the launcher, which then starts a worker for each of them, and each is
+ * also looked at every jobq.poll_interval.
+ *
+ * The launcher owns the worker slots: it allocates a slot before
+ * registering the worker, and frees it once the postmaster reports the
+ * worker stopped.
  *
  *-------------------------------------------------------------------------
  */
@@ -48,28 +69,35 @@
 #define RESTART_DELAY_MS 5000	   /* after a worker died young */
 #define YOUNG_MS 10000			   /* a worker that lived less died young */
 #define STALE_SLOT_MS 30000		   /* a slot whose worker never attached */
-
-typedef enum DbState
-{
-	DB_UNKNOWN,
-	DB_PRESENT,
-	DB_ABSENT
-} DbState;
+#define WAITING_RECHECK_MS 1000	   /* work due, no worker started */
 
 typedef struct LauncherDb
 {
 	Oid dboid;
-	DbState state;
+	JobqDbState state;
 	TimestampTz probed_at;
+	TimestampTz unknown_since; /* when its state became unknown */
 	TimestampTz restart_after;
-	bool seen; /* found by the latest scan */
+	TimestampTz polled_at; /* without an entry: when a worker last came */
+	bool has_entry;		   /* in the shared table of databases */
+	bool overflow_due;	   /* without an entry: an enqueue may have come */
+	bool seen;			   /* found by the latest scan */
 } LauncherDb;
+
+/* A lane that wants a worker. */
+typedef struct Want
+{
+	LauncherDb *db;
+	bool net;
+	TimestampTz since; /* due since: the earliest first */
+} Want;
 
 static List *databases = NIL; /* of LauncherDb, in launcher_cxt */
 static MemoryContext launcher_cxt = NULL;
 static BackgroundWorkerHandle **handles = NULL;
 static TimestampTz last_scan = 0;
 static TimestampTz warned_no_slots = 0;
+static bool warned_no_entry = false;
 
 void
 jobq_launcher_register(void)
@@ -100,6 +128,37 @@ find_db(Oid dboid)
 			return db;
 	}
 	return NULL;
+}
+
+/* Set what the launcher knows of a database, in its entry too. */
+static void
+set_state(LauncherDb *db, JobqDbState state)
+{
+	if (state == db->state)
+		return;
+	if (state == JOBQ_DB_UNKNOWN)
+		db->unknown_since = GetCurrentTimestamp();
+	db->state = state;
+	if (db->has_entry)
+		jobq_shmem_db_set_state(db->dboid, state);
+}
+
+/* Give a database an entry in the shared table, if there is room. */
+static void
+register_db(LauncherDb *db)
+{
+	db->has_entry = jobq_shmem_db_register(db->dboid);
+	if (db->has_entry)
+		jobq_shmem_db_set_state(db->dboid, db->state);
+	else if (!warned_no_entry)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("jobq tracks at most %d databases: the others are looked at every jobq.poll_interval",
+						jobq_shmem_ndatabases()),
+				 errhint("Raise jobq.max_databases and restart the server.")));
+		warned_no_entry = true;
+	}
 }
 
 /* Read pg_database: add new databases, forget dropped ones. */
@@ -135,7 +194,8 @@ scan_databases(void)
 			old = MemoryContextSwitchTo(launcher_cxt);
 			db = palloc0(sizeof(LauncherDb));
 			db->dboid = pgdb->oid;
-			db->state = DB_UNKNOWN;
+			db->state = JOBQ_DB_UNKNOWN;
+			db->unknown_since = GetCurrentTimestamp();
 			databases = lappend(databases, db);
 			MemoryContextSwitchTo(old);
 		}
@@ -145,6 +205,7 @@ scan_databases(void)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 
+	/* forget the dropped ones first: their entries make room */
 	old = MemoryContextSwitchTo(launcher_cxt);
 	foreach(lc, databases)
 	{
@@ -153,11 +214,23 @@ scan_databases(void)
 		if (db->seen)
 			kept = lappend(kept, db);
 		else
+		{
+			if (db->has_entry)
+				jobq_shmem_db_forget(db->dboid);
 			pfree(db);
+		}
 	}
 	list_free(databases);
 	databases = kept;
 	MemoryContextSwitchTo(old);
+
+	foreach(lc, databases)
+	{
+		LauncherDb *db = lfirst(lc);
+
+		if (!db->has_entry)
+			register_db(db);
+	}
 	last_scan = GetCurrentTimestamp();
 }
 
@@ -180,16 +253,16 @@ take_probe_requests(void)
 
 		if (db == NULL)
 			unknown_db = true;
-		else if (db->state == DB_ABSENT)
-			db->state = DB_UNKNOWN;
+		else if (db->state == JOBQ_DB_ABSENT)
+			set_state(db, JOBQ_DB_UNKNOWN);
 	}
 	if (all)
 		foreach(lc, databases)
 		{
 			LauncherDb *db = lfirst(lc);
 
-			if (db->state == DB_ABSENT)
-				db->state = DB_UNKNOWN;
+			if (db->state == JOBQ_DB_ABSENT)
+				set_state(db, JOBQ_DB_UNKNOWN);
 		}
 	return unknown_db || all;
 }
@@ -210,6 +283,7 @@ collect_stopped_workers(void)
 		pid_t pid;
 		bool stopped = false;
 		JobqSlotEnd end;
+		LauncherDb *db;
 
 		if (handles[i] != NULL)
 			stopped = (GetBackgroundWorkerPid(handles[i], &pid) == BGWH_STOPPED);
@@ -223,23 +297,29 @@ collect_stopped_workers(void)
 			pfree(handles[i]);
 			handles[i] = NULL;
 		}
-		if (OidIsValid(end.dboid))
+		if (!OidIsValid(end.dboid) || (db = find_db(end.dboid)) == NULL)
+			continue;
+		if (end.reason == JOBQ_EXIT_ABSENT)
+			set_state(db, JOBQ_DB_ABSENT);
+		else if (end.has_jobq)
+			set_state(db, JOBQ_DB_PRESENT);
+		if (end.reason == JOBQ_EXIT_UNKNOWN || end.reason == JOBQ_EXIT_ASKED)
 		{
-			LauncherDb *db = find_db(end.dboid);
-
-			if (db == NULL)
-				continue;
-			if (end.reason == JOBQ_EXIT_ABSENT)
-				db->state = DB_ABSENT;
-			else if (end.has_jobq)
-				db->state = DB_PRESENT;
-			if (end.reason == JOBQ_EXIT_UNKNOWN)
-			{
-				/* it died: perhaps its database is gone; do not hurry back */
-				rescan = true;
-				if (!TimestampDifferenceExceeds(end.started_at, now, YOUNG_MS))
-					db->restart_after = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
-			}
+			/*
+			 * It died, or was stopped, perhaps with jobs left (running
+			 * under its token, or pending): a worker is to look again.
+			 */
+			if (db->has_entry)
+				jobq_shmem_db_due(db->dboid, end.net ? JOBQ_LANE_NET : JOBQ_LANE_SQL, now);
+			else
+				db->overflow_due = true;
+		}
+		if (end.reason == JOBQ_EXIT_UNKNOWN)
+		{
+			/* perhaps its database is gone; do not hurry back */
+			rescan = true;
+			if (!TimestampDifferenceExceeds(end.started_at, now, YOUNG_MS))
+				db->restart_after = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
 		}
 	}
 	return rescan;
@@ -295,114 +375,202 @@ start_worker(LauncherDb *db, bool net)
 		db->restart_after = TimestampTzPlusMilliseconds(now, RESTART_DELAY_MS);
 		return false;
 	}
+
+	/* the new worker looks for everything due in its lane */
+	if (db->has_entry)
+		jobq_shmem_db_served(db->dboid, net ? JOBQ_LANE_NET : JOBQ_LANE_SQL,
+							 GetCurrentTimestamp());
+	else
+	{
+		db->overflow_due = false;
+		db->polled_at = GetCurrentTimestamp();
+	}
 	return true;
 }
 
 /*
- * How many worker slots a database holds, and how many of them are net
- * workers (*net, may be NULL); a worker that found jobq makes it present.
+ * How many worker slots a database holds (leaving workers too), and its
+ * workers per lane that are not leaving (live); a worker that found jobq
+ * makes it present.
  */
 static int
-workers_of(LauncherDb *db, int *net)
+workers_of(LauncherDb *db, int *live)
 {
-	int nnet;
 	bool has_jobq;
-	int count = jobq_shmem_count_workers(db->dboid, &nnet, &has_jobq);
+	int count = jobq_shmem_count_workers(db->dboid, live, &has_jobq);
 
 	if (has_jobq)
-		db->state = DB_PRESENT;
-	if (net)
-		*net = nnet;
+		set_state(db, JOBQ_DB_PRESENT);
 	return count;
 }
 
-/* Whether each database with jobq gets a net worker. */
+/* Whether databases with jobq get net workers. */
 static bool
 net_wanted(void)
 {
 	return jobq_workers > 0 && jobq_http_max_in_flight > 0;
 }
 
-/* Start and stop workers so that each database has its share. */
+static const JobqDatabase *
+find_entry(const JobqDatabase *table, int n, Oid dboid)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (table[i].dboid == dboid)
+			return &table[i];
+	return NULL;
+}
+
+/* When a database's lane next has work no worker is on, as far as known. */
+static TimestampTz
+lane_due(LauncherDb *db, const JobqDatabase *entry, int lane)
+{
+	if (entry != NULL)
+		return entry->due[lane];
+	if (db->has_entry)
+		return DT_NOEND; /* the entry was just made */
+	if (db->overflow_due)
+		return 0;
+	return TimestampTzPlusMilliseconds(db->polled_at, jobq_poll_interval);
+}
+
+static int
+want_cmp(const void *a, const void *b)
+{
+	const Want *wa = a;
+	const Want *wb = b;
+
+	if (wa->since != wb->since)
+		return wa->since < wb->since ? -1 : 1;
+	if (wa->db->dboid != wb->db->dboid)
+		return wa->db->dboid < wb->db->dboid ? -1 : 1;
+	return (int) wa->net - (int) wb->net;
+}
+
+/*
+ * Start workers where work is due: first a worker for each lane that has
+ * none, those due earliest first; then more workers for lanes whose workers
+ * have more than they take.  Tell the pool how many lanes still wait.
+ */
 static void
-balance(void)
+balance(bool overflow)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	JobqDatabase *table;
+	int ntable = jobq_shmem_copy_databases(&table);
 	int total = 0;
-	bool progress;
+	int nfirst = 0;
+	int nmore = 0;
+	int waiting = 0;
+	Want *first;
+	Want *more;
 	ListCell *lc;
+	int i;
 
-	/* count what runs, per database; note probes due again */
+	if (overflow)
+		foreach(lc, databases)
+			if (!((LauncherDb *) lfirst(lc))->has_entry)
+				((LauncherDb *) lfirst(lc))->overflow_due = true;
+
+	first = palloc(sizeof(Want) * (list_length(databases) * JOBQ_LANES + 1));
+	more = palloc(sizeof(Want) * (list_length(databases) * JOBQ_LANES + 1));
 	foreach(lc, databases)
 	{
 		LauncherDb *db = lfirst(lc);
-		int net;
-		int count = workers_of(db, &net);
+		int live[JOBQ_LANES];
+		int count = workers_of(db, live);
+		const JobqDatabase *entry = find_entry(table, ntable, db->dboid);
+		int lane;
 
 		total += count;
 
-		if (db->state == DB_ABSENT &&
+		if (db->state == JOBQ_DB_ABSENT &&
 			TimestampDifferenceExceeds(db->probed_at, now, REPROBE_INTERVAL_MS))
-			db->state = DB_UNKNOWN;
-		if (db->state == DB_PRESENT && count - net > jobq_workers)
+			set_state(db, JOBQ_DB_UNKNOWN);
+		if (db->state == JOBQ_DB_PRESENT && live[JOBQ_LANE_SQL] > jobq_workers)
 			jobq_shmem_trim_workers(db->dboid, false, jobq_workers);
-		if (db->state == DB_PRESENT && net > 0 && !net_wanted())
+		if (db->state == JOBQ_DB_PRESENT && live[JOBQ_LANE_NET] > 0 && !net_wanted())
 			jobq_shmem_trim_workers(db->dboid, true, 0);
-	}
 
-	/* every unknown database gets one worker, which probes it */
-	foreach(lc, databases)
-	{
-		LauncherDb *db = lfirst(lc);
-
-		if (db->state != DB_UNKNOWN || total >= jobq_shmem_nworkers() ||
-			jobq_workers == 0 || db->restart_after > now ||
-			jobq_shmem_paused(db->dboid))
+		if (jobq_workers == 0 || db->restart_after > now || jobq_shmem_paused(db->dboid))
 			continue;
-		if (workers_of(db, NULL) > 0)
-			continue;
-		db->probed_at = now;
-		if (start_worker(db, false))
-			total++;
-	}
 
-	/*
-	 * then one more worker per database and round, while the budget lasts:
-	 * a first SQL worker, the net worker, then the other SQL workers
-	 */
-	do
-	{
-		progress = false;
-		foreach(lc, databases)
+		/* an unknown database gets one worker, which probes it */
+		if (db->state == JOBQ_DB_UNKNOWN)
 		{
-			LauncherDb *db = lfirst(lc);
-			int net;
-			int sql;
-			bool start_net;
-
-			if (db->state != DB_PRESENT || total >= jobq_shmem_nworkers() ||
-				db->restart_after > now || jobq_shmem_paused(db->dboid))
-				continue;
-			sql = workers_of(db, &net) - net;
-			start_net = sql > 0 && net == 0 && net_wanted();
-			if (!start_net && sql >= jobq_workers)
-				continue;
-			if (start_worker(db, start_net))
+			if (count == 0)
 			{
-				total++;
-				progress = true;
+				first[nfirst].db = db;
+				first[nfirst].net = false;
+				first[nfirst++].since = db->unknown_since;
+			}
+			continue;
+		}
+		if (db->state != JOBQ_DB_PRESENT)
+			continue;
+
+		for (lane = 0; lane < JOBQ_LANES; lane++)
+		{
+			bool net = (lane == JOBQ_LANE_NET);
+			TimestampTz due = lane_due(db, entry, lane);
+
+			if (net && !net_wanted())
+				continue;
+			if (live[lane] == 0 && due <= now)
+			{
+				first[nfirst].db = db;
+				first[nfirst].net = net;
+				first[nfirst++].since = due;
+			}
+			else if (live[lane] > 0 && entry != NULL && entry->more[lane] &&
+					 live[lane] < (net ? 1 : jobq_workers))
+			{
+				more[nmore].db = db;
+				more[nmore].net = net;
+				more[nmore++].since = now;
 			}
 		}
-	} while (progress);
+	}
+
+	qsort(first, nfirst, sizeof(Want), want_cmp);
+	for (i = 0; i < nfirst; i++)
+	{
+		LauncherDb *db = first[i].db;
+
+		if (total >= jobq_shmem_nworkers())
+		{
+			waiting++;
+			continue;
+		}
+		if (db->state == JOBQ_DB_UNKNOWN)
+			db->probed_at = now;
+		if (start_worker(db, first[i].net))
+			total++;
+	}
+	for (i = 0; i < nmore && total < jobq_shmem_nworkers(); i++)
+		if (start_worker(more[i].db, more[i].net))
+			total++;
+	jobq_shmem_set_pool_waiting(waiting);
+
+	pfree(first);
+	pfree(more);
+	pfree(table);
 }
 
-/* How long to sleep: until the next scan or the next delayed restart. */
+/*
+ * How long to sleep: until the next scan, the next delayed restart, or the
+ * next time work is due in a lane without a worker.
+ */
 static long
 launcher_timeout(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz next = TimestampTzPlusMilliseconds(last_scan, RESCAN_INTERVAL_MS);
+	JobqDatabase *table;
+	int ntable = jobq_shmem_copy_databases(&table);
 	ListCell *lc;
+	int i;
 
 	foreach(lc, databases)
 	{
@@ -410,9 +578,27 @@ launcher_timeout(void)
 
 		if (db->restart_after > now && db->restart_after < next)
 			next = db->restart_after;
+		if (db->state == JOBQ_DB_PRESENT && !db->has_entry)
+			next = Min(next, Max(now, lane_due(db, NULL, JOBQ_LANE_SQL)));
 	}
+	for (i = 0; i < ntable; i++)
+	{
+		int lane;
+
+		if (table[i].dboid == InvalidOid)
+			continue;
+		for (lane = 0; lane < JOBQ_LANES; lane++)
+			next = Min(next, table[i].due[lane]);
+	}
+	pfree(table);
+
+	/*
+	 * Work due that got no worker (paused database, no slot, a restart
+	 * delayed): look again in a second.  Slots that free up wake the
+	 * launcher anyway.
+	 */
 	if (next <= now)
-		return 1;
+		return WAITING_RECHECK_MS;
 	return TimestampDifferenceMilliseconds(now, next);
 }
 
@@ -439,6 +625,7 @@ jobq_launcher_main(Datum main_arg)
 	for (;;)
 	{
 		bool rescan;
+		bool overflow;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -449,10 +636,11 @@ jobq_launcher_main(Datum main_arg)
 
 		rescan = collect_stopped_workers();
 		rescan |= take_probe_requests();
-		if (rescan || databases == NIL ||
+		overflow = jobq_shmem_take_overflow(); /* perhaps a new database */
+		if (rescan || overflow || databases == NIL ||
 			TimestampDifferenceExceeds(last_scan, GetCurrentTimestamp(), RESCAN_INTERVAL_MS))
 			scan_databases();
-		balance();
+		balance(overflow);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 launcher_timeout(), PG_WAIT_EXTENSION);

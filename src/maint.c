@@ -3,7 +3,9 @@
  * maint.c
  *	  Worker 0 of each database keeps jobq's tables small: it prunes
  *	  finished jobs past their retention, vacuums jobq._queue as jobs
- *	  finish, and gives its empty tail back once the queue is idle.
+ *	  finish, and gives its empty tail back once the queue is idle.  An
+ *	  idle SQL worker about to leave the pool does the pruning and the
+ *	  giving back whatever its number.
  *
  * Each step runs in transactions of its own between two rounds of the SQL
  * worker's loop (worker.c), never while the worker holds jobs.
@@ -34,17 +36,12 @@ static bool truncate_due = false;	  /* vacuums ran, the table's tail was kept */
 static TimestampTz idle_since = 0;	  /* worker 0: idle since, or 0 */
 static uint64 finished_when_idle = 0; /* jobs finished in the db then */
 
-/* Worker 0 of each database deletes finished jobs past their retention. */
-void
-jobq_maint_prune(void)
+/* Delete every finished job past its retention, 10,000 per transaction. */
+static void
+prune_all(void)
 {
-	TimestampTz now = GetCurrentTimestamp();
 	int64 n;
 
-	if (jobq_bgw_slot()->number != 0 ||
-		!TimestampDifferenceExceeds(last_prune, now, jobq_prune_interval * 1000))
-		return;
-	last_prune = now;
 	do
 	{
 		jobq_bgw_begin_xact();
@@ -52,6 +49,19 @@ jobq_maint_prune(void)
 		jobq_bgw_commit_xact();
 		CHECK_FOR_INTERRUPTS();
 	} while (n >= 10000);
+}
+
+/* Worker 0 of each database deletes finished jobs past their retention. */
+void
+jobq_maint_prune(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (jobq_bgw_slot()->number != 0 ||
+		!TimestampDifferenceExceeds(last_prune, now, jobq_prune_interval * 1000))
+		return;
+	last_prune = now;
+	prune_all();
 }
 
 /*
@@ -160,4 +170,21 @@ jobq_maint_truncate(bool idle, long *sleep_ms)
 	truncate_due = false;
 	idle_since = 0;
 	vacuum_queue(true);
+}
+
+/*
+ * Before an idle SQL worker leaves the pool: prune what is past its
+ * retention and give back the empty tail of jobq._queue, whatever the
+ * worker's number, as no worker may come to the database for a while.
+ */
+void
+jobq_maint_before_leaving(void)
+{
+	last_prune = GetCurrentTimestamp();
+	prune_all();
+	if (truncate_due && jobq_vacuum_threshold > 0)
+	{
+		truncate_due = false;
+		vacuum_queue(true);
+	}
 }

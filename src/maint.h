@@ -11,5 +11,6 @@
 extern void jobq_maint_prune(void);
 extern long jobq_maint_vacuum(void);
 extern void jobq_maint_truncate(bool idle, long *sleep_ms);
+extern void jobq_maint_before_leaving(void);
 
 #endif /* JOBQ_MAINT_H */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * monitor.c
- *	  jobq.workers: what every worker of the cluster is doing, read from
+ *	  jobq.workers: what every worker of the cluster is doing, and
+ *	  jobq.databases: what the launcher knows of each database, read from
  *	  shared memory.
  *
  * The slots are copied under the shared lock and reported after it is
@@ -21,6 +22,7 @@
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq__worker_status);
+PG_FUNCTION_INFO_V1(jobq__database_status);
 
 static const char *
 state_name(JobqWorkerState state)
@@ -43,6 +45,21 @@ state_name(JobqWorkerState state)
 	return "unknown";
 }
 
+/* A database's name as a name Datum; false if it has none (dropped). */
+static bool
+database_name(Oid dboid, Datum *value)
+{
+	char *datname = get_database_name(dboid);
+	Name nm;
+
+	if (datname == NULL)
+		return false;
+	nm = palloc0(NAMEDATALEN);
+	namestrcpy(nm, datname);
+	*value = NameGetDatum(nm);
+	return true;
+}
+
 Datum
 jobq__worker_status(PG_FUNCTION_ARGS)
 {
@@ -62,22 +79,13 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 		JobqWorker *w = &copy[i];
 		Datum values[15];
 		bool nulls[15];
-		char *datname;
 
 		if (!w->in_use)
 			continue;
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(w->pid);
 		nulls[0] = (w->pid == 0);
-		datname = get_database_name(w->dboid);
-		nulls[1] = (datname == NULL);
-		if (datname)
-		{
-			Name nm = palloc0(NAMEDATALEN);
-
-			namestrcpy(nm, datname);
-			values[1] = NameGetDatum(nm);
-		}
+		nulls[1] = !database_name(w->dboid, &values[1]);
 		values[2] = Int32GetDatum(w->number);
 		values[3] = CStringGetTextDatum(w->net ? "net" : "sql");
 		values[4] = CStringGetTextDatum(state_name(w->state));
@@ -95,6 +103,75 @@ jobq__worker_status(PG_FUNCTION_ARGS)
 		values[12] = Int64GetDatum((int64) w->jobs_claimed);
 		values[13] = Float8GetDatum(w->claim_ms);
 		values[14] = Int64GetDatum((int64) w->claim_buffers);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+static const char *
+db_state_name(JobqDbState state)
+{
+	switch (state)
+	{
+		case JOBQ_DB_UNKNOWN:
+			return "unknown";
+		case JOBQ_DB_PRESENT:
+			return "present";
+		case JOBQ_DB_ABSENT:
+			return "absent";
+	}
+	return "unknown";
+}
+
+/*
+ * Every database in the shared table: what the launcher knows, the workers
+ * it holds per lane (not leaving), and when each lane next has work that no
+ * worker of it is on.
+ */
+Datum
+jobq__database_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	JobqDatabase *dbs;
+	JobqWorker *slots;
+	int ndbs;
+	int nslots;
+	int i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!jobq_shmem_available())
+		return (Datum) 0;
+
+	ndbs = jobq_shmem_copy_databases(&dbs);
+	nslots = jobq_shmem_copy_slots(&slots);
+
+	for (i = 0; i < ndbs; i++)
+	{
+		JobqDatabase *db = &dbs[i];
+		Datum values[8];
+		bool nulls[8];
+		int live[JOBQ_LANES] = {0, 0};
+		int lane;
+		int j;
+
+		if (db->dboid == InvalidOid)
+			continue;
+		for (j = 0; j < nslots; j++)
+			if (slots[j].in_use && slots[j].dboid == db->dboid && !slots[j].leaving)
+				live[slots[j].net ? JOBQ_LANE_NET : JOBQ_LANE_SQL]++;
+		memset(nulls, 0, sizeof(nulls));
+		if (!database_name(db->dboid, &values[0]))
+			continue;
+		values[1] = CStringGetTextDatum(db_state_name(db->state));
+		for (lane = 0; lane < JOBQ_LANES; lane++)
+		{
+			values[2 + lane] = Int32GetDatum(live[lane]);
+			values[4 + lane] = TimestampTzGetDatum(db->due[lane]);
+			nulls[4 + lane] = (db->due[lane] == DT_NOEND);
+		}
+		values[6] = Int64GetDatum((int64) db->workers_started);
+		values[7] = TimestampTzGetDatum(db->served_at);
+		nulls[7] = (db->served_at == 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -4,10 +4,10 @@
  *	  The net worker: runs a database's network jobs (http, email, sms,
  *	  webhook) through libcurl's multi interface, many at once.
  *
- * One net worker per database, started by the launcher beside the SQL
- * workers (worker.c starts it as any worker, through bgworker.c: attach,
- * connect, reap orphans; then it calls
- * jobq_net_main).  It claims only jobs whose kind is a network kind (the
+ * At most one net worker per database, started by the launcher when
+ * network jobs are due there (worker.c starts it as any worker, through
+ * bgworker.c: attach, connect, reap orphans; then it calls jobq_net_main),
+ * and leaving the pool as a SQL worker does (bgworker.c).  It claims only jobs whose kind is a network kind (the
  * column net of jobq._queue; the SQL workers claim the others), and keeps
  * up to jobq.http_max_in_flight requests in flight.  Requests stream: as
  * soon as some finish, one transaction records them and claims as many
@@ -441,6 +441,7 @@ jobq_net_main(void)
 	bool more = true; /* pending jobs may be ready */
 	TimestampTz next_due = 0;
 	uint64 seen_seq = 0;
+	bool yielding = false; /* another database waits for this slot */
 
 	if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK)
 		elog(ERROR, "curl_global_init failed");
@@ -476,12 +477,12 @@ jobq_net_main(void)
 		 * Finished requests free their places (collect_finished), and a
 		 * retried one may be due soon: a round that records also claims.
 		 */
-		room = Min(jobq_http_max_in_flight, MAX_IN_FLIGHT) - nactive;
-		if (room > 0 && (more || nfinished > 0))
+		room = yielding ? 0 : Min(jobq_http_max_in_flight, MAX_IN_FLIGHT) - nactive;
+		if ((room > 0 && more) || nfinished > 0)
 		{
 			PG_TRY();
 			{
-				int want = Min(room, jobq_batch_size);
+				int want = Max(0, Min(room, jobq_batch_size));
 
 				next_due = DT_NOEND;
 				more = (net_round(want, &next_due) == want);
@@ -503,6 +504,21 @@ jobq_net_main(void)
 			timeout_ms = Min(timeout_ms, ms_until(next_due));
 		if (nactive == 0 && !more && jobq_shmem_wake_seq() != seen_seq)
 			continue;
+
+		/* leave the pool: idle, or after the last transfer when yielding */
+		if (yielding && nactive == 0)
+			jobq_bgw_leave(JOBQ_EXIT_YIELD, seen_seq, 0);
+		switch (jobq_bgw_should_leave(nactive == 0 && !more, &timeout_ms))
+		{
+			case JOBQ_EXIT_IDLE:
+				jobq_bgw_leave(JOBQ_EXIT_IDLE, seen_seq, next_due);
+				continue; /* a wake-up came */
+			case JOBQ_EXIT_YIELD:
+				yielding = true;
+				break;
+			default:
+				break;
+		}
 		PG_TRY();
 		{
 			net_wait(timeout_ms);

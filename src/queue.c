@@ -63,6 +63,7 @@ static SPIPlanPtr plan_release_all = NULL;
 static SPIPlanPtr plan_release_after = NULL;
 static SPIPlanPtr plan_reap_final = NULL;
 static SPIPlanPtr plan_reap_retry = NULL;
+static SPIPlanPtr plan_next_prune = NULL;
 static SPIPlanPtr plan_next_due = NULL;
 static SPIPlanPtr plan_prune = NULL;
 static SPIPlanPtr plan_prune_deliveries = NULL;
@@ -344,6 +345,47 @@ jobq_queue_next_due(bool net)
 												  "SELECT min(run_at) FROM jobq._queue "
 												  "WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
 												  1, types),
+						   values, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		due = DatumGetTimestampTz(d);
+	jobq_superuser_spi_end(&qc);
+	return due;
+}
+
+/*
+ * When jobq_queue_prune next has something to delete: the oldest finished
+ * job or delivery plus its retention (a second later, as prune compares
+ * strictly), DT_NOEND if nothing is kept or kept for good.  Three index
+ * probes.
+ */
+TimestampTz
+jobq_queue_next_prune(void)
+{
+	JobqSpiCall qc;
+	TimestampTz due = DT_NOEND;
+	Oid types[3] = {INT4OID, INT4OID, INT4OID};
+	Datum values[3];
+	bool isnull;
+	Datum d;
+
+	values[0] = Int32GetDatum(jobq_retention);
+	values[1] = Int32GetDatum(jobq_dead_retention);
+	values[2] = Int32GetDatum(jobq_delivery_retention);
+	jobq_superuser_spi_begin_indexed(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_next_prune,
+												  "SELECT least("
+												  " CASE WHEN $1 >= 0 THEN least("
+												  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'succeeded'),"
+												  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'cancelled'))"
+												  "  + ($1 + 1) * interval '1 s' END,"
+												  " CASE WHEN $2 >= 0 THEN"
+												  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'dead')"
+												  "  + ($2 + 1) * interval '1 s' END,"
+												  " CASE WHEN $3 >= 0 THEN"
+												  "  (SELECT min(finished_at) FROM jobq._deliveries)"
+												  "  + ($3 + 1) * interval '1 s' END)",
+												  3, types),
 						   values, NULL, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)

@@ -39,6 +39,7 @@ extern int64 jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 extern int64 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id,
 							 uint32 max_counter);
 extern TimestampTz jobq_queue_next_due(bool net);
+extern TimestampTz jobq_queue_next_prune(void);
 extern int64 jobq_queue_prune(void);
 
 /* network jobs */

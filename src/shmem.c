@@ -16,8 +16,17 @@
  * Wake-up protocol (no lost wake-ups): a worker reads its wake_seq, looks
  * for jobs, and before sleeping checks under the lock that wake_seq did not
  * move; only then does it mark itself sleeping.  A committing enqueuer bumps
- * wake_seq of every worker of its database and sets the latch of one
- * sleeping worker, whom it marks awake.
+ * wake_seq of every worker of its database and lane and sets the latch of
+ * one sleeping worker, whom it marks awake.
+ *
+ * Workers on demand: a worker that leaves (idle, or yielding its slot)
+ * checks the same way that no wake-up came, and marks itself leaving; the
+ * last worker of a lane to leave writes when the lane next has work into
+ * the database's entry.  An enqueuer that finds no worker of its lane
+ * (none, or all leaving) writes its jobs' run_at there instead and wakes
+ * the launcher, which starts a worker when that time comes.  So every due
+ * job has either a worker of its lane that will look again, or a due time
+ * in the entry.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,14 +54,22 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool xact_callback_registered = false;
 static bool wake_at_commit = false;
 static bool wake_net_at_commit = false;
+static TimestampTz wake_due[JOBQ_LANES]; /* the earliest run_at of each lane */
 static bool wake_all_at_commit = false;
 static bool probe_at_commit = false;
 
 static Size
+databases_offset(void)
+{
+	return MAXALIGN(add_size(offsetof(JobqShared, workers),
+							 mul_size(jobq_max_workers, sizeof(JobqWorker))));
+}
+
+static Size
 shmem_size(void)
 {
-	return add_size(offsetof(JobqShared, workers),
-					mul_size(jobq_max_workers, sizeof(JobqWorker)));
+	return add_size(databases_offset(),
+					mul_size(jobq_max_databases, sizeof(JobqDatabase)));
 }
 
 static void
@@ -82,6 +99,8 @@ shmem_startup(void)
 		memset(jobq_shared, 0, size);
 		jobq_shared->lock = &(GetNamedLWLockTranche("jobq"))->lock;
 		jobq_shared->nworkers = jobq_max_workers;
+		jobq_shared->ndatabases = jobq_max_databases;
+		jobq_shared->databases_off = databases_offset();
 		if (!pg_strong_random(&r, sizeof(r)))
 			r = (uint32) GetCurrentTimestamp();
 		/* 31 bits, so that tokens stay positive */
@@ -186,16 +205,67 @@ jobq_shmem_next_token(void)
 }
 
 /*
+ * The entry of a database in the table of databases, or NULL.  Each backend
+ * remembers where its own database's entry was.  The caller holds the lock.
+ */
+JobqDatabase *
+jobq_shmem_db_entry(Oid dboid)
+{
+	static int cached = -1;
+	JobqDatabase *dbs = JOBQ_DATABASES();
+	int i;
+
+	if (cached >= 0 && cached < jobq_shared->ndatabases && dbs[cached].dboid == dboid)
+		return &dbs[cached];
+	for (i = 0; i < jobq_shared->ndatabases; i++)
+		if (dbs[i].dboid == dboid)
+		{
+			cached = i;
+			return &dbs[i];
+		}
+	return NULL;
+}
+
+/*
+ * The workers of a database's lane that are not leaving, except one.  The
+ * caller holds the lock.
+ */
+int
+jobq_shmem_lane_live(Oid dboid, bool net, const JobqWorker *except)
+{
+	int n = 0;
+	int i;
+
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (w->in_use && w->dboid == dboid && w->net == net && !w->leaving && w != except)
+			n++;
+	}
+	return n;
+}
+
+/*
  * Wake up to how_many sleeping workers of a database's lane (SQL workers,
  * or the net worker), and make every worker of that lane look again before
  * its next sleep.  The net worker waits on its latch with requests in
  * flight, so its latch is set whether or not it sleeps.
+ *
+ * due: when the work that wakes them is due (DT_NOEND: no new work).  With
+ * no worker of the lane, it goes into the database's entry and the launcher
+ * is woken; with workers all busy and fewer than a database may hold, the
+ * launcher is asked for one more.
  */
 void
-jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
+jobq_shmem_wake_database(Oid dboid, bool net, int how_many, TimestampTz due)
 {
 	Latch *latches[64];
 	int nlatches = 0;
+	int live = 0;
+	int lane = net ? JOBQ_LANE_NET : JOBQ_LANE_SQL;
+	bool wake_launcher = false;
+	Latch *launcher_latch;
 	int i;
 
 	if (jobq_shared == NULL)
@@ -206,19 +276,51 @@ jobq_shmem_wake_database(Oid dboid, bool net, int how_many)
 	{
 		JobqWorker *w = &jobq_shared->workers[i];
 
-		if (!w->in_use || w->dboid != dboid || w->pid == 0 || w->net != net)
+		if (!w->in_use || w->dboid != dboid || w->net != net || w->leaving)
 			continue;
+		live++;
 		w->wake_seq++;
-		if ((w->sleeping || net) && nlatches < how_many && nlatches < (int) lengthof(latches))
+		if (w->pid != 0 && (w->sleeping || net) && nlatches < how_many &&
+			nlatches < (int) lengthof(latches))
 		{
 			w->sleeping = false;
 			latches[nlatches++] = w->latch;
 		}
 	}
+	if (due != DT_NOEND)
+	{
+		JobqDatabase *db = jobq_shmem_db_entry(dboid);
+
+		if (db == NULL)
+		{
+			if (live == 0 && !jobq_shared->overflow_due)
+			{
+				jobq_shared->overflow_due = true;
+				wake_launcher = true;
+			}
+		}
+		else if (live == 0)
+		{
+			if (due < db->due[lane])
+			{
+				db->due[lane] = due;
+				wake_launcher = true;
+			}
+		}
+		else if (nlatches == 0 && !db->more[lane] &&
+				 live < (net ? 1 : jobq_workers) && due <= GetCurrentTimestamp())
+		{
+			db->more[lane] = true;
+			wake_launcher = true;
+		}
+	}
+	launcher_latch = jobq_shared->launcher_latch;
 	LWLockRelease(jobq_shared->lock);
 
 	for (i = 0; i < nlatches; i++)
 		SetLatch(latches[i]);
+	if (wake_launcher && launcher_latch != NULL)
+		SetLatch(launcher_latch);
 }
 
 void
@@ -258,6 +360,20 @@ request_probe(Oid dboid)
 }
 
 static void
+prepared_due(void)
+{
+	TimestampTz due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), jobq_poll_interval);
+	bool lanes[JOBQ_LANES];
+	int lane;
+
+	lanes[JOBQ_LANE_SQL] = wake_at_commit;
+	lanes[JOBQ_LANE_NET] = wake_net_at_commit;
+	for (lane = 0; lane < JOBQ_LANES; lane++)
+		if (lanes[lane])
+			jobq_shmem_wake_database(MyDatabaseId, lane == JOBQ_LANE_NET, 0, due);
+}
+
+static void
 xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
@@ -266,16 +382,13 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (wake_all_at_commit)
 			{
-				jobq_shmem_wake_database(MyDatabaseId, false, INT_MAX);
-				jobq_shmem_wake_database(MyDatabaseId, true, INT_MAX);
+				jobq_shmem_wake_database(MyDatabaseId, false, INT_MAX, DT_NOEND);
+				jobq_shmem_wake_database(MyDatabaseId, true, INT_MAX, DT_NOEND);
 			}
-			else
-			{
-				if (wake_at_commit)
-					jobq_shmem_wake_database(MyDatabaseId, false, 1);
-				if (wake_net_at_commit)
-					jobq_shmem_wake_database(MyDatabaseId, true, 1);
-			}
+			if (wake_at_commit)
+				jobq_shmem_wake_database(MyDatabaseId, false, 1, wake_due[JOBQ_LANE_SQL]);
+			if (wake_net_at_commit)
+				jobq_shmem_wake_database(MyDatabaseId, true, 1, wake_due[JOBQ_LANE_NET]);
 			if (probe_at_commit)
 				request_probe(MyDatabaseId);
 			wake_at_commit = false;
@@ -283,9 +396,22 @@ xact_callback(XactEvent event, void *arg)
 			wake_all_at_commit = false;
 			probe_at_commit = false;
 			break;
+		case XACT_EVENT_PREPARE:
+
+			/*
+			 * The jobs are due when COMMIT PREPARED runs, in a session that
+			 * knows nothing of them: have the database looked at after a
+			 * poll interval, as a worker there would.
+			 */
+			if (wake_at_commit || wake_net_at_commit)
+				prepared_due();
+			wake_at_commit = false;
+			wake_net_at_commit = false;
+			wake_all_at_commit = false;
+			probe_at_commit = false;
+			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
 			wake_at_commit = false;
 			wake_net_at_commit = false;
 			wake_all_at_commit = false;
@@ -308,18 +434,21 @@ ensure_xact_callback(void)
 
 /*
  * Wake a worker of this database when the current transaction commits: a
- * SQL worker, or with net the net worker.
+ * SQL worker, or with net the net worker; due: when the jobs written are
+ * due (their earliest run_at).
  */
 void
-jobq_shmem_wake_on_commit(bool net)
+jobq_shmem_wake_on_commit(bool net, TimestampTz due)
 {
+	int lane = net ? JOBQ_LANE_NET : JOBQ_LANE_SQL;
+	bool *flag = net ? &wake_net_at_commit : &wake_at_commit;
+
 	if (jobq_shared == NULL)
 		return;
 	ensure_xact_callback();
-	if (net)
-		wake_net_at_commit = true;
-	else
-		wake_at_commit = true;
+	if (!*flag || due < wake_due[lane])
+		wake_due[lane] = due;
+	*flag = true;
 }
 
 /* Wake every worker of this database when the current transaction commits. */
@@ -463,6 +592,19 @@ jobq_shmem_copy_slots(JobqWorker **copy)
 	return n;
 }
 
+/* A copy of the table of databases, palloc'd; returns how many entries. */
+int
+jobq_shmem_copy_databases(JobqDatabase **copy)
+{
+	int n = jobq_shared->ndatabases;
+
+	*copy = palloc(sizeof(JobqDatabase) * n);
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	memcpy(*copy, JOBQ_DATABASES(), sizeof(JobqDatabase) * n);
+	LWLockRelease(jobq_shared->lock);
+	return n;
+}
+
 /* ---------------------------------------------------------------------
  * The launcher
  * ------------------------------------------------------------------- */
@@ -484,6 +626,9 @@ jobq_shmem_launcher_attach(void)
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	jobq_shared->launcher_pid = MyProcPid;
 	jobq_shared->launcher_latch = MyLatch;
+	/* a restarted launcher probes every database again: forget them */
+	memset(JOBQ_DATABASES(), 0, sizeof(JobqDatabase) * jobq_shared->ndatabases);
+	jobq_shared->pool_waiting = 0;
 	LWLockRelease(jobq_shared->lock);
 	on_shmem_exit(launcher_detach, (Datum) 0);
 }
@@ -533,6 +678,7 @@ jobq_shmem_collect_slot(int slot, bool stopped, bool unhandled,
 		uint32 generation = w->generation;
 
 		end->dboid = w->dboid;
+		end->net = w->net;
 		end->has_jobq = w->has_jobq;
 		end->reason = w->exit_reason;
 		end->started_at = w->started_at;
@@ -567,7 +713,8 @@ jobq_shmem_allocate_slot(Oid dboid, bool net, int *number, uint32 *generation)
 			if (slot < 0)
 				slot = i;
 		}
-		else if (w->dboid == dboid && w->net == net && w->number < (int) lengthof(taken))
+		else if (w->dboid == dboid && w->net == net && !w->leaving &&
+				 w->number < (int) lengthof(taken))
 			taken[w->number] = true;
 	}
 	if (slot >= 0)
@@ -628,17 +775,19 @@ jobq_shmem_trim_workers(Oid dboid, bool net, int keep)
 }
 
 /*
- * How many worker slots a database holds, how many of them are net workers
- * (*net), and whether one of them found jobq (*has_jobq).
+ * How many worker slots a database holds, how many workers of each lane
+ * are there and not leaving (live, JOBQ_LANES long), and whether one of
+ * them found jobq (*has_jobq).
  */
 int
-jobq_shmem_count_workers(Oid dboid, int *net, bool *has_jobq)
+jobq_shmem_count_workers(Oid dboid, int *live, bool *has_jobq)
 {
 	int count = 0;
-	int nnet = 0;
 	int i;
 
 	*has_jobq = false;
+	live[JOBQ_LANE_SQL] = 0;
+	live[JOBQ_LANE_NET] = 0;
 	LWLockAcquire(jobq_shared->lock, LW_SHARED);
 	for (i = 0; i < jobq_shared->nworkers; i++)
 	{
@@ -647,12 +796,163 @@ jobq_shmem_count_workers(Oid dboid, int *net, bool *has_jobq)
 		if (w->in_use && w->dboid == dboid)
 		{
 			count++;
-			if (w->net)
-				nnet++;
+			if (!w->leaving)
+				live[w->net ? JOBQ_LANE_NET : JOBQ_LANE_SQL]++;
 			*has_jobq |= w->has_jobq;
 		}
 	}
 	LWLockRelease(jobq_shared->lock);
-	*net = nnet;
 	return count;
+}
+
+/* The number of entries of the table of databases (jobq.max_databases at start), fixed. */
+int
+jobq_shmem_ndatabases(void)
+{
+	return jobq_shared->ndatabases;
+}
+
+/* ---------------------------------------------------------------------
+ * The launcher: the table of databases and the pool
+ * ------------------------------------------------------------------- */
+
+/*
+ * Give a database an entry, nothing known due yet; false if the table is
+ * full (the launcher then polls it, see launcher.c).
+ */
+bool
+jobq_shmem_db_register(Oid dboid)
+{
+	JobqDatabase *dbs = JOBQ_DATABASES();
+	JobqDatabase *db;
+	int i;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	db = jobq_shmem_db_entry(dboid);
+	for (i = 0; db == NULL && i < jobq_shared->ndatabases; i++)
+		if (dbs[i].dboid == InvalidOid)
+		{
+			db = &dbs[i];
+			memset(db, 0, sizeof(JobqDatabase));
+			db->dboid = dboid;
+			db->state = JOBQ_DB_UNKNOWN;
+			db->due[JOBQ_LANE_SQL] = DT_NOEND;
+			db->due[JOBQ_LANE_NET] = DT_NOEND;
+		}
+	LWLockRelease(jobq_shared->lock);
+	return db != NULL;
+}
+
+/* The database is gone: free its entry. */
+void
+jobq_shmem_db_forget(Oid dboid)
+{
+	JobqDatabase *db;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	db = jobq_shmem_db_entry(dboid);
+	if (db != NULL)
+		db->dboid = InvalidOid;
+	LWLockRelease(jobq_shared->lock);
+}
+
+void
+jobq_shmem_db_set_state(Oid dboid, JobqDbState state)
+{
+	JobqDatabase *db;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	db = jobq_shmem_db_entry(dboid);
+	if (db != NULL)
+		db->state = state;
+	LWLockRelease(jobq_shared->lock);
+}
+
+/*
+ * Work of a database's lane is due at "due": if no worker of the lane is
+ * there to find it, the entry learns it and the launcher is woken (a worker
+ * died or was stopped with jobs left, or found work of the other lane).
+ */
+void
+jobq_shmem_db_due(Oid dboid, int lane, TimestampTz due)
+{
+	JobqDatabase *db;
+	Latch *latch = NULL;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	db = jobq_shmem_db_entry(dboid);
+	if (db != NULL && due < db->due[lane] &&
+		jobq_shmem_lane_live(dboid, lane == JOBQ_LANE_NET, NULL) == 0)
+	{
+		db->due[lane] = due;
+		latch = jobq_shared->launcher_latch;
+	}
+	LWLockRelease(jobq_shared->lock);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/*
+ * The launcher started a worker for a database's lane: the worker looks
+ * for everything due, so nothing is due without one any more.
+ */
+void
+jobq_shmem_db_served(Oid dboid, int lane, TimestampTz now)
+{
+	JobqDatabase *db;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	db = jobq_shmem_db_entry(dboid);
+	if (db != NULL)
+	{
+		db->due[lane] = DT_NOEND;
+		db->more[lane] = false;
+		db->workers_started++;
+		db->served_at = now;
+	}
+	LWLockRelease(jobq_shared->lock);
+}
+
+/* Whether work came in a database without an entry since the last call. */
+bool
+jobq_shmem_take_overflow(void)
+{
+	bool due;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	due = jobq_shared->overflow_due;
+	jobq_shared->overflow_due = false;
+	LWLockRelease(jobq_shared->lock);
+	return due;
+}
+
+/*
+ * How many lanes have due work and no worker for want of a slot: workers
+ * that have served their database for jobq.worker_yield_after, or are
+ * idle, then leave (worker.c).
+ */
+void
+jobq_shmem_set_pool_waiting(int waiting)
+{
+	Latch *latches[64];
+	int nlatches = 0;
+	int i;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	if (waiting > 0 && jobq_shared->pool_waiting == 0)
+	{
+		/* idle workers leave at once: wake them */
+		for (i = 0; i < jobq_shared->nworkers; i++)
+		{
+			JobqWorker *w = &jobq_shared->workers[i];
+
+			if (w->in_use && w->pid != 0 && (w->sleeping || w->net) &&
+				nlatches < (int) lengthof(latches))
+				latches[nlatches++] = w->latch;
+		}
+	}
+	jobq_shared->pool_waiting = waiting;
+	LWLockRelease(jobq_shared->lock);
+	for (i = 0; i < nlatches; i++)
+		SetLatch(latches[i]);
 }

@@ -33,8 +33,40 @@ typedef enum JobqWorkerExit
 {
 	JOBQ_EXIT_UNKNOWN = 0, /* died, or never said */
 	JOBQ_EXIT_ABSENT,	   /* jobq is not installed in the database */
-	JOBQ_EXIT_ASKED		   /* told to stop (pause, fewer workers) */
+	JOBQ_EXIT_ASKED,	   /* told to stop (pause, fewer workers) */
+	JOBQ_EXIT_IDLE,		   /* found nothing due for jobq.worker_idle_timeout */
+	JOBQ_EXIT_YIELD		   /* gave its slot to a database waiting for one */
 } JobqWorkerExit;
+
+/* The two lanes of a database: SQL jobs, and network jobs. */
+#define JOBQ_LANE_SQL 0
+#define JOBQ_LANE_NET 1
+#define JOBQ_LANES 2
+
+/* What the launcher knows of a database (jobq.databases). */
+typedef enum JobqDbState
+{
+	JOBQ_DB_UNKNOWN = 0, /* not probed yet */
+	JOBQ_DB_PRESENT,	 /* jobq is installed */
+	JOBQ_DB_ABSENT		 /* jobq is not installed */
+} JobqDbState;
+
+/*
+ * A database's entry in the shared table of databases (jobq.max_databases
+ * entries): when each lane next has work that no worker of the lane is on
+ * (due, DT_NOEND: none known), and whether a lane's workers have more work
+ * than they take (more: the launcher may add a worker).  Only shmem.c and
+ * shmem_worker.c write it; jobq_shmem_copy_databases gives a copy.
+ */
+typedef struct JobqDatabase
+{
+	Oid dboid; /* InvalidOid: a free entry */
+	JobqDbState state;
+	TimestampTz due[JOBQ_LANES];
+	bool more[JOBQ_LANES];
+	uint64 workers_started; /* by the launcher, since the entry was made */
+	TimestampTz served_at;	/* the launcher last started a worker here */
+} JobqDatabase;
 
 /*
  * A worker slot.  Only shmem.c reads or writes the slots in shared memory;
@@ -52,6 +84,7 @@ typedef struct JobqWorker
 	int64 token;   /* written to locked_by of claimed jobs */
 	bool sleeping; /* waiting on its latch for work */
 	bool stop_requested;
+	bool leaving; /* gone for good: wake-ups are for the launcher now */
 	bool has_jobq; /* the worker found the extension */
 	JobqWorkerExit exit_reason;
 	uint64 wake_seq; /* bumped by each wake-up for its database */
@@ -90,6 +123,7 @@ typedef struct JobqWorker
 typedef struct JobqSlotEnd
 {
 	Oid dboid;
+	bool net;
 	bool has_jobq;
 	JobqWorkerExit reason;
 	TimestampTz started_at;
@@ -119,15 +153,17 @@ extern int64 jobq_shmem_next_token(void);
 extern bool jobq_shmem_durable_claims(void);
 
 /* wake-ups and requests, any backend */
-extern void jobq_shmem_wake_on_commit(bool net);
+extern void jobq_shmem_wake_on_commit(bool net, TimestampTz due);
 extern void jobq_shmem_wake_all_on_commit(void);
-extern void jobq_shmem_wake_database(Oid dboid, bool net, int how_many);
+extern void jobq_shmem_wake_database(Oid dboid, bool net, int how_many,
+									 TimestampTz due);
 extern void jobq_shmem_wake_launcher(void);
 extern void jobq_shmem_request_probe_on_commit(void);
 extern bool jobq_shmem_paused(Oid dboid);
 extern void jobq_shmem_pause_database(Oid dboid, int seconds);
 extern int jobq_shmem_connected_workers(Oid dboid);
 extern int jobq_shmem_copy_slots(JobqWorker **copy);
+extern int jobq_shmem_copy_databases(JobqDatabase **copy);
 
 /* the launcher */
 extern void jobq_shmem_start_durable_claims(void);
@@ -140,7 +176,15 @@ extern int jobq_shmem_allocate_slot(Oid dboid, bool net, int *number,
 									uint32 *generation);
 extern void jobq_shmem_free_slot(int slot);
 extern void jobq_shmem_trim_workers(Oid dboid, bool net, int keep);
-extern int jobq_shmem_count_workers(Oid dboid, int *net, bool *has_jobq);
+extern int jobq_shmem_count_workers(Oid dboid, int *live, bool *has_jobq);
+extern int jobq_shmem_ndatabases(void);
+extern bool jobq_shmem_db_register(Oid dboid);
+extern void jobq_shmem_db_forget(Oid dboid);
+extern void jobq_shmem_db_set_state(Oid dboid, JobqDbState state);
+extern void jobq_shmem_db_due(Oid dboid, int lane, TimestampTz due);
+extern void jobq_shmem_db_served(Oid dboid, int lane, TimestampTz now);
+extern bool jobq_shmem_take_overflow(void);
+extern void jobq_shmem_set_pool_waiting(int waiting);
 
 /* a worker, on its own slot */
 extern bool jobq_shmem_attach_worker(int slot, uint32 generation,
@@ -149,6 +193,9 @@ extern void jobq_shmem_found_jobq(void);
 extern void jobq_shmem_set_exit_reason(JobqWorkerExit reason);
 extern void jobq_shmem_set_state(JobqWorkerState state, int64 job_id);
 extern bool jobq_shmem_stop_requested(void);
+extern int jobq_shmem_pool_waiting(void);
+extern bool jobq_shmem_leave(uint64 seq, JobqWorkerExit reason, TimestampTz due,
+							 TimestampTz sql_due);
 extern uint64 jobq_shmem_wake_seq(void);
 extern bool jobq_shmem_sleep_begin(uint64 seq);
 extern void jobq_shmem_sleep_end(void);

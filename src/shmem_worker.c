@@ -119,6 +119,58 @@ jobq_shmem_stop_requested(void)
 	return stop;
 }
 
+/*
+ * How many lanes of other databases have due work and no worker for want of
+ * a slot (the launcher counts them).
+ */
+int
+jobq_shmem_pool_waiting(void)
+{
+	int waiting;
+
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	waiting = jobq_shared->pool_waiting;
+	LWLockRelease(jobq_shared->lock);
+	return waiting;
+}
+
+/*
+ * Leave the pool: from now on a wake-up for this database's lane goes to
+ * the launcher (see shmem.c).  An idle worker leaves only if no wake-up
+ * came since seq was read (else false: it must look again).  If it is the
+ * last worker of its lane, the database's entry learns when the lane next
+ * has work (due), and with sql_due when the SQL lane has (pruning, for the
+ * net worker); DT_NOEND: nothing known.
+ */
+bool
+jobq_shmem_leave(uint64 seq, JobqWorkerExit reason, TimestampTz due, TimestampTz sql_due)
+{
+	int lane = me->net ? JOBQ_LANE_NET : JOBQ_LANE_SQL;
+	JobqDatabase *db;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	if (reason == JOBQ_EXIT_IDLE && (me->wake_seq != seq || me->stop_requested))
+	{
+		LWLockRelease(jobq_shared->lock);
+		return false;
+	}
+	me->leaving = true;
+	me->exit_reason = reason;
+	db = jobq_shmem_db_entry(me->dboid);
+	if (db != NULL)
+	{
+		if (jobq_shmem_lane_live(me->dboid, me->net, me) == 0)
+		{
+			db->due[lane] = Min(db->due[lane], due);
+			db->more[lane] = false;
+		}
+		if (sql_due != DT_NOEND && jobq_shmem_lane_live(me->dboid, false, me) == 0)
+			db->due[JOBQ_LANE_SQL] = Min(db->due[JOBQ_LANE_SQL], sql_due);
+	}
+	LWLockRelease(jobq_shared->lock);
+	return true;
+}
+
 uint64
 jobq_shmem_wake_seq(void)
 {

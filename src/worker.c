@@ -15,6 +15,11 @@
  * jobq.batch_size; a batch whose jobs were given back after its 100 ms
  * makes it smaller.
  *
+ * A worker that finds nothing due for jobq.worker_idle_timeout, or serves
+ * its database too long while another waits for a worker, leaves the pool
+ * (bgworker.c); before it leaves idle it prunes and gives the table's
+ * empty tail back (maint.c), as no worker may come for a while.
+ *
  * An unexpected error in a round: the jobs the worker held are reaped as
  * orphans, the attempt counted, and the loop goes on after a second.
  *
@@ -52,7 +57,7 @@ static int claim_size = INT_MAX; /* adapts to how long jobs take */
  * whether no job was ready (none claimed, none due but locked).
  */
 static long
-worker_round(uint64 *seq, bool *idle)
+worker_round(uint64 *seq, bool *idle, TimestampTz *next_due)
 {
 	JobqJob *jobs;
 	int n;
@@ -91,7 +96,8 @@ worker_round(uint64 *seq, bool *idle)
 		 */
 		jobq_batch_start(jobs, n);
 		if (n == claim_size || n > 1)
-			jobq_shmem_wake_database(jobq_bgw_slot()->dboid, false, 1);
+			jobq_shmem_wake_database(jobq_bgw_slot()->dboid, false, 1,
+									 GetCurrentTimestamp());
 		ran = jobq_batch_run(jobs, n);
 		jobq_bgw_holding_jobs(false);
 		MemoryContextReset(batch_cxt);
@@ -111,6 +117,7 @@ worker_round(uint64 *seq, bool *idle)
 
 	sleep_ms = jobq_poll_interval;
 	*idle = true;
+	*next_due = due;
 	if (due != DT_NOEND)
 	{
 		TimestampTz now = GetCurrentTimestamp();
@@ -202,6 +209,8 @@ jobq_worker_main(Datum main_arg)
 		long sleep_ms = 0;
 		long vacuum_ms;
 		bool idle = false;
+		TimestampTz next_due = DT_NOEND;
+		JobqWorkerExit leave;
 
 		jobq_bgw_check_stop();
 
@@ -210,7 +219,15 @@ jobq_worker_main(Datum main_arg)
 			jobq_maint_prune();
 			vacuum_ms = jobq_maint_vacuum();
 			MemoryContextSwitchTo(worker_cxt);
-			sleep_ms = worker_round(&seq, &idle);
+			sleep_ms = worker_round(&seq, &idle, &next_due);
+			leave = jobq_bgw_should_leave(idle, &sleep_ms);
+			if (leave != JOBQ_EXIT_UNKNOWN)
+			{
+				if (leave == JOBQ_EXIT_IDLE)
+					jobq_maint_before_leaving();
+				jobq_bgw_leave(leave, seq, next_due); /* returns if woken */
+				sleep_ms = 0;
+			}
 			jobq_maint_truncate(idle, &sleep_ms);
 			if (vacuum_ms >= 0 && sleep_ms > vacuum_ms)
 				sleep_ms = vacuum_ms;

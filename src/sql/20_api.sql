@@ -127,3 +127,20 @@ COMMENT ON FUNCTION jobq._worker_status()
 	IS 'the state of every jobq worker of the cluster, from shared memory';
 REVOKE ALL ON FUNCTION jobq._worker_status() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION jobq._worker_status() TO pg_monitor;
+
+CREATE OR REPLACE FUNCTION jobq._database_status(
+	OUT datname name,
+	OUT state text,
+	OUT sql_workers integer,
+	OUT net_workers integer,
+	OUT sql_due timestamptz,
+	OUT net_due timestamptz,
+	OUT workers_started bigint,
+	OUT last_started_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'jobq__database_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq._database_status()
+	IS 'what the launcher knows of every database of the cluster, from shared memory';
+REVOKE ALL ON FUNCTION jobq._database_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobq._database_status() TO pg_monitor;

@@ -49,3 +49,25 @@ COMMENT ON VIEW jobq.workers IS 'every jobq worker of the cluster and what it is
 REVOKE ALL ON jobq.workers FROM PUBLIC;
 GRANT SELECT ON jobq.workers TO pg_monitor;
 
+
+CREATE OR REPLACE VIEW jobq.databases AS
+	WITH here AS (
+		SELECT count(*) AS pending,
+			   count(*) FILTER (WHERE run_at <= now()) AS due,
+			   now() - min(run_at) FILTER (WHERE run_at <= now()) AS oldest_due_wait
+		  FROM jobq._queue
+		 WHERE status = 'pending')
+	SELECT s.datname, s.state, s.sql_workers, s.net_workers,
+		   s.sql_due, s.net_due,
+		   now() - least(CASE WHEN s.sql_workers = 0 AND s.sql_due <= now() THEN s.sql_due END,
+						 CASE WHEN s.net_workers = 0 AND s.net_due <= now() THEN s.net_due END)
+			   AS waiting_for_worker,
+		   CASE WHEN s.datname = current_database() THEN h.pending END AS pending,
+		   CASE WHEN s.datname = current_database() THEN h.due END AS due,
+		   CASE WHEN s.datname = current_database() THEN h.oldest_due_wait END AS oldest_due_wait,
+		   s.workers_started, s.last_started_at
+	  FROM jobq._database_status() s, here h;
+COMMENT ON VIEW jobq.databases
+	IS 'every database of the cluster: the workers it holds from the pool, when work is due there without a worker, and its jobs pending and due (current database only)';
+REVOKE ALL ON jobq.databases FROM PUBLIC;
+GRANT SELECT ON jobq.databases TO pg_monitor;

@@ -41,10 +41,9 @@ SELECT count(*) FROM pg_stat_activity
 
 ok( $primary->poll_query_until(
 		'postgres', q{
-SELECT count(*) FROM pg_stat_activity
- WHERE backend_type = 'jobq worker' AND datname = 'postgres'},
-		'2'),
-	'the primary has its workers');
+SELECT count(*) >= 1 FROM pg_stat_activity
+ WHERE backend_type = 'jobq worker' AND datname = 'postgres'}),
+	'the primary has a worker (the one that found jobq installed)');
 
 # ---------------------------------------------------------------------
 # Jobs run on the primary, the standby only replays them
@@ -126,9 +125,8 @@ SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq launcher'},
 	'a jobq launcher runs on the promoted node');
 ok( $standby->poll_query_until(
 		'postgres', q{
-SELECT count(*) FROM pg_stat_activity
- WHERE backend_type = 'jobq worker' AND datname = 'postgres'},
-		'2'),
+SELECT count(*) >= 1 FROM pg_stat_activity
+ WHERE backend_type = 'jobq worker' AND datname = 'postgres'}),
 	'jobq workers run on the promoted node');
 
 ok( $standby->poll_query_until(

@@ -202,12 +202,12 @@ is($node->safe_psql('postgres', 'SELECT jobq.current_job() IS NULL'),
 
 # A concurrent refresh leaves the worker with a temporary schema; nothing a
 # job puts there may reach the next job.  One worker, so the jobs share it.
-$node->append_conf('postgresql.conf', 'jobq.workers = 1');
+$node->append_conf('postgresql.conf', "jobq.workers = 1\njobq.worker_idle_timeout = '1h'");
 $node->reload;
 ok( $node->poll_query_until(
 		'postgres', q{
-SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq worker'}, '1'),
-	'one worker left');
+SELECT count(*) <= 1 FROM pg_stat_activity WHERE backend_type = 'jobq worker'}),
+	'one worker at most');
 is( run_job('matview.refresh', '{"view": "open_slots"}'),
 	'succeeded|{"view": "public.open_slots", "concurrently": true}',
 	'a concurrent refresh on the only worker');

@@ -24,6 +24,7 @@ my $node = jobq_node(
 jobq.workers = 2
 jobq.batch_size = 500
 jobq.poll_interval = '60s'
+jobq.worker_idle_timeout = '1h'
 });
 $node->safe_psql(
 	'postgres', q{
@@ -31,6 +32,13 @@ CREATE EXTENSION jobq;
 CREATE TABLE ran (n int, pid int, attempts int);
 CREATE TABLE hits (n int PRIMARY KEY);
 });
+
+# Workers start on demand: a worker that claims two jobs at once has the
+# launcher start the database's second one; the long idle timeout keeps both.
+$node->safe_psql(
+	'postgres', q{
+SELECT count(*) FROM jobq.enqueue_many('sql',
+	array_fill('{"sql": "SELECT pg_sleep(0.2)"}'::jsonb, ARRAY[2]))});
 ok( $node->poll_query_until(
 		'postgres', q{
 SELECT count(*) FROM jobq.workers WHERE lane = 'sql' AND state = 'idle'}, '2'),

@@ -137,10 +137,6 @@ sub last_error
 	return sql("SELECT last_error FROM jobq.jobs WHERE id = $_[0]");
 }
 
-ok( $node->poll_query_until(
-		'postgres', q{SELECT count(*) FROM jobq.workers WHERE lane = 'net'}, '1'),
-	'the net worker runs');
-
 # ---------------------------------------------------------------------
 # A channel's path and redirects (issue 14, hole 6)
 # ---------------------------------------------------------------------

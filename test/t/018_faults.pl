@@ -80,7 +80,8 @@ SELECT count(*) FROM jobq.jobs
  WHERE queue = '$queue' AND status IN ('pending', 'running')});
 }
 
-# The pids of the SQL workers of database postgres, once there are four.
+# The pids of the SQL workers of database postgres, once there is one
+# (workers start on demand: while jobs are due, up to jobq.workers).
 sub workers
 {
 	my ($node) = @_;
@@ -88,8 +89,8 @@ sub workers
 SELECT pid FROM pg_stat_activity
  WHERE backend_type = 'jobq worker' AND datname = 'postgres'};
 	ok( $node->poll_query_until(
-			'postgres', "SELECT count(*) FROM ($query) w", '4'),
-		'four workers run');
+			'postgres', "SELECT count(*) >= 1 FROM ($query) w"),
+		'workers run');
 	return split /\n/, $node->safe_psql('postgres', $query);
 }
 
@@ -141,7 +142,6 @@ $node->safe_psql(
 CREATE EXTENSION jobq;
 CREATE TABLE hits (job_id bigint, n integer);
 });
-workers($node);
 
 my $total = 20_000;
 enqueue_jobs($node, 'drain', $total);
@@ -221,7 +221,6 @@ ok( $primary->poll_query_until(
 SELECT sync_state FROM pg_stat_replication WHERE application_name = 'faults_standby'},
 		'sync'),
 	'the standby is synchronous');
-workers($primary);
 
 my $failover_total = 10_000;
 enqueue_jobs($primary, 'failover', $failover_total);
