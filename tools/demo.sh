@@ -82,8 +82,9 @@ echo "== the queues"
 for db in clinic school; do
 	psql_demo -d "$db" -c "SELECT current_database() AS db, queue, status, jobs FROM jobq.queue_stats ORDER BY queue, status"
 done
-echo "== the workers of the cluster: per database, SQL workers and a net worker"
+echo "== the pool: the workers the databases hold now (they leave when idle), and each database's share"
 psql_demo -d clinic -c "SELECT datname, worker, lane, state, jobs_succeeded, jobs_failed FROM jobq.workers ORDER BY datname, lane DESC, worker"
+psql_demo -d clinic -c "SELECT datname, state, sql_workers, net_workers, sql_due, net_due, workers_started FROM jobq.databases ORDER BY datname"
 
 echo "== in short"
 clinic=$(psql_demo -d clinic -At -F ' ' -c "
