@@ -59,6 +59,7 @@ SELECT count(*) FROM pg_stat_activity
 	'no jobq launcher or worker runs');
 # Nothing can happen here; the jobs must still be pending when a worker
 # would long have run them.
+note 'waiting 3 s for a job to start: the poll below is expected to time out';
 {
 	local $PostgreSQL::Test::Utils::timeout_default = 3;
 	ok( !$node->poll_query_until(
