@@ -5,8 +5,9 @@
 # what has committed durable.  jobq_psql_as() and jobq_safe_as() run SQL as
 # another role.  jobq_skip_without_pg_cron() skips a test that needs
 # pg_cron where it is not installed; jobq_pg_cron_missing() says why a test
-# must skip its parts that need pg_cron, or returns nothing.  jobq_start_server() starts a test
-# server of test/net/ on loopback; jobq_stop_servers() stops them.
+# must skip its parts that need pg_cron, or returns nothing.
+# jobq_start_server() starts a test server of test/net/ on loopback;
+# jobq_stop_servers() stops them.
 
 package JobqNode;
 
