@@ -177,6 +177,11 @@ ok( $node->log_contains(
 sub kill_at_once
 {
 	my ($n, $what) = @_;
+	# the node's workers are up and idle: what they do as they start is over
+	ok( $n->poll_query_until(
+			'postgres', q{
+SELECT count(*) FROM jobq.workers WHERE datname = 'postgres' AND state = 'idle'}, '2'),
+		"$what: the SQL worker and the net worker are idle");
 	wal_writer_round($n);
 	my $id = $n->safe_psql('postgres',
 		q{SELECT jobq.enqueue('sql', '{"sql": "SELECT pg_sleep(300)"}', max_attempts => 1)});
