@@ -182,6 +182,20 @@ sub kill_at_once
 			'postgres', q{
 SELECT count(*) FROM jobq.workers WHERE datname = 'postgres' AND state = 'idle'}, '2'),
 		"$what: the SQL worker and the net worker are idle");
+	# What is read below, read once before: a first read may prune pages or
+	# set hint bits, writing WAL (a full-page image after a checkpoint, and
+	# with data checksums, PostgreSQL 18's default) whose commit wakes the
+	# WAL writer, which would then write the claim too.  The worker runs a
+	# job first, for the same reason.
+	my $warm = $n->safe_psql('postgres',
+		q{SELECT jobq.enqueue('sql', '{"sql": "SELECT pg_sleep(0)"}')});
+	jobq_wait_finished($n, $warm, "$what: a first job");
+	$n->safe_psql(
+		'postgres', q{
+SELECT count(*) FROM jobq.jobs j JOIN pg_stat_activity a ON a.pid = j.worker_pid
+ WHERE j.id = 0 AND a.wait_event = 'PgSleep';
+SELECT worker_pid FROM jobq.jobs WHERE id = 0;
+SELECT status = 'dead' OR (status = 'running' AND worker_pid <> 0) FROM jobq.jobs WHERE id = 0;});
 	wal_writer_round($n);
 	my $id = $n->safe_psql('postgres',
 		q{SELECT jobq.enqueue('sql', '{"sql": "SELECT pg_sleep(300)"}', max_attempts => 1)});
