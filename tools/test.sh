@@ -33,8 +33,19 @@ prove_tests=()
 [ $# -gt 0 ] && prove_tests=("PROVE_TESTS=$*")
 status=0
 (cd "$work/pack" && as_postgres make -s PG_CONFIG="$PG_CONFIG" installcheck) || status=$?
-(cd "$work" && as_postgres make -s PG_CONFIG="$PG_CONFIG" installcheck "${prove_tests[@]}") ||
-	status=$?
+# The TAP part's output is kept: PGXS prints "TAP tests not enabled" and
+# succeeds on a PostgreSQL built without them, so a run whose prove ran no
+# test file (no "Files=N" with N > 0) fails here.
+(cd "$work" && as_postgres make -s PG_CONFIG="$PG_CONFIG" installcheck "${prove_tests[@]}") 2>&1 |
+	tee "$work/installcheck.log" || status=$?
+tap_files=$(sed -n 's/^Files=\([0-9]*\), Tests=.*/\1/p' "$work/installcheck.log" | tail -n 1)
+if [ $status -eq 0 ] && [ "${tap_files:-0}" -eq 0 ]; then
+	echo "== the TAP harness ran no test file on PostgreSQL $JOBQ_PG ($PG_CONFIG):" >&2
+	grep -i 'TAP tests not enabled' "$work/installcheck.log" >&2 ||
+		echo "no \"Files=\" line from prove" >&2
+	echo "== a build without --enable-tap-tests cannot test jobq" >&2
+	status=1
+fi
 if [ $status -ne 0 ]; then
 	for f in "$work"/pack/regression.diffs "$work"/pack/output_iso/regression.diffs \
 		"$work"/regression.diffs "$work"/output_iso/regression.diffs; do

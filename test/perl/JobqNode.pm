@@ -4,8 +4,10 @@
 # jobq_wait_finished() waits for a job to finish.  jobq_flush_wal() makes
 # what has committed durable.  jobq_psql_as() and jobq_safe_as() run SQL as
 # another role.  jobq_skip_without_pg_cron() skips a test that needs
-# pg_cron where it is not installed.  jobq_start_server() starts a test
-# server of test/net/ on loopback; jobq_stop_servers() stops them.
+# pg_cron where it is not installed; jobq_pg_cron_missing() says why a test
+# must skip its parts that need pg_cron, or returns nothing.
+# jobq_start_server() starts a test server of test/net/ on loopback;
+# jobq_stop_servers() stops them.
 
 package JobqNode;
 
@@ -22,7 +24,8 @@ use Test::More;
 
 our @EXPORT =
   qw(jobq_node jobq_wait_finished jobq_flush_wal jobq_psql_as jobq_safe_as
-  jobq_skip_without_pg_cron jobq_start_server jobq_stop_servers);
+  jobq_skip_without_pg_cron jobq_pg_cron_missing jobq_start_server
+  jobq_stop_servers);
 
 # jobq_skip_without_pg_cron(): the whole test is skipped, with the reason,
 # when pg_cron is not installed for the PostgreSQL under test.  pg_cron is a
@@ -37,6 +40,19 @@ sub jobq_skip_without_pg_cron
 	  . "no $sharedir/extension/pg_cron.control (Debian does not serve pg_cron's sources for it)"
 	  unless -f "$sharedir/extension/pg_cron.control";
 	return;
+}
+
+# jobq_pg_cron_missing(): why pg_cron cannot be used with the PostgreSQL
+# under test (for the skip of a test's parts that need it), or undef when
+# it is installed.
+sub jobq_pg_cron_missing
+{
+	my $sharedir = `pg_config --sharedir`;
+	my $pg_version = `pg_config --version`;
+	chomp($sharedir, $pg_version);
+	return undef if -f "$sharedir/extension/pg_cron.control";
+	return "pg_cron is not installed for $pg_version: "
+	  . "no $sharedir/extension/pg_cron.control (Debian does not serve pg_cron's sources for it)";
 }
 
 # jobq_node($name, $settings, %init_options): a started node.

@@ -1,12 +1,14 @@
 # 002_retry.pl: failing jobs, retries, backoff, timeouts and isolation of jobs.
 #
-# A failing job is retried with growing delays and ends dead with its error
-# (message, SQLSTATE, context); jobq.retry() runs it again with a fresh count
-# of attempts; a job over its timeout fails with 57014; a failed job's
-# effects are rolled back while the rest of its batch commits, and the jobs
-# a failure rolled back run again (in subtransactions, as does the next
-# batch); settings a job changes do not leak into the next job run by the
-# same worker.
+# A failing job is retried with growing delays, capped at
+# jobq.retry_max_delay, each attempt starting no earlier than the run_at its
+# failure set, and ends dead with its error (message, SQLSTATE, context);
+# jobq.retry() runs it again with a fresh count of attempts; a job over its
+# timeout fails with 57014, and the timeout of a job that finished in time
+# does not cancel the job after it; a failed job's effects are rolled back
+# while the rest of its batch commits, and the jobs a failure rolled back
+# run again (in subtransactions, as does the next batch); settings a job
+# changes do not leak into the next job run by the same worker.
 
 use strict;
 use warnings;
@@ -24,6 +26,7 @@ my $node = jobq_node(
 jobq.workers = 1
 jobq.poll_interval = '1s'
 jobq.retry_base_delay = '200ms'
+jobq.retry_max_delay = '400ms'
 });
 $node->safe_psql('postgres', 'CREATE EXTENSION jobq');
 
@@ -43,7 +46,9 @@ sub psql_err
 # The handler fails until public.flag says ok.  watch_delays() follows one
 # job from a single session, taking a fresh snapshot every few
 # milliseconds, and returns for each failed attempt the delay the job was
-# given (run_at - last_error_at) while it waits to be tried again.
+# given (run_at - last_error_at) while it waits to be tried again, and how
+# long after that run_at the next attempt started (its started_at, kept
+# while it waits again or once it is dead).
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE flag (ok boolean NOT NULL);
@@ -63,25 +68,41 @@ $$;
 SELECT jobq.register_kind('test.flaky', 'flaky(jsonb)');
 
 CREATE FUNCTION watch_delays(job bigint)
-RETURNS TABLE (attempt integer, delay_ms numeric)
+RETURNS TABLE (attempt integer, delay_ms numeric, next_start_ms numeric)
 LANGUAGE plpgsql AS $$
 DECLARE
 	r record;
 	seen integer := 0;
+	started integer := 0;
+	run_ats timestamptz[] := '{}';
+	starts timestamptz[] := '{}';
 	deadline timestamptz := clock_timestamp() + interval '120 seconds';
 BEGIN
 	LOOP
-		SELECT j.status, j.attempts, j.run_at, j.last_error_at INTO r
+		SELECT j.status, j.attempts, j.run_at, j.last_error_at, j.started_at INTO r
 		  FROM jobq.jobs j WHERE j.id = job;
+		IF r.attempts > started THEN
+			started := r.attempts;
+			starts[started] := r.started_at;
+		END IF;
 		IF r.status = 'pending' AND r.attempts > seen THEN
 			seen := r.attempts;
+			run_ats[seen] := r.run_at;
 			attempt := r.attempts;
 			delay_ms := round(extract(epoch FROM r.run_at - r.last_error_at) * 1000);
+			next_start_ms := NULL;
 			RETURN NEXT;
 		END IF;
 		EXIT WHEN r.status IS NULL OR r.status NOT IN ('pending', 'running')
 			OR clock_timestamp() > deadline;
 		PERFORM pg_sleep(0.005);
+	END LOOP;
+	-- the start of attempt n + 1 against the run_at attempt n's failure set
+	FOR n IN 1 .. seen LOOP
+		attempt := n;
+		delay_ms := NULL;
+		next_start_ms := round(extract(epoch FROM starts[n + 1] - run_ats[n]) * 1000);
+		RETURN NEXT;
 	END LOOP;
 END
 $$;
@@ -89,32 +110,48 @@ $$;
 
 my $out = $node->safe_psql(
 	'postgres', q{
-SELECT jobq.enqueue('test.flaky', '{"name": "one"}', max_attempts => 3) AS id \gset
+SELECT jobq.enqueue('test.flaky', '{"name": "one"}', max_attempts => 4) AS id \gset
 SELECT :id;
-SELECT attempt, delay_ms FROM watch_delays(:id) ORDER BY attempt;
+SELECT attempt, coalesce(delay_ms::text, 'start'), coalesce(next_start_ms::text, '')
+  FROM watch_delays(:id) ORDER BY delay_ms IS NULL, attempt;
 });
-my ($flaky_id, @delays) = split /\n/, $out;
-note "delays after each failed attempt (attempt|ms): @delays";
+my ($flaky_id, @watched) = split /\n/, $out;
+my (%delay, %next_start);
+for (@watched)
+{
+	my ($attempt, $delay, $start) = split /\|/, $_, -1;
+	if ($delay eq 'start') { $next_start{$attempt} = $start }
+	else { $delay{$attempt} = $delay }
+}
+note 'delays after each failed attempt (attempt: ms): '
+  . join(', ', map { "$_: $delay{$_}" } sort keys %delay);
+note 'the next attempt started after that run_at (attempt: ms): '
+  . join(', ', map { "$_: $next_start{$_}" } sort keys %next_start);
 
-is(scalar(@delays), 2, 'the job waited twice before being tried again');
-my %delay = map { split /\|/ } @delays;
-ok(defined $delay{1} && defined $delay{2},
-	'a delay was seen after attempts 1 and 2');
-# retry_base_delay = 200ms with +-25% jitter: about 150..250 ms, then about
-# 300..500 ms.  The bounds below are wider; what matters is the growth.
+is(join(',', sort keys %delay), '1,2,3',
+	'the job waited three times before being tried again, after attempts 1 to 3');
+# retry_base_delay = 200ms doubling, capped by retry_max_delay = 400ms, then
+# +-25% jitter: about 150..250 ms, 300..500 ms, and 300..500 ms again where
+# 800 ms uncapped would be 600..1000.  The bounds of the first two are
+# wider; what matters is the growth, and the cap.
 ok(defined $delay{1} && $delay{1} >= 100 && $delay{1} <= 300,
 	'the first delay is about jobq.retry_base_delay');
 ok(defined $delay{2} && $delay{2} >= 200 && $delay{2} <= 600,
 	'the second delay is about twice jobq.retry_base_delay');
 ok(defined $delay{1} && defined $delay{2} && $delay{2} > $delay{1},
 	'the delays grow');
+ok(defined $delay{3} && $delay{3} >= 290 && $delay{3} <= 510,
+	'the third delay (800 ms uncapped) is capped by jobq.retry_max_delay (400 ms +-25%)');
+is( join(',', map { defined $next_start{$_} && $next_start{$_} ne '' && $next_start{$_} >= 0 ? 'after' : 'before' } 1 .. 3),
+	'after,after,after',
+	'each attempt after a failure starts at or after the run_at that failure set');
 
 jobq_wait_finished($node, $flaky_id, 'flaky job');
 is( $node->safe_psql(
 		'postgres', qq{
 SELECT status, attempts, last_error_sqlstate, finished_at IS NOT NULL
   FROM jobq.jobs WHERE id = $flaky_id}),
-	'dead|3|JQ001|t',
+	'dead|4|JQ001|t',
 	'after max_attempts failures the job is dead with the custom SQLSTATE');
 like(
 	$node->safe_psql(
@@ -129,7 +166,7 @@ like(
 	'last_error_context holds the error context');
 
 # jobq.retry() makes it pending again with a fresh count of attempts.  The
-# handler still fails, so it dies again after three new attempts.
+# handler still fails, so it dies again after four new attempts.
 is( $node->safe_psql(
 		'postgres', qq{
 BEGIN;
@@ -142,7 +179,7 @@ jobq_wait_finished($node, $flaky_id, 'retried flaky job');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT status, attempts FROM jobq.jobs WHERE id = $flaky_id"),
-	'dead|3',
+	'dead|4',
 	'the retried job was tried max_attempts times again');
 
 # Once the cause is fixed, a retry succeeds.
@@ -232,21 +269,25 @@ SELECT status, attempts, last_error_sqlstate FROM jobq.jobs WHERE id = $nap_id}
 # Settings do not leak from one job to the next of the same worker
 # ---------------------------------------------------------------------
 
-# One worker, one statement: b0, evil, b1, evil2 (fails) and b2 are claimed
-# in this order in one batch by the only worker.  slow runs longer than the
-# timeout of the earlier jobs and has none of its own.
+# One worker, one transaction: b0, evil, b1, evil2 (fails), b2 and slow are
+# claimed in this order in one batch by the only worker.  The five first
+# have a timeout of 300 ms; slow has none and runs 600 ms, so a timeout of
+# an earlier job left armed would cancel it.
 $node->safe_psql(
 	'postgres', q{
 CREATE TABLE seen (label text, work_mem text, search_path text,
 				   statement_timeout text, application_name text);
+BEGIN;
 SELECT count(*) FROM jobq.enqueue_many('sql', ARRAY[
 	jsonb_build_object('sql', $s$INSERT INTO public.seen SELECT 'b0', current_setting('work_mem'), current_setting('search_path'), current_setting('statement_timeout'), current_setting('application_name')$s$),
 	jsonb_build_object('sql', $s$SET search_path = evil; SET work_mem = '77MB'; SET statement_timeout = '77s'; SET application_name = 'evil'$s$),
 	jsonb_build_object('sql', $s$INSERT INTO public.seen SELECT 'b1', current_setting('work_mem'), current_setting('search_path'), current_setting('statement_timeout'), current_setting('application_name')$s$),
 	jsonb_build_object('sql', $s$SET work_mem = '99MB'; SET search_path = evil2; SELECT 1/0$s$),
-	jsonb_build_object('sql', $s$INSERT INTO public.seen SELECT 'b2', current_setting('work_mem'), current_setting('search_path'), current_setting('statement_timeout'), current_setting('application_name')$s$),
-	jsonb_build_object('sql', $s$SELECT pg_sleep(0.6); INSERT INTO public.seen VALUES ('slow')$s$)
-	], max_attempts => 1);
+	jsonb_build_object('sql', $s$INSERT INTO public.seen SELECT 'b2', current_setting('work_mem'), current_setting('search_path'), current_setting('statement_timeout'), current_setting('application_name')$s$)
+	], max_attempts => 1, timeout => '300ms');
+SELECT jobq.enqueue('sql', jsonb_build_object('sql', $s$SELECT pg_sleep(0.6); INSERT INTO public.seen VALUES ('slow')$s$),
+					max_attempts => 1) IS NOT NULL;
+COMMIT;
 });
 ok( $node->poll_query_until(
 		'postgres', q{
@@ -287,6 +328,12 @@ for my $label ('b1', 'b2', 'b3')
 		$b0,
 		"job $label sees the same settings as the first job: nothing leaked");
 }
+is( $node->safe_psql(
+		'postgres', q{
+SELECT string_agg(coalesce(timeout::text, 'none'), ',' ORDER BY id) FROM jobq.jobs
+ WHERE id > (SELECT max(id) FROM jobq.jobs WHERE kind = 'test.nap') AND id < (SELECT max(id) FROM jobq.jobs)}),
+	'00:00:00.3,00:00:00.3,00:00:00.3,00:00:00.3,00:00:00.3,none',
+	'the five jobs before slow have a timeout of 300 ms, slow has none');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM seen WHERE label = 'slow'}),
 	'1', 'a timeout of an earlier job does not cancel a later job');
 

@@ -5,7 +5,10 @@
 # database without jobq gets no workers; DROP DATABASE and CREATE DATABASE
 # ... TEMPLATE work while the database's workers run, and the other
 # databases keep running jobs; DROP EXTENSION stops a database's workers
-# and CREATE EXTENSION starts them again.
+# and CREATE EXTENSION starts them again.  The database without jobq is
+# probed once: through the whole test no worker stays there and none
+# connects again (its transaction count does not move), until jobq is
+# installed in it.
 
 use strict;
 use warnings;
@@ -92,7 +95,9 @@ is( $node->safe_psql(
 # ---------------------------------------------------------------------
 
 # The launcher probes "plain" with a worker that finds no jobq and exits;
-# nothing else connects there, so its transactions are the probe's.
+# nothing else connects there, so its transactions are the probe's.  Once
+# the probe has left, their count is kept; it must not move until jobq is
+# installed there at the end.
 ok( $node->poll_query_until(
 		'postgres', q{
 SELECT xact_commit + xact_rollback > 0 FROM pg_stat_database
@@ -104,6 +109,25 @@ is( $node->safe_psql(
 SELECT count(*) FROM jobq.workers WHERE datname = 'plain'}),
 	'0',
 	'jobq.workers lists no worker for the database without jobq');
+my $plain_xacts_sql = q{
+SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'plain'};
+my $plain_xacts = $node->safe_psql('postgres', $plain_xacts_sql);
+
+# No worker in "plain", now or since the probe: none in jobq.workers or
+# pg_stat_activity, and no transaction there since.
+sub plain_unserved
+{
+	my ($when) = @_;
+	is( $node->safe_psql(
+			'postgres', q{
+SELECT count(*) FROM pg_stat_activity WHERE datname = 'plain'})
+		  . '|' . $node->safe_psql('school', q{
+SELECT count(*) FROM jobq.workers WHERE datname = 'plain'})
+		  . '|' . $node->safe_psql('postgres', $plain_xacts_sql),
+		"0|0|$plain_xacts",
+		"$when: no worker in the database without jobq, and none connected since the probe");
+	return;
+}
 
 # ---------------------------------------------------------------------
 # DROP DATABASE while its workers run
@@ -136,6 +160,7 @@ workers_of('clinic', 0, 'clinic has no workers left');
 
 workers_of('school', 2, 'school still has its workers');
 run_jobs('school', 20, 'after_drop');
+plain_unserved('after DROP DATABASE');
 is( $node->safe_psql(
 		'postgres', q{
 SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'jobq launcher'}),
@@ -180,6 +205,12 @@ is( $node->safe_psql(
 		'school', q{SELECT count(*), min(db), max(db) FROM log WHERE tag = 'recreated'}),
 	'15|school|school',
 	'after CREATE EXTENSION the jobs of school run');
+
+# The launcher looks for new databases every 10 s: by now it has done so
+# more than once since the probe of "plain".
+plain_unserved('at the end');
+$node->safe_psql('plain', 'CREATE EXTENSION jobq');
+workers_of('plain', 2, 'once jobq is installed there, the database gets its workers');
 
 $node->stop;
 

@@ -65,6 +65,8 @@ my $hp = jobq_start_server(
 my $sp = jobq_start_server($dir, 'smtp', "$net_dir/smtp_sink.py", '--dir' => $mail_dir);
 note "HTTP server on port $hp, SMTP sink on port $sp";
 
+# A 1 s poll keeps this test short; that the net worker is woken at
+# COMMIT, and only then, is 004_wakeup.pl's, with a 60 s poll.
 my $node = jobq_node(
 	'net', q{
 jobq.workers = 1

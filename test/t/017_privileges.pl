@@ -19,6 +19,15 @@
 # functions, none of which shows another role's jobs or any secret.  The
 # job pack, jobq_pack, is installed: its functions are in schema jobq too.
 # Deliveries are not made here (no net worker): network jobs stay pending.
+# Checked when a job runs, not only at enqueue: EXECUTE on a kind's handler
+# revoked after the enqueue (the job is dead with 42501), and LISTEN,
+# UNLISTEN and DISCARD, refused inside every job (42501: a job runs as a
+# security-restricted operation; matview.refresh, the one kind that does
+# not, runs only REFRESH, which restricts the view's query itself).
+# Where pg_cron is not installed (PostgreSQL 18), the rows of the matrix
+# that call it (schedule, replace or unschedule a schedule) are skipped,
+# with the reason; alice's schedule, which two rows read, is then a row
+# written into jobq._schedules directly.
 
 use strict;
 use warnings;
@@ -32,14 +41,15 @@ use FindBin;
 use lib "$FindBin::RealBin/../perl";
 use JobqNode;
 
-# needs pg_cron: skipped, saying why, where it is not installed (PostgreSQL 18)
-jobq_skip_without_pg_cron();
+# why the rows that call pg_cron are skipped, or undef where it is installed
+my $no_cron = jobq_pg_cron_missing();
 
 my $node = jobq_node(
-	'privileges', q{
+	'privileges', ($no_cron ? '' : q{
 shared_preload_libraries = 'jobq,pg_cron'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
+}) . q{
 max_worker_processes = 40
 jobq.workers = 2
 jobq.poll_interval = '1s'
@@ -60,8 +70,8 @@ my @roles = qw(su alice bob kay kim kmem carol hank dora cora mona);
 my %role_name = map { $_ => $_ } @roles;
 $role_name{su} = $su;
 
+sql('CREATE EXTENSION pg_cron') unless $no_cron;
 sql(q{
-CREATE EXTENSION pg_cron;
 CREATE EXTENSION jobq_pack CASCADE;
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
@@ -108,16 +118,21 @@ SELECT jobq.grant_channel('mail', 'carol');
 SELECT jobq.grant_channel('open', 'PUBLIC');
 SELECT jobq.grant_http('hank');
 
--- alice's schedule that no cell changes: a network job, which stays pending
-SET ROLE alice;
-SELECT jobq.schedule('alice.fixed', '0 0 1 1 *', 'http', '{"channel": "open"}');
-RESET ROLE;
-
 -- a delivery of alice's
 INSERT INTO jobq._deliveries (job_id, attempt, kind, owner, channel, outcome,
 	duration_ms, started_at, finished_at)
 VALUES (0, 1, 'http', 'alice', 'open', 'delivered', 1, now(), now());
 });
+
+# alice's schedule that no cell changes: a network job, which stays pending
+# (without pg_cron, the row jobq.schedule would have written, with no
+# pg_cron job)
+sql($no_cron ? q{
+INSERT INTO jobq._schedules (name, schedule, kind, payload, owner, cron_job_name)
+VALUES ('alice.fixed', '0 0 1 1 *', 'http', '{"channel": "open"}', 'alice', 'none')} : q{
+SET ROLE alice;
+SELECT jobq.schedule('alice.fixed', '0 0 1 1 *', 'http', '{"channel": "open"}');
+RESET ROLE;});
 
 # alice's jobs in queue alice_q: one pending, one succeeded, one dead
 my $alice_done = jobq_safe_as($node, 'alice', q{
@@ -328,7 +343,8 @@ drop extension jobq            -     42501 42501 42501 42501 42501 42501 42501 4
 # superuser after the cell (and polled for jobs that must run), whose output
 # must be initial when refused and effect (a string, or a function of the
 # role's name) when allowed.  label: the outcome of a run without error
-# (default: ok).  @ROLE@ is the role's name, @TAG@ a tag unique to the cell.
+# (default: ok).  cron: the action calls pg_cron (skipped without it).
+# @ROLE@ is the role's name, @TAG@ a tag unique to the cell.
 my $by_tag = q{
 SELECT coalesce(string_agg(owner::text || ':' || status, ','), '') FROM jobq.jobs
  WHERE payload ->> 'tag' = '@TAG@'};
@@ -478,6 +494,7 @@ SELECT :id;},
 		state => q{SELECT count(*) FROM jobq.kinds WHERE kind = 'sql'},
 		initial => '1' },
 	'schedule own' => {
+		cron => 1,
 		run => q{SELECT jobq.schedule('@ROLE@.own', '0 0 1 1 *', 'sql', '{"sql": "SELECT 1"}') > 0},
 		label => $true,
 		state => q{
@@ -486,6 +503,7 @@ SELECT coalesce((SELECT s.owner::text || '|' || j.username
 				  WHERE s.name = '@ROLE@.own'), '')},
 		initial => '', effect => sub { "$_[0]|$_[0]" } },
 	"replace alice's schedule" => {
+		cron => 1,
 		setup => $fresh_alice_schedule,
 		run => q{SELECT jobq.schedule('alice.s', '0 0 2 1 *', 'sql', '{"sql": "SELECT 2"}') > 0},
 		label => $true,
@@ -493,6 +511,7 @@ SELECT coalesce((SELECT s.owner::text || '|' || j.username
 		initial => 'alice|0 0 1 1 *|alice|0 0 1 1 *',
 		effect => sub { "$_[0]|0 0 2 1 *|$_[0]|0 0 2 1 *" } },
 	"unschedule alice's schedule" => {
+		cron => 1,
 		setup => $fresh_alice_schedule,
 		run => q{SELECT jobq.unschedule('alice.s')}, label => $true,
 		state => $alice_schedule_state,
@@ -665,6 +684,16 @@ my $cell = 0;
 for my $name (@order)
 {
 	my $act = $actions{$name};
+	if ($act->{cron} && $no_cron)
+	{
+		my $tests = grep { $want{$name}{$_} ne '-' } @roles;
+		$tests *= 2 if defined $act->{state};
+	  SKIP:
+		{
+			skip "$name: $no_cron", $tests;
+		}
+		next;
+	}
 	for my $role (@roles)
 	{
 		my $want = $want{$name}{$role};
@@ -701,6 +730,76 @@ for my $name (@order)
 			is(sql($state), $act->{initial}, "$role: $name: nothing changed");
 		}
 	}
+}
+
+# ---------------------------------------------------------------------
+# Checked when the job runs
+# ---------------------------------------------------------------------
+
+# EXECUTE on a kind's handler, revoked from the job's owner after the
+# enqueue, in the transaction that enqueued it: the job fails with 42501.
+# The same job enqueued before the REVOKE ran.
+sql(q{
+CREATE FUNCTION public.rec_later(p jsonb) RETURNS void LANGUAGE sql
+	AS $$ INSERT INTO public.ran VALUES (p ->> 'tag', current_user) $$;
+REVOKE EXECUTE ON FUNCTION public.rec_later(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.rec_later(jsonb) TO kay;
+SET ROLE kay;
+SELECT jobq.register_kind('kay.later', 'public.rec_later(jsonb)');
+});
+my $granted_id = jobq_safe_as($node, 'kay',
+	q{SELECT jobq.enqueue('kay.later', '{"tag": "later-granted"}', max_attempts => 1)});
+jobq_wait_finished($node, $granted_id, 'a job of kay.later');
+my $revoked_id = sql(q{
+BEGIN;
+SET ROLE kay;
+SELECT jobq.enqueue('kay.later', '{"tag": "later-revoked"}', max_attempts => 1);
+RESET ROLE;
+REVOKE EXECUTE ON FUNCTION public.rec_later(jsonb) FROM kay;
+COMMIT;
+});
+jobq_wait_finished($node, $revoked_id, 'a job of kay.later enqueued before the REVOKE');
+is( sql(qq{
+SELECT string_agg(j.status || '|' || coalesce(j.last_error_sqlstate, '') || '|' || coalesce(r.who, 'nothing'),
+				  ',' ORDER BY j.id)
+  FROM jobq.jobs j LEFT JOIN public.ran r ON r.tag = j.payload ->> 'tag'
+ WHERE j.id IN ($granted_id, $revoked_id)}),
+	'succeeded||kay,dead|42501|nothing',
+	'EXECUTE on the handler is checked when the job runs: revoked after the enqueue, the job is dead with 42501 and wrote nothing'
+);
+
+# LISTEN, UNLISTEN and DISCARD inside jobs: an SQL job of alice's and of the
+# superuser, a handler function of kay's kind, and the query of a
+# materialized view refreshed by matview.refresh (which runs unrestricted).
+sql(q{
+CREATE FUNCTION public.run_utility(p jsonb) RETURNS void LANGUAGE plpgsql
+	AS $$ BEGIN EXECUTE p ->> 'sql'; END $$;
+CREATE FUNCTION public.listen_now() RETURNS integer LANGUAGE plpgsql
+	AS $$ BEGIN LISTEN jobq_mv; RETURN 1; END $$;
+CREATE MATERIALIZED VIEW public.mv_listen AS SELECT public.listen_now() AS x WITH NO DATA;
+ALTER MATERIALIZED VIEW public.mv_listen OWNER TO alice;
+SET ROLE kay;
+SELECT jobq.register_kind('kay.utility', 'public.run_utility(jsonb)');
+});
+my %utility_job;
+for my $stmt ('LISTEN jobq_job', 'UNLISTEN *', 'UNLISTEN jobq_job', 'DISCARD ALL', 'DISCARD TEMP')
+{
+	(my $q = $stmt) =~ s/'/''/g;
+	$utility_job{"alice: sql job: $stmt"} = jobq_safe_as($node, 'alice',
+		"SELECT jobq.enqueue('sql', jsonb_build_object('sql', '$q'), max_attempts => 1)");
+	$utility_job{"superuser: sql job: $stmt"} =
+	  sql("SELECT jobq.enqueue('sql', jsonb_build_object('sql', '$q'), max_attempts => 1)");
+	$utility_job{"kay: handler: $stmt"} = jobq_safe_as($node, 'kay',
+		"SELECT jobq.enqueue('kay.utility', jsonb_build_object('sql', '$q'), max_attempts => 1)");
+}
+$utility_job{'alice: matview.refresh of a view whose query runs LISTEN'} = jobq_safe_as($node, 'alice',
+	q{SELECT jobq.enqueue('matview.refresh', '{"view": "public.mv_listen"}', max_attempts => 1)});
+for my $what (sort keys %utility_job)
+{
+	my $id = $utility_job{$what};
+	jobq_wait_finished($node, $id, $what);
+	is(sql("SELECT status || '|' || coalesce(last_error_sqlstate, '') FROM jobq.jobs WHERE id = $id"),
+		'dead|42501', "$what: refused inside a job, 42501");
 }
 
 # what the superuser's cells left behind
