@@ -201,6 +201,32 @@ sub jobq_wait_finished_in
 
 due_on_time('running server');
 
+# With no worker in the database, an enqueue rolled back starts none, and
+# neither does one whose transaction has not committed yet (the launcher
+# counts the workers it starts for each database in jobq.databases).
+ok(no_worker_in('timed'), 'the worker has left again');
+my $started = q{SELECT workers_started FROM jobq.databases WHERE datname = 'timed'};
+my ($w0, $w1, $w2, $pending_id) = split /\|/, $node->safe_psql(
+	'timed', qq{
+$started \\gset w0_
+BEGIN;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}') \\gset
+ROLLBACK;
+SELECT pg_sleep(1) \\gset
+$started \\gset w1_
+BEGIN;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 2"}') AS id \\gset
+SELECT pg_sleep(2) \\gset
+$started \\gset w2_
+COMMIT;
+SELECT :w0_workers_started, :w1_workers_started, :w2_workers_started, :id;
+});
+is("$w1|$w2", "$w0|$w0",
+	'no worker starts for an enqueue rolled back, nor before its COMMIT');
+jobq_wait_finished_in('timed', $pending_id, 'the job committed after 2 s');
+cmp_ok($node->safe_psql('timed', $started), '>', $w0,
+	'its COMMIT started a worker');
+
 # After an immediate restart: the launcher knows nothing, probes the
 # database, and its worker leaves telling when the job is due.
 my ($late_id, $late_due) = enqueue_ahead(2);
