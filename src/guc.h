@@ -13,6 +13,7 @@ extern int jobq_workers;
 extern int jobq_max_workers;
 extern int jobq_poll_interval;
 extern int jobq_batch_size;
+extern bool jobq_durable_claims;
 extern int jobq_default_max_attempts;
 extern int jobq_default_timeout;
 extern int jobq_max_payload_size;

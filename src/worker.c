@@ -74,7 +74,7 @@ worker_round(uint64 *seq, bool *idle)
 	n = jobq_bgw_claim(false, claim_size, &jobs);
 	if (n == 0)
 		due = jobq_queue_next_due(false);
-	else if (!jobq_shmem_durable_claims())
+	else if (!jobq_durable_claims && !jobq_shmem_durable_claims())
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	jobq_bgw_commit_xact();
