@@ -115,8 +115,9 @@ last job's finish, so they include claims, delivery log rows and completions.
 500 notifications to a 100 ms gateway take ${s50} s with 50 in flight: ${ratio}x faster than
 sending the same 500 one at a time (${s1} s, measured: one net worker with
 \`jobq.http_max_in_flight = 1\`), as a single \`queue:work\` process sending in a loop does.
-In the once-answering case the Python server alone answers about 3,300 requests/s to
-\`curl --parallel --parallel-max 50\` on this machine; the one net worker is the bound there:
+In the once-answering case, on 2026-11-23 (when one net worker sent about 1,700 requests/s),
+the Python server alone answered about 3,300 requests/s to
+\`curl --parallel --parallel-max 50\` on this machine, and the one net worker was the bound:
 a profile shows about a third of its time building each request (jobq._net_request, in a
 subtransaction per job) and an eighth setting up epoll for each wait.
 EOF
