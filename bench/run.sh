@@ -8,7 +8,7 @@
 # /tmp/jobq-bench/cluster on a free port (from 5470 up), runs every scenario
 # for jobq and for each peer (bench/peers/harness.mjs), prints one table and
 # writes it to bench/peers/results.md, then stops the cluster and deletes it,
-# also on error or Ctrl-C.  About 10 minutes on 2 cores.  Never run by the
+# also on error or Ctrl-C.  18 minutes on 2 cores (2026-12-07).  Never run by the
 # test command.  See bench/README.md.
 #
 # Environment (all optional):
