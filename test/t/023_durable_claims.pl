@@ -43,9 +43,6 @@ sub claim_flushed
 	my ($setting) = @_;
 	$node->safe_psql('postgres', "ALTER SYSTEM SET jobq.durable_claims = $setting");
 	$node->restart;
-	$node->poll_query_until('postgres',
-		q{SELECT count(*) = 1 FROM jobq.workers WHERE lane = 'sql' AND state <> 'starting'})
-	  or die 'the worker did not start';
 
 	my $holder = $node->background_psql('postgres');
 	$holder->query_safe('SELECT pg_advisory_lock(23)');
