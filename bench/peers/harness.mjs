@@ -208,6 +208,11 @@ const jobq = {
 	},
 	async start(n) {
 		await setConf('jobq.workers', n);
+		// With a pool of workers started on demand (jobq.databases exists),
+		// workers come when jobs are due: nothing to wait for here.
+		this.pool ??= await one(this.db, `SELECT to_regclass('jobq.databases') IS NOT NULL`);
+		if (this.pool)
+			return;
 		for (let t = 0; t < 200; t++) {
 			const ready = Number(await one(this.db,
 				`SELECT count(*) FROM jobq.workers WHERE datname = current_database() AND lane = 'sql' AND state <> 'starting'`));
