@@ -1,8 +1,16 @@
 # bench/lib.sh: what the benchmark scripts (bench/run.sh, bench/seed/run.sh,
-# bench/net/run.sh) share, sourced by each: running as postgres, and the
-# directory, port and end of a throwaway cluster.
+# bench/net/run.sh) share, sourced by each: the PostgreSQL to run, running
+# as postgres, and the directory, port and end of a throwaway cluster.
 
-PG_BIN=/usr/lib/postgresql/15/bin
+# JOBQ_PG: the PostgreSQL major version, as in tools/test.sh: 15 (Debian
+# 12's packages) by default; another one is the build of tools/pg-build.sh
+# under /opt/jobq-pg/<major> (bench/run.sh builds it if it is missing).
+JOBQ_PG=${JOBQ_PG:-15}
+if [ "$JOBQ_PG" = 15 ]; then
+	PG_BIN=/usr/lib/postgresql/15/bin
+else
+	PG_BIN=/opt/jobq-pg/$JOBQ_PG/bin
+fi
 
 as_pg() { runuser -u postgres -- "$@"; }
 

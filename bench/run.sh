@@ -8,7 +8,7 @@
 # /tmp/jobq-bench/cluster on a free port (from 5470 up), runs every scenario
 # for jobq and for each peer (bench/peers/harness.mjs), prints one table and
 # writes it to bench/peers/results.md, then stops the cluster and deletes it,
-# also on error or Ctrl-C.  About 7 minutes on 2 cores.  Never run by the
+# also on error or Ctrl-C.  18 minutes on 2 cores (2026-12-07).  Never run by the
 # test command.  See bench/README.md.
 #
 # Environment (all optional):
@@ -28,6 +28,8 @@
 #   OUT=path           where to write the table (default bench/peers/results.md)
 #   KEEP=1             leave the cluster running afterwards
 #   NO_BUILD=1         skip make && make install
+#   JOBQ_PG=18         run on PostgreSQL 18 (tools/pg-build.sh's build under
+#                      /opt/jobq-pg/18) instead of Debian's 15
 
 set -euo pipefail
 
@@ -41,12 +43,17 @@ OUT=${OUT:-$HERE/peers/results.md}
 
 require_root "it builds, installs, and starts a server as postgres"
 
-# 1. jobq, built and installed from this tree
+# 1. jobq, built and installed from this tree, for PostgreSQL $JOBQ_PG (the
+# test command's build: tools/common.sh starts clean when the objects were
+# built for another version, and tools/pg-build.sh builds 18 once)
 if [ "${NO_BUILD:-0}" != 1 ]; then
-	echo "== make && make install in $ROOT"
-	make -C "$ROOT" -s PG_CONFIG="$PG_BIN/pg_config" >/dev/null
-	make -C "$ROOT" -s PG_CONFIG="$PG_BIN/pg_config" install >/dev/null
+	echo "== make && make install in $ROOT (PostgreSQL $JOBQ_PG)"
+	(cd "$ROOT" && . tools/common.sh && use_pg_version && build_and_install) >/dev/null
 fi
+[ -x "$PG_BIN/postgres" ] || {
+	echo "run.sh: no PostgreSQL $JOBQ_PG in $PG_BIN (JOBQ_PG=$JOBQ_PG bash tools/pg-build.sh builds it)" >&2
+	exit 1
+}
 
 # 2. the peers and Node 22, from the npm registry, pinned by package.json and
 # package-lock.json; reinstalled only when those files change
@@ -85,7 +92,11 @@ trap 'exit 130' INT TERM
 mkdir -p "$DIR"
 chown postgres: "$DIR"
 echo "== initdb and start a cluster in $DIR on port $PORT"
-as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+# without data checksums on every version: 18's initdb turns them on by
+# default (15's off), and they make hint bits write WAL
+checksums=()
+"$PG_BIN/initdb" --help | grep -q -- --no-data-checksums && checksums=(--no-data-checksums)
+as_pg "$PG_BIN/initdb" -D "$DIR/data" -U postgres -A trust -E UTF8 --locale=C "${checksums[@]}" >/dev/null
 # Tuned for a 2-core, 24 GiB machine with one local disk.  fsync and
 # full_page_writes stay on; synchronous_commit is switched by the harness.
 cat >>"$DIR/data/postgresql.conf" <<CONF
@@ -112,6 +123,11 @@ jobq.max_workers = 6
 jobq.workers = 0
 # no network jobs here: no net worker beside the SQL workers being measured
 jobq.http_max_in_flight = 0
+# one hot database: jobq's workers, started on demand by the first jobs of
+# a scenario, stay between its drains as the peers' worker processes do
+# (the harness sums their counters); what idle workers cost and save is
+# bench/pool's subject
+jobq.worker_idle_timeout = '1h'
 log_min_messages = warning
 log_checkpoints = on
 log_autovacuum_min_duration = -1

@@ -27,6 +27,7 @@ int jobq_worker_idle_timeout = 10000;
 int jobq_worker_yield_after = 5000;
 int jobq_poll_interval = 10000;
 int jobq_batch_size = 100;
+bool jobq_durable_claims = false;
 int jobq_default_max_attempts = 20;
 int jobq_default_timeout = 0;
 int jobq_max_payload_size = 1024;
@@ -95,6 +96,12 @@ jobq_guc_define(void)
 							"A job that fails rolls back the jobs before it in the batch, which run again; jobs not started after 100 ms are given back.",
 							&jobq_batch_size, 100, 1, 10000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("jobq.durable_claims",
+							 "Whether a worker's claim of a batch waits for its WAL flush, as synchronous_commit says, before the jobs run.",
+							 "Off, the claim commits with synchronous_commit off: a crash can lose the claim and its counted attempt before the batch's commit flushes it, and the job runs again as if never claimed.  On, the attempt is counted durably before the handler runs, at the cost of one flush per claimed batch.",
+							 &jobq_durable_claims, false,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("jobq.default_max_attempts",
 							"Attempts of a job when neither the job nor its kind sets them.",

@@ -16,6 +16,7 @@ extern int jobq_worker_idle_timeout;
 extern int jobq_worker_yield_after;
 extern int jobq_poll_interval;
 extern int jobq_batch_size;
+extern bool jobq_durable_claims;
 extern int jobq_default_max_attempts;
 extern int jobq_default_timeout;
 extern int jobq_max_payload_size;

@@ -10,8 +10,8 @@
  * count their attempt; commit without waiting for the WAL flush
  * (synchronous_commit off for this transaction; see
  * jobq_shmem_durable_claims): the run transaction's commit flushes the
- * claim too.  For a minute after a crash restart the claim is durable
- * before a handler runs.  Fast jobs make the next claim grow back to
+ * claim too.  For a minute after a crash restart, and always with
+ * jobq.durable_claims, the claim is durable before a handler runs.  Fast jobs make the next claim grow back to
  * jobq.batch_size; a batch whose jobs were given back after its 100 ms
  * makes it smaller.
  *
@@ -79,7 +79,7 @@ worker_round(uint64 *seq, bool *idle, TimestampTz *next_due)
 	n = jobq_bgw_claim(false, claim_size, &jobs);
 	if (n == 0)
 		due = jobq_queue_next_due(false);
-	else if (!jobq_shmem_durable_claims())
+	else if (!jobq_durable_claims && !jobq_shmem_durable_claims())
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	jobq_bgw_commit_xact();

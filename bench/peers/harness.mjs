@@ -78,6 +78,8 @@ async function one(db, text, values) {
 	return r.rows[0] ? Object.values(r.rows[0])[0] : undefined;
 }
 async function setConf(name, value) {
+	if (name === 'jobq.retention')
+		jobq.retention = String(value);
 	await q('postgres', `ALTER SYSTEM SET ${name} = '${value}'`);
 	await q('postgres', 'SELECT pg_reload_conf()');
 	await sleep(300);
@@ -117,11 +119,20 @@ function sumMem(pids) {
 //   single(kind, i)     enqueue one job in one call
 //   backlog()           jobs not finished yet
 //   empty()             whether no job is left unfinished
+//   mark()              what span() and verify() count from (before a drain)
+//   span(kind, m)       { first, last } in µs: the first job's start and the
+//                       last one's finish since the mark, from the database
+//                       (jobq's jobq._done when it keeps history, pg-boss's
+//                       job table), or from the worker process's handlers
+//                       (graphile-worker deletes its jobs); null if unknown
+//   verify(kind, n, m)  throws unless n jobs of the kind succeeded since the
+//                       mark and none failed
 //   clean()             delete the finished jobs it keeps; vacuum its tables
 //   memory()            { n, rss, pss } of the processes serving its workers
 const jobq = {
 	name: 'jobq',
 	db: DB.jobq,
+	retention: '1d',   // jobq.retention as setConf last set it (the default at first)
 	async setup() {
 		const db = this.db;
 		await q(db, 'CREATE EXTENSION jobq');
@@ -172,13 +183,44 @@ const jobq = {
 	async pids() {
 		return (await q(this.db, `SELECT pid FROM jobq.workers WHERE datname = current_database() AND lane = 'sql'`)).rows.map((r) => r.pid);
 	},
+	// the workers' counters (jobq.workers, since each worker started)
+	async mark() {
+		return (await q(this.db, `SELECT coalesce(sum(jobs_succeeded), 0)::float8 AS ok, coalesce(sum(jobs_failed), 0)::float8 AS failed
+			FROM jobq.workers WHERE datname = current_database() AND lane = 'sql'`)).rows[0];
+	},
+	// jobq._done keeps started_at (the claim) and finished_at (the move to
+	// jobq._done, clock_timestamp()) unless jobq.retention = 0 deleted them
+	async span() {
+		const r = (await q(this.db, `SELECT (extract(epoch FROM min(started_at)) * 1e6)::float8 AS first,
+			(extract(epoch FROM max(finished_at)) * 1e6)::float8 AS last, count(*)::float8 AS n
+			FROM jobq._done WHERE status = 'succeeded'`)).rows[0];
+		return r.n > 0 ? { first: r.first, last: r.last } : null;
+	},
+	async verify(kind, n, m) {
+		const now = await this.mark();
+		const ok = now.ok - m.ok;
+		const failed = now.failed - m.failed;
+		const left = Number(await one(this.db, 'SELECT count(*) FROM jobq._queue'));
+		const notOk = Number(await one(this.db, `SELECT count(*) FROM jobq._done WHERE status <> 'succeeded'`));
+		if (ok !== n || failed !== 0 || left !== 0 || notOk !== 0)
+			throw new Error(`jobq: ${kind}: ${ok} of ${n} jobs succeeded (${failed} failed attempts, ${left} left in jobq._queue, ${notOk} dead or cancelled)`);
+		return ok;
+	},
 	async start(n) {
-		// Workers start on demand (the pool): jobq.workers is the most the
-		// database holds at once; the launcher starts them as jobs come due,
-		// so a scenario's first jobs pay for their process starts.
 		await setConf('jobq.workers', n);
-		if (Number(await one(this.db, `SELECT current_setting('jobq.workers')`)) !== n)
-			throw new Error(`jobq: jobq.workers = ${n} did not take effect`);
+		// With a pool of workers started on demand (jobq.databases exists),
+		// workers come when jobs are due: nothing to wait for here.
+		this.pool ??= await one(this.db, `SELECT to_regclass('jobq.databases') IS NOT NULL`);
+		if (this.pool)
+			return;
+		for (let t = 0; t < 200; t++) {
+			const ready = Number(await one(this.db,
+				`SELECT count(*) FROM jobq.workers WHERE datname = current_database() AND lane = 'sql' AND state <> 'starting'`));
+			if (ready === n)
+				return;
+			await sleep(50);
+		}
+		throw new Error(`jobq: ${n} workers did not start`);
 	},
 	async stop() {
 		await setConf('jobq.workers', 0);
@@ -203,6 +245,18 @@ class Peer {
 		this.name = name;
 		this.db = DB[name];
 		this.proc = null;
+		this.statsWaiter = null;
+	}
+	// The worker process's handler counts since the last call (see
+	// peer-worker.mjs): { task: { n, first, last } }.
+	async handlerStats() {
+		const p = new Promise((resolve) => { this.statsWaiter = resolve; });
+		this.proc.stdin.write('stats\n');
+		return p;
+	}
+	async mark() {
+		await this.handlerStats();   // start counting afresh
+		return {};
 	}
 	async start(n) {
 		const settings = { db: this.db, concurrency: n, localQueue: CFG.localQueue, batch: CFG.batch };
@@ -215,8 +269,18 @@ class Peer {
 			let buf = '';
 			child.stdout.on('data', (d) => {
 				buf += d;
-				if (buf.includes('ready\n'))
-					resolve();
+				let nl;
+				while ((nl = buf.indexOf('\n')) >= 0) {
+					const line = buf.slice(0, nl);
+					buf = buf.slice(nl + 1);
+					if (line === 'ready')
+						resolve();
+					else if (line.startsWith('stats ') && this.statsWaiter) {
+						const w = this.statsWaiter;
+						this.statsWaiter = null;
+						w(JSON.parse(line.slice(6)));
+					}
+				}
 			});
 			child.on('exit', (code) => reject(new Error(`${this.name} worker exited with ${code}`)));
 		});
@@ -262,6 +326,22 @@ Object.assign(graphile, {
 	},
 	async empty() {
 		return one(this.db, 'SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs)');
+	},
+	// graphile-worker deletes a job once it succeeded and keeps a failed
+	// one (to retry it): none left and n handlers returned is n successes.
+	async span(kind) {
+		this.lastStats = await this.handlerStats();
+		const c = this.lastStats[kind];
+		return c ? { first: c.first, last: c.last } : null;
+	},
+	async verify(kind, n) {
+		const c = this.lastStats?.[kind] ?? (await this.handlerStats())[kind];
+		this.lastStats = null;
+		const done = c ? c.n : 0;
+		const left = Number(await one(this.db, 'SELECT count(*) FROM graphile_worker._private_jobs'));
+		if (done !== n || left !== 0)
+			throw new Error(`graphile-worker: ${kind}: ${done} of ${n} handlers returned, ${left} jobs left`);
+		return done;
 	},
 	async clean() {
 		await q(this.db, 'VACUUM graphile_worker._private_jobs');
@@ -312,6 +392,21 @@ Object.assign(pgboss, {
 	async empty() {
 		return one(this.db, `SELECT NOT EXISTS (SELECT 1 FROM pgboss.job WHERE state < 'completed')`);
 	},
+	// empty() counts failed (and cancelled) jobs as finished: count the
+	// completed ones.  Its job table keeps started_on and completed_on.
+	async span(kind) {
+		const r = (await q(this.db, `SELECT (extract(epoch FROM min(started_on)) * 1e6)::float8 AS first,
+			(extract(epoch FROM max(completed_on)) * 1e6)::float8 AS last, count(*)::float8 AS n
+			FROM pgboss.job WHERE name = $1 AND state = 'completed'`, [kind])).rows[0];
+		return r.n > 0 ? { first: r.first, last: r.last } : null;
+	},
+	async verify(kind, n) {
+		const r = (await q(this.db, `SELECT count(*) FILTER (WHERE state = 'completed')::float8 AS ok, count(*)::float8 AS total
+			FROM pgboss.job WHERE name = $1`, [kind])).rows[0];
+		if (r.ok !== n || r.total !== n)
+			throw new Error(`pg-boss: ${kind}: ${r.ok} of ${n} jobs completed (${r.total} jobs of the queue in all)`);
+		return r.ok;
+	},
 	async clean() {
 		for (const name of ['noop', 'row', 'pickup'])
 			await this.boss.deleteStoredJobs(name);
@@ -351,6 +446,8 @@ function fmt(v, unit) {
 		return v.toFixed(1);
 	if (unit === '×')
 		return `${v.toFixed(2)}×`;
+	if (unit === 'flushes')
+		return v < 10 ? v.toFixed(1) : Math.round(v).toLocaleString('en-US');
 	if (unit === 'buffers' || unit === 'jobs' || unit === 'rows' || unit === 'runs')
 		return Math.round(v).toLocaleString('en-US');
 	return Math.round(v).toLocaleString('en-US');
@@ -358,17 +455,31 @@ function fmt(v, unit) {
 
 // -------------------------------------------------------------- scenarios
 
-// Poll every 20 ms with NOT EXISTS (a count(*) of a 100,000-row table
-// costs about 15 ms, which on 2 cores is taken from the workers).
-async function waitEmpty(sys, timeoutMs = 900000) {
+// Poll every `every` ms (20 by default) with NOT EXISTS (a count(*) of a
+// 100,000-row table costs about 15 ms, which on 2 cores is taken from the
+// workers).
+async function waitEmpty(sys, timeoutMs = 900000, every = 20) {
 	const t0 = Date.now();
 	for (;;) {
 		if (await sys.empty())
 			return;
 		if (Date.now() - t0 > timeoutMs)
 			throw new Error(`${sys.name}: backlog not empty after ${timeoutMs / 1000} s`);
-		await sleep(20);
+		await sleep(every);
 	}
+}
+
+// WAL flushes (fsync or fdatasync of WAL files) of the whole cluster so far,
+// as the statistics system has them: pg_stat_wal.wal_sync up to
+// PostgreSQL 17, pg_stat_io's fsyncs of object wal from 18.  A process
+// reports its counts at most once a second, and at exit: read this once
+// the workers being measured have stopped.
+let PG_MAJOR = 0;
+async function walSyncs() {
+	await q('postgres', 'SELECT pg_stat_clear_snapshot()');
+	return Number(await one('postgres', PG_MAJOR >= 18
+		? `SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal'`
+		: 'SELECT wal_sync FROM pg_stat_wal'));
 }
 
 // Once per system, before its first measurement: JOBS jobs of the kinds the
@@ -393,24 +504,44 @@ async function warmUp(sys) {
 	await q(sys.db, 'TRUNCATE public.bench_rows, public.pickups');
 }
 
-// Bulk-enqueue JOBS jobs into idle workers; the drain runs from the
-// enqueue's return (its commit) until nothing is left.
-async function drainRun(sys, kind) {
+// Start n workers, bulk-enqueue JOBS jobs into them, wait until none is
+// left, check that every job succeeded (sys.verify), then stop them.  The
+// drain is timed from the first job's start to the last one's finish as
+// the database has them (sys.span); where nothing keeps them (jobq with
+// jobq.retention = 0), from the enqueue's return (its commit) until the
+// queue is empty, polled every 2 ms.  The WAL flushes are the cluster's,
+// from the enqueue to the workers' exit.  onDrained(sys) runs before the
+// workers stop (memory).
+async function drainRun(sys, kind, n, onDrained) {
 	await sys.clean();
 	if (kind !== 'noop')
 		await q(sys.db, 'TRUNCATE public.bench_rows');
+	await sys.start(n);
 	await checkpoint();
+	const m = await sys.mark();
+	const syncs0 = await walSyncs();
 	const t0 = performance.now();
 	await sys.bulk(kind, 1, CFG.jobs);
 	const t1 = performance.now();
-	await waitEmpty(sys);
+	await waitEmpty(sys, 900000, sys === jobq && jobq.retention === '0' ? 2 : 20);
 	const t2 = performance.now();
+	const span = await sys.span(kind);
+	await sys.verify(kind === 'fnrow' ? 'row' : kind, CFG.jobs, m);
 	if (kind !== 'noop') {
 		const rows = Number(await one(sys.db, 'SELECT count(*) FROM public.bench_rows'));
 		if (rows !== CFG.jobs)
 			throw new Error(`${sys.name}: ${rows} rows inserted, expected ${CFG.jobs}`);
 	}
-	return { enqueue: CFG.jobs / ((t1 - t0) / 1000), drain: CFG.jobs / ((t2 - t1) / 1000) };
+	if (onDrained)
+		await onDrained(sys);
+	await sys.stop();
+	await sleep(200);
+	const flushes = (await walSyncs()) - syncs0;
+	const polled = CFG.jobs / ((t2 - t1) / 1000);
+	const timed = span ? CFG.jobs / ((span.last - span.first) / 1e6) : null;
+	log(`    ${sys.name} ${kind}: ${fmt(timed ?? polled)} jobs/s (${timed ? 'first start to last finish' : 'polled'}; polled ${fmt(polled)}), ` +
+		`${(1000 * flushes / CFG.jobs).toFixed(1)} WAL flushes per 1,000 jobs`);
+	return { enqueue: CFG.jobs / ((t1 - t0) / 1000), drain: timed ?? polled, timed: !!timed, flushes: (1000 * flushes) / CFG.jobs };
 }
 
 // Single enqueues from one connection, in rounds that alternate with as
@@ -524,6 +655,9 @@ async function clockCheck() {
 	return offs[0];
 }
 
+// pgbench's clients each delete BATCH rows per transaction, the batch of
+// jobq's claim and of pg-boss's fetch.  Returns rows/s and the cluster's
+// WAL flushes per 1,000 rows.
 async function ceilingRun(clients_) {
 	const db = DB.jobq;
 	await q(db, 'DROP TABLE IF EXISTS public.ceiling');
@@ -535,18 +669,21 @@ async function ceilingRun(clients_) {
 	await checkpoint();
 	const script = path.join(os.tmpdir(), 'jobq-bench-ceiling.sql');
 	fs.writeFileSync(script, 'DELETE FROM public.ceiling WHERE id IN ' +
-		'(SELECT id FROM public.ceiling ORDER BY id LIMIT 100 FOR UPDATE SKIP LOCKED);\n');
-	const txPerClient = Math.ceil(CFG.jobs / 100 / clients_);
+		`(SELECT id FROM public.ceiling ORDER BY id LIMIT ${CFG.batch} FOR UPDATE SKIP LOCKED);\n`);
+	const txPerClient = Math.ceil(CFG.jobs / CFG.batch / clients_);
+	const syncs0 = await walSyncs();
 	const out = execFileSync(path.join(env.PG_BIN, 'pgbench'), [
 		'-n', '-M', 'prepared', '-c', String(clients_), '-j', String(Math.min(clients_, os.cpus().length)),
 		'-t', String(txPerClient), '-f', script, '-h', env.PGHOST, '-p', env.PGPORT, '-U', env.PGUSER || 'postgres', db,
 	], { encoding: 'utf8' });
 	const tps = Number((out.match(/tps = ([\d.]+) \(without initial connection time\)/) || [])[1]);
+	await sleep(200);
+	const flushes = (await walSyncs()) - syncs0;
 	const left = Number(await one(db, 'SELECT count(*) FROM public.ceiling'));
 	await q(db, 'DROP TABLE public.ceiling');
 	if (left !== 0)
-		notes.push(`ceiling with ${clients_} clients left ${left} rows (not a multiple of 100 per client)`);
-	return tps * 100;
+		notes.push(`ceiling with ${clients_} clients left ${left} rows (not a multiple of ${CFG.batch} per client)`);
+	return { rate: tps * CFG.batch, flushes: (1000 * flushes) / CFG.jobs };
 }
 
 // STEADY no-op jobs through a system with n workers: fed in chunks of
@@ -565,8 +702,6 @@ async function steadyRun(sys, n) {
 	const table = CLAIM_TABLE[sys.name];
 	const chunk = 10000;
 	const window = Math.max(1000, Math.floor(CFG.steady / 10));
-	if (sys === jobq)
-		await setConf('jobq.retention', '1d');
 	await sys.clean();
 	await q(db, `VACUUM FULL ${table}`);
 	await setConf('pg_stat_statements.track', 'all');
@@ -594,6 +729,7 @@ async function steadyRun(sys, n) {
 	const statsBefore = await vacStats();
 	await checkpoint();
 	await sys.start(n);
+	const mark = await sys.mark();
 	const memBefore = await sys.memory();
 	const windows = [];
 	let enq = 0;
@@ -631,6 +767,9 @@ async function steadyRun(sys, n) {
 		}
 	}
 	const seconds = (performance.now() - t0) / 1000;
+	if (sys !== jobq)
+		await sys.span('noop');   // graphile-worker: the handler counts verify() checks
+	await sys.verify('noop', CFG.steady, mark);
 	const memAfter = await sys.memory();
 	const after = await size();
 	const statsRunning = await vacStats();
@@ -638,8 +777,6 @@ async function steadyRun(sys, n) {
 	await sleep(1500);
 	const statsStopped = await vacStats();
 	await setConf('pg_stat_statements.track', 'none');
-	if (sys === jobq)
-		await setConf('jobq.retention', '0');
 	await sys.clean();
 	return { n, table, seconds, before, after, windows, memBefore, memAfter, statsBefore, statsRunning, statsStopped };
 }
@@ -649,6 +786,7 @@ async function steadyRun(sys, n) {
 async function main() {
 	log(`settings: ${JSON.stringify({ ...CFG, only: CFG.only ? [...CFG.only] : null })}`);
 	const loadStart = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+	PG_MAJOR = Math.floor(Number(await one('postgres', 'SHOW server_version_num')) / 10000);
 	for (const s of ALL_SYSTEMS)
 		await q('postgres', `CREATE DATABASE ${DB[s]}`);
 	for (const s of ALL_SYSTEMS) {
@@ -660,8 +798,10 @@ async function main() {
 	await jobq.setup();
 	await graphile.setup();
 	await pgboss.setup();
-	await setConf('jobq.retention', '0');
+	// jobq.retention is left at its default (1d: succeeded jobs kept in
+	// jobq._done) but for the rows that name jobq.retention = 0
 	await setConf('jobq.batch_size', CFG.batch);
+	await setConf('jobq.durable_claims', 'off');
 	const clk = await clockCheck();
 	log(`clock check: node - database = ${(-clk.off).toFixed(0)} us (round trip ${clk.rtt.toFixed(0)} us)`);
 	notes.push(`Clock check before the pickup runs: the harness's clock minus the database's clock_timestamp() ` +
@@ -673,14 +813,23 @@ async function main() {
 	for (const sync of CFG.sync) {
 		await setConf('synchronous_commit', sync);
 		log(`== synchronous_commit = ${sync}`);
+		// At on, jobq's claims commit unflushed unless jobq.durable_claims
+		// is on (the batch's commit flushes them); its rows say which.  At
+		// off nothing waits for a flush and the setting changes nothing.
+		const durable = sync === 'on';
+		const SCJ = sync === 'on' ? 'on (jobq\'s claims: off)' : 'off';
+		const SCD = 'on (jobq.durable_claims = on)';
 		const single = {};
 		const bulk = {};
 		const drain = {};
 		const rows = {};
 		const pick = {};
-		let fnrow = {};
+		const fnrow = {};
+		const dur = {};      // jobq with jobq.durable_claims = on: noop, row, fnrow
+		const del = {};      // jobq with jobq.retention = 0: noop
+		const flush = {};    // WAL flushes per 1,000 jobs: noop, row; jobq durable
 		let pickFn = null;
-		let keep = null;
+		let pickDur = null;
 
 		for (const s of SYSTEMS) {
 			const sys = SYS[s];
@@ -696,41 +845,73 @@ async function main() {
 				await sys.stop();
 			}
 			for (const n of CFG.workers) {
-				await sys.start(n);
+				const f = ((flush[n] ||= {})[s] ||= {});
 				if (want('drain')) {
 					log(`${s}: drain of ${CFG.jobs} no-op jobs, ${n} workers`);
-					const r = await drainRun(sys, 'noop');
+					const r = await drainRun(sys, 'noop', n, async () => { memory[`${sync}/${n}/${s}`] = await sys.memory(); });
 					(bulk[s] ||= []).push(r.enqueue);
 					(drain[n] ||= {})[s] = r.drain;
-					memory[`${sync}/${n}/${s}`] = await sys.memory();
+					f.noop = r.flushes;
+					if (s === 'jobq') {
+						if (durable) {
+							log('jobq: the same with jobq.durable_claims = on');
+							await setConf('jobq.durable_claims', 'on');
+							const d = await drainRun(sys, 'noop', n);
+							await setConf('jobq.durable_claims', 'off');
+							(dur[n] ||= {}).noop = d.drain;
+							f.noopDur = d.flushes;
+						}
+						log('jobq: the same with jobq.retention = 0 (succeeded jobs deleted as they finish)');
+						await setConf('jobq.retention', '0');
+						(del[n] ||= {}).noop = (await drainRun(sys, 'noop', n)).drain;
+						await setConf('jobq.retention', '1d');
+					}
 				}
 				if (want('rows')) {
 					log(`${s}: drain of ${CFG.jobs} insert-one-row jobs, ${n} workers`);
-					(rows[n] ||= {})[s] = (await drainRun(sys, 'row')).drain;
+					const r = await drainRun(sys, 'row', n);
+					(rows[n] ||= {})[s] = r.drain;
+					f.row = r.flushes;
 					if (s === 'jobq') {
-						(fnrow[n] ||= {}).jobq = (await drainRun(sys, 'fnrow')).drain;
+						(fnrow[n] ||= {}).jobq = (await drainRun(sys, 'fnrow', n)).drain;
+						if (durable) {
+							log('jobq: the insert-one-row drains with jobq.durable_claims = on');
+							await setConf('jobq.durable_claims', 'on');
+							const d = await drainRun(sys, 'row', n);
+							(dur[n] ||= {}).row = d.drain;
+							f.rowDur = d.flushes;
+							dur[n].fnrow = (await drainRun(sys, 'fnrow', n)).drain;
+							await setConf('jobq.durable_claims', 'off');
+						}
 					}
-				}
-				if (want('drain') && s === 'jobq' && n === CFG.workers[CFG.workers.length - 1]) {
-					log('jobq: drain with jobq.retention = 1d (succeeded jobs kept in jobq._done)');
-					await setConf('jobq.retention', '1d');
-					keep = { n, v: (await drainRun(sys, 'noop')).drain };
-					await setConf('jobq.retention', '0');
 				}
 				if (want('pickup') && n === CFG.pickupWorkers) {
 					log(`${s}: pickup latency, ${CFG.pickup} jobs at ${CFG.rate}/s, ${n} idle workers`);
+					await sys.start(n);
 					pick[s] = await pickupRun(sys);
+					await sys.stop();
 					if (s === 'jobq') {
 						log('jobq: pickup latency again, the jobs of a plpgsql handler kind');
+						await sys.start(n);
 						pickFn = await pickupRun(sys, 'fnpickup');
+						await sys.stop();
+						if (durable) {
+							log('jobq: the plpgsql handler kind with jobq.durable_claims = on');
+							await setConf('jobq.durable_claims', 'on');
+							await sys.start(n);
+							pickDur = await pickupRun(sys, 'fnpickup');
+							await sys.stop();
+							await setConf('jobq.durable_claims', 'off');
+						}
 					}
 				}
-				await sys.stop();
 			}
 			await sys.clean();
 		}
 
 		const W = (n) => `${n} workers`;
+		const J = CFG.jobs.toLocaleString('en-US');
+		const peersOf = (v) => Object.fromEntries(SYSTEMS.filter((s) => s !== 'jobq').map((s) => [s, v[s]]));
 		if (want('enqueue')) {
 			const per = (f) => Object.fromEntries(SYSTEMS.map((s) => [s, single[s] ? f(single[s]) : undefined]));
 			record({ scenario: 'enqueue, single calls from one connection', unit: 'jobs/s', sync, workers: 'workers stopped', values: per((r) => r.rate) });
@@ -739,35 +920,70 @@ async function main() {
 		}
 		if (want('drain')) {
 			const avg = Object.fromEntries(Object.entries(bulk).map(([s, a]) => [s, a.reduce((x, y) => x + y, 0) / a.length]));
-			record({ scenario: `enqueue, bulk (${CFG.jobs.toLocaleString('en-US')} jobs in one call)`, unit: 'jobs/s', sync, workers: 'idle workers', values: avg });
+			record({ scenario: `enqueue, bulk (${J} jobs in one call)`, unit: 'jobs/s', sync, workers: 'idle workers', values: avg });
 			for (const n of CFG.workers)
-				record({ scenario: `drain, ${CFG.jobs.toLocaleString('en-US')} no-op jobs`, unit: 'jobs/s', sync, workers: W(n), values: drain[n] });
-			if (keep)
-				record({ scenario: 'drain, no-op jobs, jobq keeping history (jobq.retention = 1d)', unit: 'jobs/s', sync, workers: W(keep.n), values: { jobq: keep.v, 'graphile-worker': drain[keep.n]['graphile-worker'], 'pg-boss': drain[keep.n]['pg-boss'] } });
+				record({ scenario: `drain, ${J} no-op jobs (jobq: jobq.retention = 1d, the default)`, unit: 'jobs/s', sync: SCJ, workers: W(n), values: drain[n] });
+			if (durable) {
+				for (const n of CFG.workers)
+					if (dur[n]?.noop)
+						record({ scenario: `drain, ${J} no-op jobs (jobq: jobq.retention = 1d, jobq.durable_claims = on)`, unit: 'jobs/s', sync: SCD, workers: W(n), values: { ...peersOf(drain[n]), jobq: dur[n].noop } });
+			}
+			for (const n of CFG.workers)
+				if (del[n]?.noop)
+					record({ scenario: `drain, ${J} no-op jobs (jobq: jobq.retention = 0, succeeded jobs deleted as they finish; timed by polling every 2 ms)`, unit: 'jobs/s', sync: SCJ, workers: W(n), values: { ...peersOf(drain[n]), jobq: del[n].noop } });
+			for (const n of CFG.workers) {
+				record({ scenario: 'WAL flushes of the cluster during the no-op drain, per 1,000 jobs', unit: 'flushes', sync: SCJ, workers: W(n), values: Object.fromEntries(SYSTEMS.map((s) => [s, flush[n][s]?.noop])), lowerIsBetter: true });
+				if (durable && flush[n].jobq?.noopDur !== undefined)
+					record({ scenario: 'WAL flushes of the cluster during the no-op drain, per 1,000 jobs', unit: 'flushes', sync: SCD, workers: W(n), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, flush[n][s]?.noop])), jobq: flush[n].jobq.noopDur }, lowerIsBetter: true });
+			}
 		}
 		if (want('rows')) {
+			const flushNote = sync === 'on' ? '; at on mostly a count of WAL flushes, see the flushes rows' : '';
 			for (const n of CFG.workers)
-				record({ scenario: 'drain, jobs that insert one row (jobq: kind sql)', unit: 'jobs/s', sync, workers: W(n), values: rows[n] });
+				record({ scenario: `drain, jobs that insert one row (jobq: kind sql${flushNote})`, unit: 'jobs/s', sync: SCJ, workers: W(n), values: rows[n] });
 			for (const n of CFG.workers)
-				record({ scenario: 'drain, jobs that insert one row (jobq: plpgsql kind)', unit: 'jobs/s', sync, workers: W(n), values: { jobq: fnrow[n]?.jobq, 'graphile-worker': rows[n]['graphile-worker'], 'pg-boss': rows[n]['pg-boss'] } });
+				record({ scenario: `drain, jobs that insert one row (jobq: plpgsql kind${flushNote})`, unit: 'jobs/s', sync: SCJ, workers: W(n), values: { ...peersOf(rows[n]), jobq: fnrow[n]?.jobq } });
+			if (durable) {
+				for (const n of CFG.workers)
+					if (dur[n]?.row)
+						record({ scenario: `drain, jobs that insert one row (jobq: kind sql${flushNote})`, unit: 'jobs/s', sync: SCD, workers: W(n), values: { ...peersOf(rows[n]), jobq: dur[n].row } });
+				for (const n of CFG.workers)
+					if (dur[n]?.fnrow)
+						record({ scenario: `drain, jobs that insert one row (jobq: plpgsql kind${flushNote})`, unit: 'jobs/s', sync: SCD, workers: W(n), values: { ...peersOf(rows[n]), jobq: dur[n].fnrow } });
+			}
+			for (const n of CFG.workers) {
+				record({ scenario: 'WAL flushes of the cluster during the insert-one-row drain (jobq: kind sql), per 1,000 jobs', unit: 'flushes', sync: SCJ, workers: W(n), values: Object.fromEntries(SYSTEMS.map((s) => [s, flush[n][s]?.row])), lowerIsBetter: true });
+				if (durable && flush[n].jobq?.rowDur !== undefined)
+					record({ scenario: 'WAL flushes of the cluster during the insert-one-row drain (jobq: kind sql), per 1,000 jobs', unit: 'flushes', sync: SCD, workers: W(n), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, flush[n][s]?.row])), jobq: flush[n].jobq.rowDur }, lowerIsBetter: true });
+			}
 		}
 		if (want('pickup')) {
 			for (const p of ['p50', 'p99', 'max'])
-				record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s; jobq: kind sql)`, unit: 'ms', sync, workers: W(CFG.pickupWorkers), values: Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), lowerIsBetter: true });
+				record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s; jobq: kind sql)`, unit: 'ms', sync: SCJ, workers: W(CFG.pickupWorkers), values: Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), lowerIsBetter: true });
 			if (pickFn) {
 				for (const p of ['p50', 'p99', 'max'])
-					record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s; jobq: plpgsql handler kind)`, unit: 'ms', sync, workers: W(CFG.pickupWorkers), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), jobq: pickFn[p] }, lowerIsBetter: true });
+					record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s; jobq: plpgsql handler kind)`, unit: 'ms', sync: SCJ, workers: W(CFG.pickupWorkers), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), jobq: pickFn[p] }, lowerIsBetter: true });
+			}
+			if (pickDur) {
+				for (const p of ['p50', 'p99', 'max'])
+					record({ scenario: `pickup latency ${p} (${CFG.pickup} jobs at ${CFG.rate}/s; jobq: plpgsql handler kind)`, unit: 'ms', sync: SCD, workers: W(CFG.pickupWorkers), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, pick[s]?.[p]])), jobq: pickDur[p] }, lowerIsBetter: true });
 			}
 			log(`floor: ${CFG.pickup} plain INSERTs at ${CFG.rate}/s`);
 			record({ scenario: `floor: round trip of a plain INSERT of a job-like row at ${CFG.rate}/s into an idle server, p50 (the enqueue's own share of a pickup latency; one figure for the cluster)`, unit: 'ms', sync, workers: '—', values: { jobq: await floorPickupRun() }, lowerIsBetter: true });
 		}
 		if (want('ceiling')) {
 			for (const n of CFG.workers) {
-				log(`ceiling: raw DELETE batches, ${n} clients`);
+				log(`ceiling: raw DELETE batches of ${CFG.batch}, ${n} clients`);
 				const c = await ceilingRun(n);
-				record({ scenario: 'ceiling: raw DELETE … FOR UPDATE SKIP LOCKED LIMIT 100 (pgbench; one figure for the cluster)', unit: 'rows/s', sync, workers: `${n} clients`, values: { jobq: c } });
-				if (want('drain') && drain[n])
-					record({ scenario: 'no-op drain as a fraction of the ceiling', unit: '%', sync, workers: W(n), values: Object.fromEntries(SYSTEMS.map((s) => [s, (100 * drain[n][s]) / c])), noRatio: true });
+				record({ scenario: `ceiling: raw DELETE … FOR UPDATE SKIP LOCKED LIMIT ${CFG.batch}, the batch of jobq's claim (pgbench; one figure for the cluster)`, unit: 'rows/s', sync, workers: `${n} clients`, values: { jobq: c.rate } });
+				record({ scenario: `ceiling: WAL flushes of the cluster per 1,000 rows deleted`, unit: 'flushes', sync, workers: `${n} clients`, values: { jobq: c.flushes }, lowerIsBetter: true });
+				if (want('drain') && drain[n]) {
+					record({ scenario: 'no-op drain as a fraction of the ceiling (jobq: jobq.retention = 1d)', unit: '%', sync: SCJ, workers: W(n), values: Object.fromEntries(SYSTEMS.map((s) => [s, (100 * drain[n][s]) / c.rate])), noRatio: true });
+					if (durable && dur[n]?.noop)
+						record({ scenario: 'no-op drain as a fraction of the ceiling (jobq: jobq.retention = 1d)', unit: '%', sync: SCD, workers: W(n), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, (100 * drain[n][s]) / c.rate])), jobq: (100 * dur[n].noop) / c.rate }, noRatio: true });
+					if (del[n]?.noop)
+						record({ scenario: 'no-op drain as a fraction of the ceiling (jobq: jobq.retention = 0, deleting as the ceiling does)', unit: '%', sync: SCJ, workers: W(n), values: { ...Object.fromEntries(SYSTEMS.map((s) => [s, (100 * drain[n][s]) / c.rate])), jobq: (100 * del[n].noop) / c.rate }, noRatio: true });
+				}
 			}
 		}
 		if (want('drain')) {
@@ -779,7 +995,7 @@ async function main() {
 		}
 		if (want('steady') && sync === CFG.sync[0]) {
 			const n = CFG.workers[CFG.workers.length - 1];
-			steady.sync = sync;
+			steady.sync = SCJ;
 			steady.runs = {};
 			for (const s of SYSTEMS) {
 				log(`${s}: steady state, ${CFG.steady} jobs, ${n} workers`);
@@ -844,7 +1060,7 @@ async function finish(memory, steady) {
 		row('claim table pg_relation_size before', (r) => r.before.heap / 1048576, { unit: 'MiB', noRatio: true });
 		row('claim table pg_relation_size after', (r) => r.after.heap / 1048576, { unit: 'MiB', lowerIsBetter: true });
 		row('claim table pg_total_relation_size after', (r) => r.after.total / 1048576, { unit: 'MiB', lowerIsBetter: true });
-		row('jobq._done pg_total_relation_size after (history, jobq.retention = 1d)', (r) => r.after.history / 1048576, { unit: 'MiB', noRatio: true });
+		row('jobq._done pg_total_relation_size after (history, jobq.retention = 1d, the default)', (r) => r.after.history / 1048576, { unit: 'MiB', noRatio: true });
 		row('autovacuum runs on the claim table during the run', (r) => r.statsRunning.autovacuums - r.statsBefore.autovacuums, { unit: 'runs', noRatio: true });
 		row('dead rows autovacuum knew of at the end, workers still running', (r) => r.statsRunning.dead, { unit: 'rows', noRatio: true });
 		row('dead rows autovacuum knew of 1.5 s after the workers stopped', (r) => r.statsStopped.dead, { unit: 'rows', noRatio: true });
@@ -907,12 +1123,24 @@ async function finish(memory, steady) {
 		`WORKERS="${CFG.workers.join(' ')}" SYNC="${CFG.sync.join(' ')}" BATCH=${CFG.batch} LOCAL_QUEUE=${CFG.localQueue}` +
 		(env.SYSTEMS ? ` SYSTEMS="${env.SYSTEMS}"` : '') + (CFG.only ? ` ONLY=${[...CFG.only].join(',')}` : ''));
 	out.push(`- cluster: ${settings}`);
-	out.push(`- jobq: jobq.workers = the workers column; jobq.batch_size = ${CFG.batch}; jobq.retention = 0 ` +
-		`(succeeded jobs deleted as they finish) except where a row says otherwise and in the steady state (1d, the default)`);
+	out.push(`- jobq: jobq.workers = the workers column; jobq.batch_size = ${CFG.batch}; jobq.retention = 1d (the default: ` +
+		`succeeded jobs kept in jobq._done) except in the rows that say jobq.retention = 0; jobq.durable_claims = off (the default) ` +
+		`except in the rows whose sync commit column says jobq.durable_claims = on. With it off, at synchronous_commit = on, ` +
+		`a worker's claim commits without waiting for its WAL flush (the batch's commit flushes it): the column says ` +
+		`"on (jobq's claims: off)"`);
+	out.push('- drains: timed from the first job\'s start to the last one\'s finish as the database has them (jobq: jobq._done\'s ' +
+		'started_at, the claim, and finished_at; pg-boss: its job table\'s started_on and completed_on) or, for graphile-worker, ' +
+		'which deletes its jobs, as its process has them (the first handler\'s start, the last one\'s end); jobq with ' +
+		'jobq.retention = 0 keeps nothing to time from: from the enqueue\'s commit until its queue is empty, polled every 2 ms. ' +
+		'After every drain the harness checks that every job succeeded (jobq: its workers\' counters, nothing left or dead; ' +
+		'graphile-worker: a handler returned per job and no job is left; pg-boss: every job of the queue completed) and fails otherwise. ' +
+		'WAL flushes: the cluster\'s (pg_stat_wal.wal_sync up to PostgreSQL 17, pg_stat_io\'s fsyncs of object wal from 18), ' +
+		'from the enqueue until the workers have stopped');
 	out.push(`- graphile-worker: one process, concurrentJobs = the workers column, maxPoolSize = max(10, concurrency + 2), ` +
 		`localQueue.size = ${CFG.localQueue}, completeJobBatchDelay = 0, failJobBatchDelay = 0, pollInterval = 2000 ms; ` +
 		`finished jobs are deleted (its only behaviour)`);
-	out.push(`- pg-boss: one process, work() with localConcurrency = the workers column, batchSize = ${CFG.batch}, ` +
+	out.push(`- pg-boss: one process, work() with localConcurrency = the workers column, batchSize = ${CFG.batch} ` +
+		`(its handler gets the batch and calls the task's function once per job, as the others do), ` +
 		`burstWhenBatchFull, pollingIntervalSeconds = 0.5, queues with notify and useListenNotify; pool max = concurrency + 4; ` +
 		`completed jobs kept (deleteAfterSeconds default, 7 days), deleted by the harness between runs with deleteStoredJobs()`);
 	out.push('- handlers that insert a row: the peers use a pg.Pool of their own (concurrency + 1 connections), ' +

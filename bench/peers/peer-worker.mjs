@@ -9,7 +9,11 @@
 //   row     inserts one row into public.bench_rows with its own pool
 //   pickup  inserts (i, the handler's start time) into public.pickups
 // It prints "ready" once it is serving and stops cleanly on SIGTERM or when
-// its standard input closes, printing "stopped".
+// its standard input closes, printing "stopped".  A line "stats" on its
+// standard input makes it print "stats <json>": per task, the handlers that
+// returned, the first handler's start and the last one's end (microseconds
+// of the system clock), then start counting afresh.  graphile-worker deletes
+// its jobs as they complete, so its drains are timed from these.
 
 import pg from 'pg';
 import { nowUs } from './clock.mjs';
@@ -36,6 +40,23 @@ async function insertPickup(i, startedUs) {
 	});
 }
 
+// Per task: handlers that returned, first start, last end (µs).
+let counts = {};
+function timed(task, fn) {
+	return async (...args) => {
+		const t0 = nowUs();
+		await fn(...args);
+		const t1 = nowUs();
+		const c = (counts[task] ||= { n: 0, first: t0, last: t1 });
+		c.n++;
+		if (t0 < c.first)
+			c.first = t0;
+		if (t1 > c.last)
+			c.last = t1;
+	};
+}
+const noop = async () => {};
+
 let stop;
 
 if (peer === 'graphile-worker') {
@@ -43,8 +64,8 @@ if (peer === 'graphile-worker') {
 	const runner = await run({
 		noHandleSignals: true,
 		taskList: {
-			noop: async () => {},
-			row: async (payload) => insertRow(payload.i),
+			noop: timed('noop', noop),
+			row: timed('row', async (payload) => insertRow(payload.i)),
 			pickup: async (payload) => insertPickup(payload.i, nowUs()),
 		},
 		// The settings of graphile-worker's performance page: a local queue
@@ -85,10 +106,17 @@ if (peer === 'graphile-worker') {
 		burstWhenBatchFull: true,       // fetch again at once while batches come back full
 		pollingIntervalSeconds: 0.5,    // the smallest allowed
 	};
-	await boss.work('noop', opts, async () => {});
+	// pg-boss hands a batch to one call; the handlers run once per job in
+	// it, as graphile-worker's and jobq's do.
+	const noopJob = timed('noop', noop);
+	const rowJob = timed('row', async (job) => insertRow(job.data.i));
+	await boss.work('noop', opts, async (jobs) => {
+		for (const job of jobs)
+			await noopJob(job);
+	});
 	await boss.work('row', opts, async (jobs) => {
 		for (const job of jobs)
-			await insertRow(job.data.i);
+			await rowJob(job);
 	});
 	await boss.work('pickup', opts, async (jobs) => {
 		const t = nowUs();
@@ -113,5 +141,17 @@ async function shutdown() {
 }
 process.on('SIGTERM', shutdown);
 process.stdin.on('end', shutdown);
-process.stdin.resume();
+let input = '';
+process.stdin.on('data', (d) => {
+	input += d;
+	let nl;
+	while ((nl = input.indexOf('\n')) >= 0) {
+		const line = input.slice(0, nl).trim();
+		input = input.slice(nl + 1);
+		if (line === 'stats') {
+			console.log(`stats ${JSON.stringify(counts)}`);
+			counts = {};
+		}
+	}
+});
 console.log('ready');

@@ -34,6 +34,7 @@ my $node = jobq_node(
 	'wakeup', q{
 jobq.workers = 2
 jobq.poll_interval = '60s'
+jobq.worker_idle_timeout = '1h'
 jobq.http_allowed_hosts = '127.0.0.1'
 });
 $node->safe_psql(
@@ -41,6 +42,15 @@ $node->safe_psql(
 CREATE EXTENSION jobq;
 CREATE TABLE stamps (tag text, at timestamptz);
 });
+
+# Workers start on demand; this test is about waking the ones that sleep.
+# Two jobs claimed together bring the database's second SQL worker, and the
+# long jobq.worker_idle_timeout keeps both.  (Starting workers where none
+# is: 024_pool.pl.)
+$node->safe_psql(
+	'postgres', q{
+SELECT count(*) FROM jobq.enqueue_many('sql',
+	array_fill('{"sql": "SELECT pg_sleep(0.2)"}'::jsonb, ARRAY[2]))});
 
 # Wait until both workers have been idle for $secs seconds: they sleep on
 # their latch with a 60 s poll interval.
