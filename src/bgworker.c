@@ -55,8 +55,8 @@ static volatile sig_atomic_t got_sigterm = false;
 static volatile bool holding_jobs = false;
 
 static JobqSlotInfo slot_info;
-static TimestampTz served_since = 0; /* this worker's start */
-static TimestampTz idle_since = 0;	 /* nothing due since, or 0 */
+static TimestampTz served_since = 0;	  /* this worker's start */
+static TimestampTz idle_since = 0;		  /* nothing due since, or 0 */
 static const JobqJob *running_job = NULL; /* the job running now, or NULL */
 
 /* This worker's slot: token, database, number, lane. */
@@ -312,7 +312,7 @@ jobq_bgw_leave(JobqWorkerExit reason, uint64 seq, TimestampTz due)
 	ereport(DEBUG1,
 			(errmsg("jobq worker leaves the pool: %s",
 					reason == JOBQ_EXIT_YIELD ? "another database waits for a worker"
-					: "no job is due")));
+											  : "no job is due")));
 	proc_exit(0);
 }
 

@@ -328,29 +328,40 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	return (int64) n;
 }
 
+/*
+ * The one timestamp a prepared query of the indexed kind returns (its
+ * plan in *plan), or DT_NOEND when it is NULL.
+ */
+static TimestampTz
+query_time(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types, Datum *values)
+{
+	JobqSpiCall qc;
+	TimestampTz t = DT_NOEND;
+	bool isnull;
+	Datum d;
+
+	jobq_superuser_spi_begin_indexed(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(plan, sql, nargs, types),
+						   values, NULL, SPI_OK_SELECT);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		t = DatumGetTimestampTz(d);
+	jobq_superuser_spi_end(&qc);
+	return t;
+}
+
 /* When the next pending job of a lane is due, or DT_NOEND when there is none. */
 TimestampTz
 jobq_queue_next_due(bool net)
 {
-	JobqSpiCall qc;
-	TimestampTz due = DT_NOEND;
 	Oid types[1] = {BOOLOID};
 	Datum values[1];
-	bool isnull;
-	Datum d;
 
 	values[0] = BoolGetDatum(net);
-	jobq_superuser_spi_begin_indexed(&qc);
-	jobq_superuser_execute(jobq_superuser_prepare(&plan_next_due,
-												  "SELECT min(run_at) FROM jobq._queue "
-												  "WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
-												  1, types),
-						   values, NULL, SPI_OK_SELECT);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		due = DatumGetTimestampTz(d);
-	jobq_superuser_spi_end(&qc);
-	return due;
+	return query_time(&plan_next_due,
+					  "SELECT min(run_at) FROM jobq._queue "
+					  "WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
+					  1, types, values);
 }
 
 /*
@@ -362,36 +373,25 @@ jobq_queue_next_due(bool net)
 TimestampTz
 jobq_queue_next_prune(void)
 {
-	JobqSpiCall qc;
-	TimestampTz due = DT_NOEND;
 	Oid types[3] = {INT4OID, INT4OID, INT4OID};
 	Datum values[3];
-	bool isnull;
-	Datum d;
 
 	values[0] = Int32GetDatum(jobq_retention);
 	values[1] = Int32GetDatum(jobq_dead_retention);
 	values[2] = Int32GetDatum(jobq_delivery_retention);
-	jobq_superuser_spi_begin_indexed(&qc);
-	jobq_superuser_execute(jobq_superuser_prepare(&plan_next_prune,
-												  "SELECT least("
-												  " CASE WHEN $1 >= 0 THEN least("
-												  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'succeeded'),"
-												  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'cancelled'))"
-												  "  + ($1 + 1) * interval '1 s' END,"
-												  " CASE WHEN $2 >= 0 THEN"
-												  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'dead')"
-												  "  + ($2 + 1) * interval '1 s' END,"
-												  " CASE WHEN $3 >= 0 THEN"
-												  "  (SELECT min(finished_at) FROM jobq._deliveries)"
-												  "  + ($3 + 1) * interval '1 s' END)",
-												  3, types),
-						   values, NULL, SPI_OK_SELECT);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (!isnull)
-		due = DatumGetTimestampTz(d);
-	jobq_superuser_spi_end(&qc);
-	return due;
+	return query_time(&plan_next_prune,
+					  "SELECT least("
+					  " CASE WHEN $1 >= 0 THEN least("
+					  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'succeeded'),"
+					  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'cancelled'))"
+					  "  + ($1 + 1) * interval '1 s' END,"
+					  " CASE WHEN $2 >= 0 THEN"
+					  "  (SELECT min(finished_at) FROM jobq._done WHERE status = 'dead')"
+					  "  + ($2 + 1) * interval '1 s' END,"
+					  " CASE WHEN $3 >= 0 THEN"
+					  "  (SELECT min(finished_at) FROM jobq._deliveries)"
+					  "  + ($3 + 1) * interval '1 s' END)",
+					  3, types, values);
 }
 
 /*

@@ -226,6 +226,13 @@ jobq_shmem_db_entry(Oid dboid)
 	return NULL;
 }
 
+/* The slot number of a worker slot, or -1 for none. */
+static int
+except_slot(const JobqWorker *w)
+{
+	return w == NULL ? -1 : (int) (w - jobq_shared->workers);
+}
+
 /*
  * The workers of a database's lane that are not leaving, except one.  The
  * caller holds the lock.
@@ -238,9 +245,11 @@ jobq_shmem_lane_live(Oid dboid, bool net, const JobqWorker *except)
 
 	for (i = 0; i < jobq_shared->nworkers; i++)
 	{
-		JobqWorker *w = &jobq_shared->workers[i];
+		const JobqWorker *w = &jobq_shared->workers[i];
 
-		if (w->in_use && w->dboid == dboid && w->net == net && !w->leaving && w != except)
+		if (i == except_slot(except))
+			continue;
+		if (w->in_use && w->dboid == dboid && w->net == net && !w->leaving)
 			n++;
 	}
 	return n;

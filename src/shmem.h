@@ -84,7 +84,7 @@ typedef struct JobqWorker
 	int64 token;   /* written to locked_by of claimed jobs */
 	bool sleeping; /* waiting on its latch for work */
 	bool stop_requested;
-	bool leaving; /* gone for good: wake-ups are for the launcher now */
+	bool leaving;  /* gone for good: wake-ups are for the launcher now */
 	bool has_jobq; /* the worker found the extension */
 	JobqWorkerExit exit_reason;
 	uint64 wake_seq; /* bumped by each wake-up for its database */
