@@ -277,6 +277,7 @@ see kinds                      all   all   all   all   all   all   all   all   a
 see channels                   all   public public public public public all  public public public public
 see secret values              names names names names names names names names names names names
 read jobq.workers              ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 ok
+read jobq.databases            ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 ok
 register own kind              ok    42501 42501 ok    ok    ok    42501 42501 42501 42501 42501
 register kind, private handler ok    42501 42501 ok    42501 ok    42501 42501 42501 42501 42501
 register kind sql              22023 42501 42501 22023 22023 22023 42501 42501 42501 42501 42501
@@ -296,6 +297,7 @@ ALTER DATABASE su setting      ok    42501 42501 42501 42501 42501 42501 42501 4
 ALTER ROLE self su setting     ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 SHOW webhook signing key       ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 ok
 call jobq._worker_status       ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 ok
+call jobq._database_status     ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 ok
 call jobq._claim               ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 call jobq._net_request         ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 call jobq._schedule_delete     ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
@@ -467,6 +469,7 @@ SELECT :id;},
 		label => sub {
 			$_[0] =~ /secret-/ ? 'LEAKED' : $_[0] =~ /bearer_token/ ? 'names' : "saw $_[0]" } },
 	'read jobq.workers' => { run => 'SELECT count(*) >= 0 FROM jobq.workers', label => $true },
+	'read jobq.databases' => { run => 'SELECT count(*) >= 0 FROM jobq.databases', label => $true },
 	'register own kind' => {
 		run => q{SELECT jobq.register_kind('@ROLE@.own', 'public.rec(jsonb)')},
 		state => q{SELECT coalesce((SELECT registered_by::text FROM jobq.kinds WHERE kind = '@ROLE@.own'), '')},
@@ -559,6 +562,8 @@ SELECT count(*) FROM pg_db_role_setting s, unnest(s.setconfig) c
 		label => sub { $_[0] eq 'secret-guc-signing-key' ? 'ok' : "showed $_[0]" } },
 	'call jobq._worker_status' => {
 		run => 'SELECT count(*) >= 0 FROM jobq._worker_status()', label => $true },
+	'call jobq._database_status' => {
+		run => 'SELECT count(*) >= 0 FROM jobq._database_status()', label => $true },
 	# the function is checked when the plan starts, and claims nothing
 	'call jobq._claim' => { run => 'SELECT jobq._claim(1) WHERE false' },
 	'call jobq._net_request' => {
