@@ -51,9 +51,28 @@ if [ $status -ne 0 ]; then
 		"$work"/regression.diffs "$work"/output_iso/regression.diffs; do
 		[ -f "$f" ] && { echo "== $f"; cat "$f"; }
 	done
-	for f in "$work"/pack/tmp_check/log/*.log "$work"/tmp_check/log/*.log; do
-		[ -f "$f" ] && { echo "== $f (last 80 lines)"; tail -n 80 "$f"; }
+	# The logs of the TAP files that failed (all of them when prove's
+	# summary names none, say when prove itself did not finish).
+	failed=$(sed -n 's|^\(test/\)\?t/\([0-9A-Za-z_]*\)\.pl *(Wstat.*|\2|p' "$work/installcheck.log" | sort -u)
+	logs=()
+	if [ -n "$failed" ]; then
+		for t in $failed; do
+			logs+=("$work/tmp_check/log/regress_log_$t" "$work/tmp_check/log/${t}"_*.log)
+		done
+	else
+		logs=("$work"/pack/tmp_check/log/*.log "$work"/tmp_check/log/*)
+	fi
+	for f in "${logs[@]}"; do
+		[ -f "$f" ] && { echo "== $f (last 150 lines)"; tail -n 150 "$f"; }
 	done
+	# Last, so that it is what a truncated CI log still shows: what failed.
+	echo "== FAILED on PostgreSQL $JOBQ_PG:" >&2
+	for f in "$work"/pack/regression.diffs "$work"/pack/output_iso/regression.diffs \
+		"$work"/regression.diffs "$work"/output_iso/regression.diffs; do
+		[ -f "$f" ] && echo "== FAILED: pg_regress, see $f above" >&2
+	done
+	grep -E '^(test/)?t/.*\(Wstat|^ *Failed tests?:|^# +Failed test|^# +at (test/)?t/|^Dubious|^Bailout|TAP harness ran no' \
+		"$work/installcheck.log" | sed 's/^/== FAILED: /' >&2 || true
 	echo "== tests failed" >&2
 fi
 exit $status

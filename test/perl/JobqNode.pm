@@ -1,7 +1,8 @@
 # JobqNode: what the TAP tests share.  jobq_node() starts a node that
 # preloads jobq with room for ten workers; the test's own settings come
 # after the common ones in postgresql.conf, so they win.
-# jobq_wait_finished() waits for a job to finish.  jobq_flush_wal() makes
+# jobq_wait_finished() waits for a job to finish.  jobq_run_now() makes
+# pending jobs due now.  jobq_flush_wal() makes
 # what has committed durable.  jobq_psql_as() and jobq_safe_as() run SQL as
 # another role.  jobq_skip_without_pg_cron() skips a test that needs
 # pg_cron where it is not installed; jobq_pg_cron_missing() says why a test
@@ -23,7 +24,7 @@ use Time::HiRes qw(usleep);
 use Test::More;
 
 our @EXPORT =
-  qw(jobq_node jobq_wait_finished jobq_flush_wal jobq_psql_as jobq_safe_as
+  qw(jobq_node jobq_wait_finished jobq_run_now jobq_flush_wal jobq_psql_as jobq_safe_as
   jobq_skip_without_pg_cron jobq_pg_cron_missing jobq_start_server
   jobq_stop_servers);
 
@@ -82,6 +83,27 @@ sub jobq_wait_finished
 			'postgres', qq{
 SELECT status NOT IN ('pending', 'running') FROM jobq.jobs WHERE id = $id}),
 		"$what: the job has finished");
+	return;
+}
+
+# jobq_run_now($node, $db, $where): the pending jobs of database $db that
+# match $where (an SQL condition on jobq.jobs) run now, through the API:
+# cancelled and retried in one transaction, whose commit wakes a worker.
+# An UPDATE of run_at in jobq._queue wakes nothing: a database whose
+# workers have left (jobq.worker_idle_timeout) would not see those jobs
+# before the run time it last reported.
+sub jobq_run_now
+{
+	my ($node, $db, $where) = @_;
+	$node->safe_psql(
+		$db, qq{
+BEGIN;
+CREATE TEMP TABLE run_now ON COMMIT DROP AS
+	SELECT id FROM jobq.jobs WHERE status = 'pending' AND ($where);
+SELECT count(jobq.cancel(id)) FROM run_now;
+SELECT count(jobq.retry(id)) FROM run_now;
+COMMIT;
+});
 	return;
 }
 

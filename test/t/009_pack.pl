@@ -366,7 +366,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_proc WHERE proname = '
 	'0', '... and its functions');
 my ($ret, $out, $err) = $node->psql('postgres', q{SELECT jobq.enqueue('slots.generate', '{}')});
 like($err, qr/job kind "slots.generate" does not exist/, 'a kind of the dropped pack cannot be enqueued');
-$node->safe_psql('postgres', qq{UPDATE jobq._queue SET run_at = now() WHERE id = $pending});
+jobq_run_now($node, 'postgres', "id = $pending");
 $node->poll_query_until('postgres', qq{SELECT status = 'dead' FROM jobq.jobs WHERE id = $pending})
   or die "job $pending did not die";
 is($node->safe_psql('postgres', qq{SELECT last_error FROM jobq.jobs WHERE id = $pending}),

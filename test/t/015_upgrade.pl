@@ -137,11 +137,15 @@ is($node->safe_psql('updated', q{SELECT handler FROM jobq.kinds WHERE kind = 'ma
 is($node->safe_psql('updated', q{SELECT jobq.enqueue('mark', '{"n": 70}', job_key => 'seven')}),
 	$keyed, 'the job_key of a pending job still holds after the update');
 
+# one transaction: the retry's commit wakes a worker, which then sees every
+# job due (an UPDATE of jobq._queue alone wakes nothing)
 $node->safe_psql(
 	'updated', q{
+BEGIN;
 INSERT INTO gate VALUES (true);
 SELECT jobq.retry(id) FROM jobq.jobs WHERE kind = 'gated';
 UPDATE jobq._queue SET run_at = now();
+COMMIT;
 });
 ok( $node->poll_query_until(
 		'updated', q{SELECT count(*) = 0 FROM jobq.jobs WHERE status IN ('pending', 'running')}),
@@ -174,7 +178,7 @@ is(describe('packed', 'jobq_pack'), describe('fresh_pack', 'jobq_pack'),
 	'... and those of jobq_pack');
 is($node->safe_psql('packed', $builtin),
 	$node->safe_psql('fresh_pack', $builtin), '... and its built-in kinds');
-$node->safe_psql('packed', q{UPDATE jobq._queue SET run_at = now()});
+jobq_run_now($node, 'packed', 'true');
 ok( $node->poll_query_until(
 		'packed', q{SELECT count(*) = 0 FROM jobq.jobs WHERE status IN ('pending', 'running')}),
 	'the job pack\'s job enqueued before the update runs');

@@ -70,7 +70,7 @@ like($err, qr/42501/, "alice cannot remove the superuser's kind either");
 is($node->safe_psql('postgres', q{SELECT handler FROM jobq.kinds WHERE kind = 'report'}),
 	'public.su_report(pg_catalog.jsonb)', 'the kind still has its handler');
 
-$node->safe_psql('postgres', "UPDATE jobq._queue SET run_at = now() WHERE id = $report_id");
+jobq_run_now($node, 'postgres', "id = $report_id");
 jobq_wait_finished($node, $report_id, "the superuser's report job");
 is($node->safe_psql('postgres', "SELECT status FROM jobq.jobs WHERE id = $report_id"),
 	'succeeded', "the superuser's job ran its own handler");
