@@ -40,6 +40,9 @@ PG_FUNCTION_INFO_V1(jobq_enqueue);
 PG_FUNCTION_INFO_V1(jobq_enqueue_many);
 PG_FUNCTION_INFO_V1(jobq_cancel);
 PG_FUNCTION_INFO_V1(jobq_retry);
+PG_FUNCTION_INFO_V1(jobq_retry_jobs);
+PG_FUNCTION_INFO_V1(jobq_cancel_jobs);
+PG_FUNCTION_INFO_V1(jobq_purge_jobs);
 PG_FUNCTION_INFO_V1(jobq_register_kind);
 PG_FUNCTION_INFO_V1(jobq_unregister_kind);
 PG_FUNCTION_INFO_V1(jobq__kinds_changed);
@@ -397,6 +400,88 @@ jobq_retry(PG_FUNCTION_ARGS)
 	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
 	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
 	PG_RETURN_BOOL(true);
+}
+
+/* the argument n of a bulk function as a C string, or NULL */
+static const char *
+text_arg_or_null(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * The filter of jobq.retry_jobs, cancel_jobs and purge_jobs, from their
+ * arguments (queue, kind, owner, sqlstate, since, until[, status]),
+ * checked.
+ */
+static void
+bulk_filter(FunctionCallInfo fcinfo, JobqJobFilter *f)
+{
+	const char *p;
+
+	f->queue = text_arg_or_null(fcinfo, 0);
+	f->kind = text_arg_or_null(fcinfo, 1);
+	f->owner = PG_ARGISNULL(2) ? InvalidOid : PG_GETARG_OID(2);
+	f->sqlstate = text_arg_or_null(fcinfo, 3);
+	f->since = PG_ARGISNULL(4) ? DT_NOBEGIN : PG_GETARG_TIMESTAMPTZ(4);
+	f->until = PG_ARGISNULL(5) ? DT_NOEND : PG_GETARG_TIMESTAMPTZ(5);
+	f->status = PG_NARGS() > 6 ? text_arg_or_null(fcinfo, 6) : NULL;
+
+	if (f->sqlstate != NULL)
+	{
+		for (p = f->sqlstate; *p != '\0'; p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z')))
+				break;
+		if (*p != '\0' || p - f->sqlstate != 5)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid SQLSTATE \"%s\"", f->sqlstate),
+					 errdetail("A SQLSTATE is five digits or upper-case letters, such as 57014.")));
+	}
+	if (f->since >= f->until)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the time range is empty: since must be earlier than until")));
+	if (f->status != NULL && strcmp(f->status, "succeeded") != 0 &&
+		strcmp(f->status, "dead") != 0 && strcmp(f->status, "cancelled") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot purge jobs of status \"%s\"", f->status),
+				 errdetail("Only finished jobs are purged: succeeded, dead or cancelled.")));
+}
+
+Datum
+jobq_retry_jobs(PG_FUNCTION_ARGS)
+{
+	JobqJobFilter f;
+	int64 n;
+
+	bulk_filter(fcinfo, &f);
+	n = jobq_queue_retry_jobs(&f, GetUserId());
+	if (n > 0)
+	{
+		jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
+		jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
+	}
+	PG_RETURN_INT64(n);
+}
+
+Datum
+jobq_cancel_jobs(PG_FUNCTION_ARGS)
+{
+	JobqJobFilter f;
+
+	bulk_filter(fcinfo, &f);
+	PG_RETURN_INT64(jobq_queue_cancel_jobs(&f, GetUserId()));
+}
+
+Datum
+jobq_purge_jobs(PG_FUNCTION_ARGS)
+{
+	JobqJobFilter f;
+
+	bulk_filter(fcinfo, &f);
+	PG_RETURN_INT64(jobq_queue_purge_jobs(&f, GetUserId()));
 }
 
 /* The kind named by argument 0, checked, not built in. */

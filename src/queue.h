@@ -47,9 +47,30 @@ extern Jsonb *jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payl
 									 Oid owner, TimestampTz created_at);
 extern void jobq_queue_log_delivery(const JobqDelivery *d);
 
-/* administration: cancel and retry */
+/* administration: cancel and retry one job */
 extern int jobq_queue_cancel(int64 job_id, Oid caller);
 extern int jobq_queue_retry(int64 job_id, Oid caller);
+
+/*
+ * Bulk administration: the jobs a filter selects, among those of roles the
+ * caller is a member of.  A NULL member matches every job; since and until
+ * bound the job's finished_at (created_at for pending jobs) as
+ * [since, until).  status is used by jobq_queue_purge_jobs only.
+ */
+typedef struct JobqJobFilter
+{
+	const char *queue;
+	const char *kind;
+	Oid owner; /* InvalidOid: any */
+	const char *sqlstate;
+	TimestampTz since; /* DT_NOBEGIN: no lower bound */
+	TimestampTz until; /* DT_NOEND: no upper bound */
+	const char *status;
+} JobqJobFilter;
+
+extern int64 jobq_queue_retry_jobs(const JobqJobFilter *filter, Oid caller);
+extern int64 jobq_queue_cancel_jobs(const JobqJobFilter *filter, Oid caller);
+extern int64 jobq_queue_purge_jobs(const JobqJobFilter *filter, Oid caller);
 
 /* results of jobq_queue_cancel / jobq_queue_retry */
 #define JOBQ_NOT_FOUND 0

@@ -50,6 +50,33 @@ LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION jobq.retry(bigint)
 	IS 'run a dead or cancelled job again, with a fresh count of attempts';
 
+CREATE OR REPLACE FUNCTION jobq.retry_jobs(queue text DEFAULT NULL, kind text DEFAULT NULL,
+	owner regrole DEFAULT NULL, sqlstate text DEFAULT NULL,
+	since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'jobq_retry_jobs'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.retry_jobs(text, text, regrole, text, timestamptz, timestamptz)
+	IS 'run again the dead jobs the filter selects (finished in [since, until)); returns how many';
+
+CREATE OR REPLACE FUNCTION jobq.cancel_jobs(queue text DEFAULT NULL, kind text DEFAULT NULL,
+	owner regrole DEFAULT NULL, sqlstate text DEFAULT NULL,
+	since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'jobq_cancel_jobs'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.cancel_jobs(text, text, regrole, text, timestamptz, timestamptz)
+	IS 'cancel the pending jobs the filter selects (created in [since, until)); returns how many';
+
+CREATE OR REPLACE FUNCTION jobq.purge_jobs(queue text DEFAULT NULL, kind text DEFAULT NULL,
+	owner regrole DEFAULT NULL, sqlstate text DEFAULT NULL,
+	since timestamptz DEFAULT NULL, until timestamptz DEFAULT NULL, status text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'jobq_purge_jobs'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.purge_jobs(text, text, regrole, text, timestamptz, timestamptz, text)
+	IS 'delete the finished jobs the filter selects (finished in [since, until)); returns how many';
+
 CREATE OR REPLACE FUNCTION jobq.register_kind(
 	kind text,
 	handler regprocedure,

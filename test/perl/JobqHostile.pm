@@ -718,6 +718,53 @@ sub hostile_cases
 		$role = 'app';
 	}
 
+	# retry_jobs, cancel_jobs, purge_jobs: any name filters (and matches
+	# nothing); a malformed SQLSTATE, an empty time range or a status that
+	# is not finished is refused
+	for my $f (qw(retry_jobs cancel_jobs purge_jobs))
+	{
+		$grp = $f;
+		add("SELECT jobq.$f()", OK);
+		add("SELECT jobq.$f(NULL, NULL, NULL, NULL, NULL, NULL)", OK);
+		for my $n (names())
+		{
+			add("SELECT jobq.$f(queue => " . L($n->[1]) . ')', OK);
+			add("SELECT jobq.$f(kind => " . L($n->[1]) . ')', OK);
+		}
+		for my $st (
+			[ '22012', OK ], [ '57P01', OK ], [ '2201', INV ], [ '220123', INV ],
+			[ '', INV ], [ 'abcde', INV ], [ "2201'", INV ], [ "2201\x{416}", INV ],
+			[ "22 12", INV ], [ "2201\n", INV ])
+		{
+			add("SELECT jobq.$f(sqlstate => " . L($st->[0]) . ')', $st->[1]);
+		}
+		add("SELECT jobq.$f(owner => 'nobody')", OK);
+		add("SELECT jobq.$f(owner => 'no_such_role')", NOOBJ);
+		for my $t (
+			[ q{since => '-infinity'}, OK ],
+			[ q{since => 'infinity'}, INV ],
+			[ q{until => '-infinity'}, INV ],
+			[ q{until => 'infinity'}, OK ],
+			[ q{since => '2026-01-02', until => '2026-01-01'}, INV ],
+			[ q{since => '2026-01-01', until => '2026-01-01'}, INV ],
+			[ q{since => '2026-01-01', until => '2026-01-01 00:00:00.000001'}, OK ],
+			[ q{since => '4714-11-24 BC', until => '294276-12-31'}, OK ],
+			[ q{since => 'yesterday'}, OK ],
+			[ q{since => 'abc'}, '22007' ])
+		{
+			add("SELECT jobq.$f($t->[0])", $t->[1]);
+		}
+		$role = 'nobody';
+		add("SELECT jobq.$f()", OK);
+		$role = 'app';
+	}
+	$grp = 'purge_jobs';
+	for my $st ([ 'succeeded', OK ], [ 'dead', OK ], [ 'cancelled', OK ], [ 'pending', INV ],
+		[ 'running', INV ], [ 'SUCCEEDED', INV ], [ '', INV ], [ "dead'; --", INV ])
+	{
+		add('SELECT jobq.purge_jobs(status => ' . L($st->[0]) . ')', $st->[1]);
+	}
+
 	# register_kind and unregister_kind
 	$grp = 'register_kind';
 	my $h = q{'corpus.h(jsonb)'};

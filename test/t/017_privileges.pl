@@ -207,8 +207,8 @@ SELECT string_agg(a.privilege_type, ' ') FROM pg_namespace n, aclexplode(n.nspac
 # a secret.
 my %public_functions = (
 	(   map { $_ => 'the interface: checks the caller\'s rights itself' }
-		  qw(enqueue enqueue_many cancel retry current_job schedule unschedule
-		  run_schedule schedule_timetable)
+		  qw(enqueue enqueue_many cancel retry retry_jobs cancel_jobs purge_jobs
+		  current_job schedule unschedule run_schedule schedule_timetable)
 	),
 	(   map { $_ => 'a kind of jobq or of jobq_pack: runs with the caller\'s rights' }
 		  qw(slots_generate reservations_release attendance_aggregate
@@ -241,6 +241,7 @@ SELECT string_agg(DISTINCT p.proname, ' ') FROM pg_proc p,
 # public    sees only the channel granted to PUBLIC
 # names     sees the names of secrets, never their values
 # f         returns false and changes nothing
+# 0         returns 0 (matched none of alice's jobs) and changes nothing
 # -         not tried (it would break the test's own set-up)
 # A kind belongs to the role that registered it: kim, allowed to register
 # kinds, may neither replace nor remove kay's (hole 1 of issue 14); kay, a
@@ -269,6 +270,9 @@ enqueue sms open               ok    ok    ok    ok    ok    ok    ok    ok    o
 cancel own job                 ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
 cancel alice's job             ok    ok    42704 42704 42704 42704 42704 42704 42704 42704 42704
 retry alice's job              ok    ok    42704 42704 42704 42704 42704 42704 42704 42704 42704
+retry_jobs alice's job         ok    ok    0     0     0     0     0     0     0     0     0
+cancel_jobs alice's job        ok    ok    0     0     0     0     0     0     0     0     0
+purge_jobs alice's job         ok    ok    0     0     0     0     0     0     0     0     0
 see alice's jobs               all   all   none  none  none  none  none  none  none  none  none
 see alice's queue_stats        all   all   none  none  none  none  none  none  none  none  none
 see alice's deliveries         all   all   none  none  none  none  none  none  none  none  none
@@ -355,6 +359,15 @@ my $pending = sub { "$_[0]:pending" };
 my $same = sub { $_[0] };
 my $sees = sub { my $all = shift; return sub { $_[0] eq $all ? 'all' : $_[0] eq '0' ? 'none' : "saw $_[0]" } };
 my $true = sub { $_[0] eq 't' ? 'ok' : $_[0] };
+my $one = sub { $_[0] eq '1' ? 'ok' : $_[0] };
+# a finished job of alice's (status %s) in the cell's own queue, as a worker
+# leaves it
+my $alice_done = q{
+INSERT INTO jobq._done (id, kind, queue, payload, priority, status, attempts, max_attempts,
+						run_at, owner, created_at, finished_at, last_error_sqlstate)
+VALUES (nextval('jobq._queue_id_seq'), 'sql', 'q@TAG@', '{"sql": "SELECT 1"}', 0, '%s', 1, 1,
+		now(), 'alice', now(), now(), '22012')
+RETURNING id;};
 
 my $sql_rec = q{jsonb_build_object('sql', 'INSERT INTO public.ran VALUES (''@TAG@'', current_user)')};
 my $fresh_kay_kind = q{
@@ -445,6 +458,23 @@ SELECT :id;},
 		run => 'SELECT jobq.retry(@ID@)', label => $true,
 		state => q{SELECT CASE status WHEN 'cancelled' THEN 'cancelled' ELSE 'retried' END FROM jobq.jobs WHERE id = @ID@},
 		initial => 'cancelled', effect => 'retried' },
+	"retry_jobs alice's job" => {
+		setup => sprintf($alice_done, 'dead'),
+		run => q{SELECT jobq.retry_jobs(queue => 'q@TAG@', sqlstate => '22012')}, label => $one,
+		state => q{SELECT CASE status WHEN 'dead' THEN 'dead' ELSE 'retried' END FROM jobq.jobs WHERE id = @ID@},
+		initial => 'dead', effect => 'retried' },
+	"cancel_jobs alice's job" => {
+		setup => q{
+SET ROLE alice;
+SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => 'q@TAG@', run_at => now() + interval '1 day');},
+		run => q{SELECT jobq.cancel_jobs(queue => 'q@TAG@')}, label => $one,
+		state => 'SELECT status FROM jobq.jobs WHERE id = @ID@',
+		initial => 'pending', effect => 'cancelled' },
+	"purge_jobs alice's job" => {
+		setup => sprintf($alice_done, 'succeeded'),
+		run => q{SELECT jobq.purge_jobs(queue => 'q@TAG@')}, label => $one,
+		state => 'SELECT count(*) FROM jobq.jobs WHERE id = @ID@',
+		initial => '1', effect => '0' },
 	"see alice's jobs" => {
 		run => q{SELECT count(*) FROM jobq.jobs WHERE queue = 'alice_q'},
 		label => $sees->('3') },
