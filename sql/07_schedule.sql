@@ -108,6 +108,35 @@ SELECT jobq.run_schedule('broken');
 SELECT current_user = session_user AS superuser_after, current_setting('role') AS role_after;
 SELECT name, last_job_id, last_job_status FROM jobq.schedules WHERE name = 'broken';
 
+-- pause and resume: while paused, a run enqueues nothing, records nothing
+-- and returns NULL; the owner's members may pause, others see no schedule
+SELECT jobq.cancel(:third);
+SET ROLE sched_dave;
+SELECT jobq.pause_schedule('tick');
+SELECT jobq.pause_schedule('tick');
+SELECT name, paused FROM jobq.schedules WHERE name = 'tick';
+RESET ROLE;
+SELECT jobq.run_schedule('tick') IS NULL AS nothing_enqueued;
+SELECT count(*) FROM jobq.jobs WHERE job_key = 'schedule:tick' AND status = 'pending';
+SELECT last_job_id = :third AS last_is_third FROM jobq.schedules WHERE name = 'tick';
+SET ROLE sched_alice;
+SELECT jobq.run_schedule('tick') IS NULL AS nothing_enqueued;
+SET ROLE sched_bob;
+SELECT jobq.pause_schedule('tick');
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.resume_schedule('tick');
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.pause_schedule('no_such_schedule');
+\echo :LAST_ERROR_SQLSTATE
+SELECT jobq.pause_schedule(NULL) IS NULL AS null_name;
+SET ROLE sched_carol;
+SELECT jobq.resume_schedule('tick');
+SELECT jobq.resume_schedule('tick');
+SELECT jobq.run_schedule('tick') AS fourth \gset
+SELECT :fourth > :third AS new_job, status FROM jobq.jobs WHERE id = :fourth;
+RESET ROLE;
+SELECT name, paused FROM jobq.schedules WHERE name = 'tick';
+
 SELECT name FROM jobq._schedules ORDER BY name;
 
 -- an owner whose name needs quoting runs its schedule (pg_cron runs it so)

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * schedule.c
- *	  jobq.schedule and jobq.unschedule: recurring jobs through pg_cron.
+ *	  jobq.schedule and jobq.unschedule: recurring jobs through pg_cron;
+ *	  jobq.pause_schedule and jobq.resume_schedule.
  *
  * pg_cron keeps its jobs in one database (cron.database_name) while jobq
  * serves many.  A schedule is a row of jobq._schedules in its own database
@@ -33,6 +34,11 @@
  * only under the same conditions.  In another database the look-up and
  * the change are one transaction there.
  *
+ * Pausing does not touch pg_cron: the pg_cron job keeps running
+ * jobq.run_schedule at each tick, which enqueues nothing while the
+ * schedule is paused, so a paused schedule needs no pg_cron call to pause
+ * or resume and no pg_cron job can be left out of step with it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -56,6 +62,8 @@
 
 PG_FUNCTION_INFO_V1(jobq_schedule);
 PG_FUNCTION_INFO_V1(jobq_unschedule);
+PG_FUNCTION_INFO_V1(jobq_pause_schedule);
+PG_FUNCTION_INFO_V1(jobq_resume_schedule);
 
 /*
  * pg_cron's database; an error when pg_cron is not loaded.  Loaded means
@@ -499,4 +507,46 @@ jobq_unschedule(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_BOOL(deleted);
+}
+
+/*
+ * Set the paused flag of the schedule name for the caller (as the
+ * bootstrap superuser); whether it changed.  A schedule the caller is not
+ * a member of the owner of does not exist for it.
+ */
+static bool
+set_paused(text *name, bool paused)
+{
+	Oid types[3] = {TEXTOID, OIDOID, BOOLOID};
+	Datum values[3];
+	char *changed;
+
+	values[0] = PointerGetDatum(name);
+	values[1] = ObjectIdGetDatum(GetUserId());
+	values[2] = BoolGetDatum(paused);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_spi("SELECT jobq._schedule_pause($1, $2, $3)", 3, types, values, NULL, false, SPI_OK_SELECT);
+	changed = spi_text(1);
+	if (changed == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("schedule \"%s\" does not exist", text_to_cstring(name)),
+				 errhint("jobq.schedules lists the schedules of the roles you are a member of.")));
+	paused = strcmp(changed, "t") == 0;
+	SPI_finish();
+	return paused;
+}
+
+Datum
+jobq_pause_schedule(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(set_paused(PG_GETARG_TEXT_PP(0), true));
+}
+
+Datum
+jobq_resume_schedule(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(set_paused(PG_GETARG_TEXT_PP(0), false));
 }

@@ -266,9 +266,12 @@ CREATE TABLE jobq._schedules (
 	created_at timestamptz NOT NULL DEFAULT now(),
 	updated_at timestamptz NOT NULL DEFAULT now(),
 	last_enqueue_at timestamptz,
-	last_job_id bigint
+	last_job_id bigint,
+	paused boolean NOT NULL DEFAULT false
 );
 COMMENT ON TABLE jobq._schedules IS 'recurring jobs run by pg_cron; read jobq.schedules instead';
+COMMENT ON COLUMN jobq._schedules.paused
+	IS 'jobq.run_schedule enqueues nothing while true (jobq.pause_schedule, jobq.resume_schedule)';
 REVOKE ALL ON jobq._schedules FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('jobq._schedules', '');
 

@@ -9,7 +9,7 @@ CREATE OR REPLACE VIEW jobq.schedules WITH (security_barrier) AS
 		   s.cron_job_name, s.cron_job_id, s.created_at, s.updated_at,
 		   s.last_enqueue_at, s.last_job_id,
 		   j.status AS last_job_status, j.finished_at AS last_job_finished_at,
-		   j.last_error AS last_job_error
+		   j.last_error AS last_job_error, s.paused
 	  FROM jobq._schedules s
 	  LEFT JOIN LATERAL (
 		SELECT q.status, NULL::timestamptz AS finished_at, q.last_error
@@ -43,9 +43,24 @@ LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION jobq.unschedule(text)
 	IS 'remove a schedule and its pg_cron job; its pending job stays';
 
+CREATE OR REPLACE FUNCTION jobq.pause_schedule(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'jobq_pause_schedule'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.pause_schedule(text)
+	IS 'stop a schedule from enqueuing its job until jobq.resume_schedule; false if it was paused already';
+
+CREATE OR REPLACE FUNCTION jobq.resume_schedule(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'jobq_resume_schedule'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.resume_schedule(text)
+	IS 'let a paused schedule enqueue its job again at its next tick; false if it was not paused';
+
 /*
  * What pg_cron runs, as the schedule's owner: enqueue the schedule's job
- * unless its previous run is still pending or running.  Returns the job id.
+ * unless its previous run is still pending or running, or the schedule is
+ * paused.  Returns the job id (NULL while paused).
  */
 CREATE OR REPLACE FUNCTION jobq.run_schedule(name text)
 RETURNS bigint
@@ -68,6 +83,12 @@ BEGIN
 		old_role := current_setting('role');
 		PERFORM set_config('role', (SELECT rolname FROM pg_roles WHERE oid = s.owner), true);
 	END IF;
+	IF s.paused THEN
+		IF old_role IS NOT NULL THEN
+			PERFORM set_config('role', old_role, true);
+		END IF;
+		RETURN NULL;
+	END IF;
 	id := jobq.enqueue(s.kind, s.payload, queue => s.queue, priority => s.priority,
 					   job_key => 'schedule:' || s.name);
 	IF old_role IS NOT NULL THEN
@@ -77,7 +98,7 @@ BEGIN
 	RETURN id;
 END $$;
 COMMENT ON FUNCTION jobq.run_schedule(text)
-	IS 'enqueue a schedule''s job now, as its owner, unless the previous one is still pending or running (pg_cron calls this)';
+	IS 'enqueue a schedule''s job now, as its owner, unless the previous one is still pending or running or the schedule is paused (pg_cron calls this)';
 
 
 /*
@@ -200,3 +221,30 @@ $$;
 REVOKE ALL ON FUNCTION jobq._schedule_set_cron_id(text, bigint, text) FROM PUBLIC;
 COMMENT ON FUNCTION jobq._schedule_set_cron_id(text, bigint, text)
 	IS 'note the id and name of the pg_cron job of a schedule (jobq.schedule calls this)';
+
+/*
+ * Called by jobq.pause_schedule and jobq.resume_schedule as a superuser:
+ * set the schedule's paused flag if the caller is a member of its owner.
+ * Returns NULL when there is no such schedule for the caller, else whether
+ * the flag changed.
+ */
+CREATE OR REPLACE FUNCTION jobq._schedule_pause(name text, caller oid, paused boolean)
+RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	s jobq._schedules;
+BEGIN
+	SELECT * INTO s FROM jobq._schedules v WHERE v.name = _schedule_pause.name FOR UPDATE;
+	IF NOT FOUND OR NOT pg_catalog.pg_has_role(caller, s.owner, 'MEMBER') THEN
+		RETURN NULL;
+	END IF;
+	IF s.paused = _schedule_pause.paused THEN
+		RETURN false;
+	END IF;
+	UPDATE jobq._schedules v SET paused = _schedule_pause.paused
+	 WHERE v.name = _schedule_pause.name;
+	RETURN true;
+END $$;
+REVOKE ALL ON FUNCTION jobq._schedule_pause(text, oid, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION jobq._schedule_pause(text, oid, boolean)
+	IS 'pause or resume a schedule if the caller is a member of its owner (jobq.pause_schedule and jobq.resume_schedule call this)';

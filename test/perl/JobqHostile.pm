@@ -917,6 +917,24 @@ sub hostile_cases
 	add("SELECT jobq.run_schedule('mysched')", NOOBJ);
 	$role = 'app';
 
+	for my $f (qw(pause_schedule resume_schedule))
+	{
+		$grp = $f;
+		for my $n (names())
+		{
+			add("SELECT jobq.$f(" . L($n->[1]) . ')', NOOBJ);
+		}
+		add("SELECT jobq.$f(NULL)", OK);
+		add("SELECT jobq.$f('mysched')", OK);
+		add("SELECT jobq.$f('theirsched')", NOOBJ);
+		add("SELECT jobq.$f('MYSCHED')", NOOBJ);
+		$role = undef;
+		add("SELECT jobq.$f('theirsched')", OK);
+		$role = 'nobody';
+		add("SELECT jobq.$f('mysched')", NOOBJ);
+		$role = 'app';
+	}
+
 	$grp = 'schedule_timetable';
 	add('SELECT count(*) FROM jobq.schedule_timetable()', OK);
 	add('SELECT count(*) FROM jobq.schedule_timetable(NULL)', INV);

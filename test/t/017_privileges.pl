@@ -208,7 +208,8 @@ SELECT string_agg(a.privilege_type, ' ') FROM pg_namespace n, aclexplode(n.nspac
 my %public_functions = (
 	(   map { $_ => 'the interface: checks the caller\'s rights itself' }
 		  qw(enqueue enqueue_many cancel retry retry_jobs cancel_jobs purge_jobs
-		  current_job schedule unschedule run_schedule schedule_timetable)
+		  current_job schedule unschedule run_schedule pause_schedule resume_schedule
+		  schedule_timetable)
 	),
 	(   map { $_ => 'a kind of jobq or of jobq_pack: runs with the caller\'s rights' }
 		  qw(slots_generate reservations_release attendance_aggregate
@@ -292,6 +293,9 @@ schedule own                   ok    ok    ok    ok    ok    ok    ok    ok    o
 replace alice's schedule       ok    ok    42501 42501 42501 42501 42501 42501 42501 42501 42501
 unschedule alice's schedule    ok    ok    f     f     f     f     f     f     f     f     f
 run alice's schedule           ok    ok    42704 42704 42704 42704 42704 42704 42704 42704 42704
+pause alice's schedule         ok    ok    42704 42704 42704 42704 42704 42704 42704 42704 42704
+resume alice's schedule        ok    ok    42704 42704 42704 42704 42704 42704 42704 42704 42704
+call jobq._schedule_pause      ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 SET user setting               ok    ok    ok    ok    ok    ok    ok    ok    ok    ok    ok
 SET superuser setting          ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 SET server setting             55P02 55P02 55P02 55P02 55P02 55P02 55P02 55P02 55P02 55P02 55P02
@@ -461,8 +465,8 @@ SELECT :id;},
 	"retry_jobs alice's job" => {
 		setup => sprintf($alice_done, 'dead'),
 		run => q{SELECT jobq.retry_jobs(queue => 'q@TAG@', sqlstate => '22012')}, label => $one,
-		state => q{SELECT CASE status WHEN 'dead' THEN 'dead' ELSE 'retried' END FROM jobq.jobs WHERE id = @ID@},
-		initial => 'dead', effect => 'retried' },
+		state => 'SELECT status FROM jobq.jobs WHERE id = @ID@',
+		initial => 'dead', effect => 'succeeded', poll => 1 },
 	"cancel_jobs alice's job" => {
 		setup => q{
 SET ROLE alice;
@@ -556,6 +560,24 @@ SELECT coalesce((SELECT s.owner::text || '|' || j.username
 SELECT coalesce(string_agg(owner::text || ':' || status, ','), '') FROM jobq.jobs
  WHERE job_key = 'schedule:alice.fixed'},
 		initial => '', effect => 'alice:pending' },
+	(   map {
+			my ($verb, $from) = @$_;
+			( "$verb alice's schedule" => {
+					setup => qq{
+INSERT INTO jobq._schedules (name, schedule, kind, owner, cron_job_name, paused)
+VALUES ('\@TAG\@', '0 0 1 1 *', 'sql', 'alice', 'none', } . ($from ? 'true' : 'false') . ')',
+					run => "SELECT jobq.${verb}_schedule('\@TAG\@')", label => $true,
+					state => q{SELECT paused FROM jobq._schedules WHERE name = '@TAG@'},
+					initial => $from ? 't' : 'f', effect => $from ? 'f' : 't' })
+		} ([ 'pause', 0 ], [ 'resume', 1 ])
+	),
+	'call jobq._schedule_pause' => {
+		setup => q{
+INSERT INTO jobq._schedules (name, schedule, kind, owner, cron_job_name)
+VALUES ('@TAG@', '0 0 1 1 *', 'sql', 'alice', 'none')},
+		run => q{SELECT jobq._schedule_pause('@TAG@', 'alice'::regrole, true)}, label => $true,
+		state => q{SELECT paused FROM jobq._schedules WHERE name = '@TAG@'},
+		initial => 'f', effect => 't' },
 	'SET user setting' => {
 		run => q{SET jobq.default_max_attempts = 3; SHOW jobq.default_max_attempts},
 		label => sub { $_[0] eq '3' ? 'ok' : "showed $_[0]" } },
