@@ -2,7 +2,8 @@
 # preloads jobq with room for ten workers; the test's own settings come
 # after the common ones in postgresql.conf, so they win.
 # jobq_wait_finished() waits for a job to finish.  jobq_run_now() makes
-# pending jobs due now.  jobq_flush_wal() makes
+# pending jobs due now.  jobq_wait_restarted() waits for the server to be
+# back after a crash.  jobq_flush_wal() makes
 # what has committed durable.  jobq_psql_as() and jobq_safe_as() run SQL as
 # another role.  jobq_skip_without_pg_cron() skips a test that needs
 # pg_cron where it is not installed; jobq_pg_cron_missing() says why a test
@@ -24,7 +25,7 @@ use Time::HiRes qw(usleep);
 use Test::More;
 
 our @EXPORT =
-  qw(jobq_node jobq_wait_finished jobq_run_now jobq_flush_wal jobq_psql_as jobq_safe_as
+  qw(jobq_node jobq_wait_finished jobq_run_now jobq_wait_restarted jobq_flush_wal jobq_psql_as jobq_safe_as
   jobq_skip_without_pg_cron jobq_pg_cron_missing jobq_start_server
   jobq_stop_servers);
 
@@ -105,6 +106,26 @@ SELECT count(jobq.retry(id)) FROM run_now;
 COMMIT;
 });
 	return;
+}
+
+# jobq_wait_restarted($node, $offset): after a process of $node was
+# killed (the log was $offset bytes long before), wait until the postmaster
+# has restarted everything and the server accepts connections again.  In
+# between, a connection is refused ("the database system is in recovery
+# mode") and psql exits before it reads its input, which IPC::Run reports
+# by dying ("ack Broken pipe"): here each try is in an eval.
+sub jobq_wait_restarted
+{
+	my ($node, $offset) = @_;
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
+	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
+	while (time() < $deadline)
+	{
+		my $ret = eval { $node->psql('postgres', 'SELECT 1') };
+		return if defined $ret && $ret == 0;
+		select(undef, undef, undef, 0.1);
+	}
+	die 'the server did not accept connections after the crash';
 }
 
 # jobq_flush_wal($node): flush the WAL of every transaction committed so

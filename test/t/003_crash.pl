@@ -133,6 +133,7 @@ jobq_flush_wal($node);
 
 my $log_offset = -s $node->logfile;
 ok(kill('KILL', $pid), "kill -9 the worker $pid");
+jobq_wait_restarted($node, $log_offset);
 
 # The postmaster kills everything and restarts; the new worker finds the
 # jobs of the dead one.
@@ -223,6 +224,7 @@ SELECT count(*) FROM jobq.jobs j JOIN pg_stat_activity a ON a.pid = j.worker_pid
 		"SELECT worker_pid FROM jobq.jobs WHERE id = $id");
 	my $offset = -s $n->logfile;
 	ok(kill('KILL', $killed), "$what: kill -9 the worker $killed at once");
+	jobq_wait_restarted($n, $offset);
 	ok( $n->poll_query_until(
 			'postgres', qq{
 SELECT status = 'dead' OR (status = 'running' AND worker_pid <> $killed)

@@ -176,8 +176,7 @@ for my $i (1 .. 11)
 	note "$at: kill -9 of worker $pid of (@pids), $left jobs pending or running";
 	my $offset = -s $node->logfile;
 	ok(kill('KILL', $pid), "kill -9 of worker $pid");
-	$node->wait_for_log(qr/all server processes terminated; reinitializing/,
-		$offset);
+	jobq_wait_restarted($node, $offset);
 	ok($node->log_contains(qr/\(PID $pid\) was terminated by signal 9/, $offset),
 		"the postmaster saw worker $pid die and restarted");
 	$kills++;
