@@ -52,7 +52,7 @@ SHLIB_LINK_INTERNAL = $(libpq)
 
 # pg_regress and isolation tests get a temporary instance that preloads jobq
 # (with no workers: they test the SQL surface and the claim step)
-REGRESS = 01_enqueue 02_kinds 03_cancel_retry 04_views 06_net 07_schedule 08_bulk
+REGRESS = 01_enqueue 02_kinds 03_cancel_retry 04_views 06_net 07_schedule 08_bulk 09_key_mode
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=test/jobq.conf
 ISOLATION = claim job_key
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=test/jobq.conf --inputdir=test

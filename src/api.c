@@ -60,6 +60,7 @@ PG_FUNCTION_INFO_V1(jobq_current_job);
 #define ARG_MAX_ATTEMPTS 5
 #define ARG_JOB_KEY 6
 #define ARG_TIMEOUT 7
+#define ARG_KEY_MODE 8 /* jobq.enqueue only */
 
 /*
  * A timeout argument in milliseconds (a month counts 30 days, as
@@ -251,6 +252,32 @@ payload_arg(FunctionCallInfo fcinfo)
 	return PG_GETARG_JSONB_P(ARG_PAYLOAD);
 }
 
+/*
+ * The key_mode argument of jobq.enqueue, checked: keep when NULL, or absent
+ * (the declaration of 0.1.0, before ALTER EXTENSION jobq UPDATE).
+ */
+static JobqKeyMode
+key_mode_arg(FunctionCallInfo fcinfo, bool have_key)
+{
+	const char *mode;
+
+	if (PG_NARGS() <= ARG_KEY_MODE || PG_ARGISNULL(ARG_KEY_MODE))
+		return JOBQ_KEY_KEEP;
+	mode = text_to_cstring(PG_GETARG_TEXT_PP(ARG_KEY_MODE));
+	if (strcmp(mode, "keep") == 0)
+		return JOBQ_KEY_KEEP;
+	if (strcmp(mode, "debounce") != 0 && strcmp(mode, "throttle") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid key_mode \"%s\"", mode),
+				 errhint("key_mode is keep, debounce or throttle.")));
+	if (!have_key)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key_mode \"%s\" needs a job_key", mode)));
+	return mode[0] == 'd' ? JOBQ_KEY_DEBOUNCE : JOBQ_KEY_THROTTLE;
+}
+
 Datum
 jobq_enqueue(PG_FUNCTION_ARGS)
 {
@@ -276,7 +303,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 		check_text(job_key, "job_key", JOBQ_MAX_JOB_KEY);
 	}
 
-	id = jobq_queue_insert(&job, payload, job_key);
+	id = jobq_queue_insert(&job, payload, job_key, key_mode_arg(fcinfo, job_key != NULL));
 	jobq_shmem_wake_on_commit(job.net, job.run_at);
 	PG_RETURN_INT64(id);
 }

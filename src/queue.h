@@ -21,9 +21,24 @@ extern void jobq_queue_register_kind(const char *kind, const char *handler,
 extern bool jobq_queue_unregister_kind(const char *kind);
 extern void jobq_queue_kinds_changed(void);
 
+/*
+ * What an enqueue with a job_key does when a live job of the same owner
+ * holds the key: keep that job as it is (keep), or, when it is pending and
+ * of the same kind, give it the new payload and run time (debounce) or the
+ * new payload only (throttle).  Its id is returned in each case.
+ */
+typedef enum JobqKeyMode
+{
+	JOBQ_KEY_KEEP,
+	JOBQ_KEY_DEBOUNCE,
+	JOBQ_KEY_THROTTLE
+} JobqKeyMode;
+
+#define JOBQ_KEY_MODES 3
+
 /* enqueue */
 extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,
-							   const char *job_key);
+							   const char *job_key, JobqKeyMode mode);
 extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
 								   Datum job_keys, bool have_keys,
 								   int64 **ids, int *nids);

@@ -27,7 +27,7 @@
 #include "superuser.h"
 
 /* kept plans */
-static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_insert[JOBQ_KEY_MODES];
 static SPIPlanPtr plan_find_key = NULL;
 static SPIPlanPtr plan_insert_many = NULL;
 static SPIPlanPtr plan_insert_many_keys = NULL;
@@ -54,6 +54,18 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 	"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10)"
 #define NEW_JOB_CONFLICT \
 	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING id"
+/* the key modes but keep: the live job that holds the key, if pending and of the kind, takes */
+#define NEW_JOB_REPLACE(set) \
+	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO UPDATE SET " set \
+	" WHERE _queue.status = 'pending' AND _queue.kind = excluded.kind RETURNING id"
+
+/* the statement of each key mode */
+static const char *const insert_sql[JOBQ_KEY_MODES] = {
+	[JOBQ_KEY_KEEP] = NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_CONFLICT,
+	[JOBQ_KEY_DEBOUNCE] = NEW_JOB_INSERT NEW_JOB_VALUES
+		NEW_JOB_REPLACE("payload = excluded.payload, run_at = excluded.run_at"),
+	[JOBQ_KEY_THROTTLE] = NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_REPLACE("payload = excluded.payload"),
+};
 
 /* The bigint in the first column of the first row SPI returned. */
 static int64
@@ -67,10 +79,13 @@ first_id(void)
 
 /*
  * Insert one job; with a job_key that a live job of the same owner holds,
- * return that job's id instead.
+ * return that job's id instead, after giving it what mode says (always
+ * keep without a key).  ON CONFLICT makes it race-free: a concurrent holder
+ * is waited for, and one a claim made running meanwhile is left alone.
  */
 int64
-jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
+jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
+				  JobqKeyMode mode)
 {
 	JobqSpiCall qc;
 	Oid types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
@@ -90,6 +105,8 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 	 */
 	if (job_key == NULL && (id = jobq_qrel_insert(job, payload)) != 0)
 		return id;
+	if (job_key == NULL)
+		mode = JOBQ_KEY_KEEP;
 
 	new_job_values(job, values, nulls);
 	values[2] = JsonbPGetDatum(payload);
@@ -104,9 +121,7 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key)
 		Oid ktypes[2] = {OIDOID, TEXTOID};
 		Datum kvalues[2];
 
-		jobq_superuser_execute(jobq_superuser_prepare(&plan_insert,
-													  NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_CONFLICT,
-													  10, types),
+		jobq_superuser_execute(jobq_superuser_prepare(&plan_insert[mode], insert_sql[mode], 10, types),
 							   values, nulls, SPI_OK_INSERT_RETURNING);
 		if (SPI_processed == 1)
 		{

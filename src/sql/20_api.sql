@@ -14,12 +14,13 @@ CREATE OR REPLACE FUNCTION jobq.enqueue(
 	run_at timestamptz DEFAULT NULL,
 	max_attempts integer DEFAULT NULL,
 	job_key text DEFAULT NULL,
-	timeout interval DEFAULT NULL)
+	timeout interval DEFAULT NULL,
+	key_mode text DEFAULT 'keep')
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'jobq_enqueue'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, integer, timestamptz, integer, text, interval)
-	IS 'add a job that runs as the current role; returns its id, or the id of the live job with the same job_key';
+COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, integer, timestamptz, integer, text, interval, text)
+	IS 'add a job that runs as the current role; returns its id, or the id of the live job with the same job_key (which key_mode debounce or throttle updates)';
 
 CREATE OR REPLACE FUNCTION jobq.enqueue_many(
 	kind text,

@@ -644,6 +644,23 @@ sub hostile_cases
 	{
 		add("SELECT jobq.enqueue('sql', $sqlp, job_key => $k->[1])", $k->[2], $k->[3]);
 	}
+	# key_mode: three words, with a job_key for the two that change a job
+	for my $n (names())
+	{
+		add("SELECT jobq.enqueue('sql', $sqlp, job_key => 'hk', key_mode => " . L($n->[1]) . ')', INV);
+	}
+	for my $m ([ 'keep', OK ], [ 'debounce', OK ], [ 'throttle', OK ], [ 'Debounce', INV ],
+		[ 'debounce ', INV ], [ "debounce'; --", INV ])
+	{
+		add("SELECT jobq.enqueue('sql', $sqlp, job_key => 'hk', key_mode => " . L($m->[0]) . ')', $m->[1]);
+	}
+	add("SELECT jobq.enqueue('sql', $sqlp, job_key => 'hk', key_mode => NULL)", OK);
+	add("SELECT jobq.enqueue('sql', $sqlp, key_mode => 'keep')", OK);
+	add("SELECT jobq.enqueue('sql', $sqlp, key_mode => 'debounce')", INV);
+	add("SELECT jobq.enqueue('sql', $sqlp, key_mode => 'throttle')", INV);
+	add("SELECT jobq.enqueue('sql', $sqlp, job_key => NULL, key_mode => 'throttle')", INV);
+	add(q{SELECT jobq.enqueue('sql', '{"sql": "SELEC 1"}', job_key => 'hk', key_mode => 'debounce')}, SYNTAX);
+	add("SELECT jobq.enqueue('sql', $sqlp, key_mode => 'debounce', job_key => 'hk', run_at => 'infinity')", INV);
 	$role = 'nobody';
 	add("SELECT jobq.enqueue('sql', $sqlp)", OK);
 	add(q{SELECT jobq.enqueue('http', '{"channel": "hook"}')}, PRIV);
