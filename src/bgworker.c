@@ -248,8 +248,7 @@ jobq_bgw_serve(void)
 	jobq_bgw_commit_xact();
 	MemoryContextSwitchTo(cxt);
 	if (other_due != DT_NOEND)
-		jobq_shmem_db_due(slot_info.dboid, slot_info.net ? JOBQ_LANE_SQL : JOBQ_LANE_NET,
-						  other_due);
+		jobq_shmem_db_due(slot_info.dboid, JOBQ_LANE(!slot_info.net), other_due);
 }
 
 /*

@@ -79,7 +79,7 @@ typedef struct LauncherDb
 	TimestampTz unknown_since; /* when its state became unknown */
 	TimestampTz restart_after;
 	TimestampTz polled_at; /* without an entry: when a worker last came */
-	bool has_entry;		   /* in the shared table of databases */
+	int entry;			   /* its index in the shared table of databases, or -1 */
 	bool overflow_due;	   /* without an entry: an enqueue may have come */
 	bool seen;			   /* found by the latest scan */
 } LauncherDb;
@@ -139,7 +139,7 @@ set_state(LauncherDb *db, JobqDbState state)
 	if (state == JOBQ_DB_UNKNOWN)
 		db->unknown_since = GetCurrentTimestamp();
 	db->state = state;
-	if (db->has_entry)
+	if (db->entry >= 0)
 		jobq_shmem_db_set_state(db->dboid, state);
 }
 
@@ -147,8 +147,8 @@ set_state(LauncherDb *db, JobqDbState state)
 static void
 register_db(LauncherDb *db)
 {
-	db->has_entry = jobq_shmem_db_register(db->dboid);
-	if (db->has_entry)
+	db->entry = jobq_shmem_db_register(db->dboid);
+	if (db->entry >= 0)
 		jobq_shmem_db_set_state(db->dboid, db->state);
 	else if (!warned_no_entry)
 	{
@@ -194,6 +194,7 @@ scan_databases(void)
 			old = MemoryContextSwitchTo(launcher_cxt);
 			db = palloc0(sizeof(LauncherDb));
 			db->dboid = pgdb->oid;
+			db->entry = -1;
 			db->state = JOBQ_DB_UNKNOWN;
 			db->unknown_since = GetCurrentTimestamp();
 			databases = lappend(databases, db);
@@ -215,7 +216,7 @@ scan_databases(void)
 			kept = lappend(kept, db);
 		else
 		{
-			if (db->has_entry)
+			if (db->entry >= 0)
 				jobq_shmem_db_forget(db->dboid);
 			pfree(db);
 		}
@@ -228,7 +229,7 @@ scan_databases(void)
 	{
 		LauncherDb *db = lfirst(lc);
 
-		if (!db->has_entry)
+		if (db->entry < 0)
 			register_db(db);
 	}
 	last_scan = GetCurrentTimestamp();
@@ -309,8 +310,8 @@ collect_stopped_workers(void)
 			 * It died, or was stopped, perhaps with jobs left (running
 			 * under its token, or pending): a worker is to look again.
 			 */
-			if (db->has_entry)
-				jobq_shmem_db_due(db->dboid, end.net ? JOBQ_LANE_NET : JOBQ_LANE_SQL, now);
+			if (db->entry >= 0)
+				jobq_shmem_db_due(db->dboid, JOBQ_LANE(end.net), now);
 			else
 				db->overflow_due = true;
 		}
@@ -377,9 +378,8 @@ start_worker(LauncherDb *db, bool net)
 	}
 
 	/* the new worker looks for everything due in its lane */
-	if (db->has_entry)
-		jobq_shmem_db_served(db->dboid, net ? JOBQ_LANE_NET : JOBQ_LANE_SQL,
-							 GetCurrentTimestamp());
+	if (db->entry >= 0)
+		jobq_shmem_db_served(db->dboid, JOBQ_LANE(net), GetCurrentTimestamp());
 	else
 	{
 		db->overflow_due = false;
@@ -411,28 +411,28 @@ net_wanted(void)
 	return jobq_workers > 0 && jobq_http_max_in_flight > 0;
 }
 
-static const JobqDatabase *
-find_entry(const JobqDatabase *table, int n, Oid dboid)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		if (table[i].dboid == dboid)
-			return &table[i];
-	return NULL;
-}
-
-/* When a database's lane next has work no worker is on, as far as known. */
+/*
+ * When a database's lane next has work no worker is on, as far as known:
+ * from its entry in table (a copy of the shared table), or for a database
+ * without one, now after an enqueue there, else at its next poll.
+ */
 static TimestampTz
-lane_due(LauncherDb *db, const JobqDatabase *entry, int lane)
+lane_due(LauncherDb *db, const JobqDatabase *table, int lane)
 {
-	if (entry != NULL)
-		return entry->due[lane];
-	if (db->has_entry)
-		return DT_NOEND; /* the entry was just made */
+	if (db->entry >= 0)
+		return table[db->entry].due[lane];
 	if (db->overflow_due)
 		return 0;
 	return TimestampTzPlusMilliseconds(db->polled_at, jobq_poll_interval);
+}
+
+static void
+add_want(Want *wants, int *n, LauncherDb *db, bool net, TimestampTz since)
+{
+	wants[*n].db = db;
+	wants[*n].net = net;
+	wants[*n].since = since;
+	(*n)++;
 }
 
 static int
@@ -458,7 +458,6 @@ balance(bool overflow)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	JobqDatabase *table;
-	int ntable = jobq_shmem_copy_databases(&table);
 	int total = 0;
 	int nfirst = 0;
 	int nmore = 0;
@@ -470,9 +469,10 @@ balance(bool overflow)
 
 	if (overflow)
 		foreach(lc, databases)
-			if (!((LauncherDb *) lfirst(lc))->has_entry)
+			if (((LauncherDb *) lfirst(lc))->entry < 0)
 				((LauncherDb *) lfirst(lc))->overflow_due = true;
 
+	(void) jobq_shmem_copy_databases(&table);
 	first = palloc(sizeof(Want) * (list_length(databases) * JOBQ_LANES + 1));
 	more = palloc(sizeof(Want) * (list_length(databases) * JOBQ_LANES + 1));
 	foreach(lc, databases)
@@ -480,7 +480,6 @@ balance(bool overflow)
 		LauncherDb *db = lfirst(lc);
 		int live[JOBQ_LANES];
 		int count = workers_of(db, live);
-		const JobqDatabase *entry = find_entry(table, ntable, db->dboid);
 		int lane;
 
 		total += count;
@@ -500,11 +499,7 @@ balance(bool overflow)
 		if (db->state == JOBQ_DB_UNKNOWN)
 		{
 			if (count == 0)
-			{
-				first[nfirst].db = db;
-				first[nfirst].net = false;
-				first[nfirst++].since = db->unknown_since;
-			}
+				add_want(first, &nfirst, db, false, db->unknown_since);
 			continue;
 		}
 		if (db->state != JOBQ_DB_PRESENT)
@@ -513,23 +508,15 @@ balance(bool overflow)
 		for (lane = 0; lane < JOBQ_LANES; lane++)
 		{
 			bool net = (lane == JOBQ_LANE_NET);
-			TimestampTz due = lane_due(db, entry, lane);
+			TimestampTz due = lane_due(db, table, lane);
 
 			if (net && !net_wanted())
 				continue;
 			if (live[lane] == 0 && due <= now)
-			{
-				first[nfirst].db = db;
-				first[nfirst].net = net;
-				first[nfirst++].since = due;
-			}
-			else if (live[lane] > 0 && entry != NULL && entry->more[lane] &&
-					 live[lane] < (net ? 1 : jobq_workers))
-			{
-				more[nmore].db = db;
-				more[nmore].net = net;
-				more[nmore++].since = now;
-			}
+				add_want(first, &nfirst, db, net, due);
+			else if (live[lane] > 0 && db->entry >= 0 && table[db->entry].more[lane] &&
+					 live[lane] < jobq_shmem_lane_max(net))
+				add_want(more, &nmore, db, net, now);
 		}
 	}
 
@@ -578,8 +565,8 @@ launcher_timeout(void)
 
 		if (db->restart_after > now && db->restart_after < next)
 			next = db->restart_after;
-		if (db->state == JOBQ_DB_PRESENT && !db->has_entry)
-			next = Min(next, Max(now, lane_due(db, NULL, JOBQ_LANE_SQL)));
+		if (db->state == JOBQ_DB_PRESENT && db->entry < 0)
+			next = Min(next, Max(now, lane_due(db, table, JOBQ_LANE_SQL)));
 	}
 	for (i = 0; i < ntable; i++)
 	{

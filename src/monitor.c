@@ -158,7 +158,7 @@ jobq__database_status(PG_FUNCTION_ARGS)
 			continue;
 		for (j = 0; j < nslots; j++)
 			if (slots[j].in_use && slots[j].dboid == db->dboid && !slots[j].leaving)
-				live[slots[j].net ? JOBQ_LANE_NET : JOBQ_LANE_SQL]++;
+				live[JOBQ_LANE(slots[j].net)]++;
 		memset(nulls, 0, sizeof(nulls));
 		if (!database_name(db->dboid, &values[0]))
 			continue;

@@ -240,6 +240,7 @@ except_slot(const JobqWorker *w)
 int
 jobq_shmem_lane_live(Oid dboid, bool net, const JobqWorker *except)
 {
+	int skip = except_slot(except);
 	int n = 0;
 	int i;
 
@@ -247,7 +248,7 @@ jobq_shmem_lane_live(Oid dboid, bool net, const JobqWorker *except)
 	{
 		const JobqWorker *w = &jobq_shared->workers[i];
 
-		if (i == except_slot(except))
+		if (i == skip)
 			continue;
 		if (w->in_use && w->dboid == dboid && w->net == net && !w->leaving)
 			n++;
@@ -272,7 +273,7 @@ jobq_shmem_wake_database(Oid dboid, bool net, int how_many, TimestampTz due)
 	Latch *latches[64];
 	int nlatches = 0;
 	int live = 0;
-	int lane = net ? JOBQ_LANE_NET : JOBQ_LANE_SQL;
+	int lane = JOBQ_LANE(net);
 	bool wake_launcher = false;
 	Latch *launcher_latch;
 	int i;
@@ -317,7 +318,7 @@ jobq_shmem_wake_database(Oid dboid, bool net, int how_many, TimestampTz due)
 			}
 		}
 		else if (nlatches == 0 && !db->more[lane] &&
-				 live < (net ? 1 : jobq_workers) && due <= GetCurrentTimestamp())
+				 live < jobq_shmem_lane_max(net) && due <= GetCurrentTimestamp())
 		{
 			db->more[lane] = true;
 			wake_launcher = true;
@@ -372,14 +373,11 @@ static void
 prepared_due(void)
 {
 	TimestampTz due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), jobq_poll_interval);
-	bool lanes[JOBQ_LANES];
-	int lane;
 
-	lanes[JOBQ_LANE_SQL] = wake_at_commit;
-	lanes[JOBQ_LANE_NET] = wake_net_at_commit;
-	for (lane = 0; lane < JOBQ_LANES; lane++)
-		if (lanes[lane])
-			jobq_shmem_wake_database(MyDatabaseId, lane == JOBQ_LANE_NET, 0, due);
+	if (wake_at_commit)
+		jobq_shmem_wake_database(MyDatabaseId, false, 0, due);
+	if (wake_net_at_commit)
+		jobq_shmem_wake_database(MyDatabaseId, true, 0, due);
 }
 
 static void
@@ -449,7 +447,7 @@ ensure_xact_callback(void)
 void
 jobq_shmem_wake_on_commit(bool net, TimestampTz due)
 {
-	int lane = net ? JOBQ_LANE_NET : JOBQ_LANE_SQL;
+	int lane = JOBQ_LANE(net);
 	bool *flag = net ? &wake_net_at_commit : &wake_at_commit;
 
 	if (jobq_shared == NULL)
@@ -599,6 +597,16 @@ jobq_shmem_copy_slots(JobqWorker **copy)
 	memcpy(*copy, jobq_shared->workers, sizeof(JobqWorker) * n);
 	LWLockRelease(jobq_shared->lock);
 	return n;
+}
+
+/*
+ * The most workers of a lane one database may hold at once: jobq.workers
+ * SQL workers, one net worker.
+ */
+int
+jobq_shmem_lane_max(bool net)
+{
+	return net ? 1 : jobq_workers;
 }
 
 /* A copy of the table of databases, palloc'd; returns how many entries. */
@@ -806,7 +814,7 @@ jobq_shmem_count_workers(Oid dboid, int *live, bool *has_jobq)
 		{
 			count++;
 			if (!w->leaving)
-				live[w->net ? JOBQ_LANE_NET : JOBQ_LANE_SQL]++;
+				live[JOBQ_LANE(w->net)]++;
 			*has_jobq |= w->has_jobq;
 		}
 	}
@@ -826,10 +834,11 @@ jobq_shmem_ndatabases(void)
  * ------------------------------------------------------------------- */
 
 /*
- * Give a database an entry, nothing known due yet; false if the table is
- * full (the launcher then polls it, see launcher.c).
+ * Give a database an entry, nothing known due yet, or find the one it has;
+ * returns its index in the table (fixed until jobq_shmem_db_forget), -1 if
+ * the table is full (the launcher then polls it, see launcher.c).
  */
-bool
+int
 jobq_shmem_db_register(Oid dboid)
 {
 	JobqDatabase *dbs = JOBQ_DATABASES();
@@ -849,7 +858,7 @@ jobq_shmem_db_register(Oid dboid)
 			db->due[JOBQ_LANE_NET] = DT_NOEND;
 		}
 	LWLockRelease(jobq_shared->lock);
-	return db != NULL;
+	return db == NULL ? -1 : (int) (db - dbs);
 }
 
 /* The database is gone: free its entry. */

@@ -42,6 +42,7 @@ typedef enum JobqWorkerExit
 #define JOBQ_LANE_SQL 0
 #define JOBQ_LANE_NET 1
 #define JOBQ_LANES 2
+#define JOBQ_LANE(net) ((net) ? JOBQ_LANE_NET : JOBQ_LANE_SQL)
 
 /* What the launcher knows of a database (jobq.databases). */
 typedef enum JobqDbState
@@ -164,6 +165,7 @@ extern void jobq_shmem_pause_database(Oid dboid, int seconds);
 extern int jobq_shmem_connected_workers(Oid dboid);
 extern int jobq_shmem_copy_slots(JobqWorker **copy);
 extern int jobq_shmem_copy_databases(JobqDatabase **copy);
+extern int jobq_shmem_lane_max(bool net);
 
 /* the launcher */
 extern void jobq_shmem_start_durable_claims(void);
@@ -178,7 +180,7 @@ extern void jobq_shmem_free_slot(int slot);
 extern void jobq_shmem_trim_workers(Oid dboid, bool net, int keep);
 extern int jobq_shmem_count_workers(Oid dboid, int *live, bool *has_jobq);
 extern int jobq_shmem_ndatabases(void);
-extern bool jobq_shmem_db_register(Oid dboid);
+extern int jobq_shmem_db_register(Oid dboid);
 extern void jobq_shmem_db_forget(Oid dboid);
 extern void jobq_shmem_db_set_state(Oid dboid, JobqDbState state);
 extern void jobq_shmem_db_due(Oid dboid, int lane, TimestampTz due);

@@ -145,7 +145,7 @@ jobq_shmem_pool_waiting(void)
 bool
 jobq_shmem_leave(uint64 seq, JobqWorkerExit reason, TimestampTz due, TimestampTz sql_due)
 {
-	int lane = me->net ? JOBQ_LANE_NET : JOBQ_LANE_SQL;
+	int lane = JOBQ_LANE(me->net);
 	JobqDatabase *db;
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
