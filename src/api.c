@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -50,6 +52,7 @@ PG_FUNCTION_INFO_V1(jobq_prune);
 PG_FUNCTION_INFO_V1(jobq__claim);
 PG_FUNCTION_INFO_V1(jobq__on_create);
 PG_FUNCTION_INFO_V1(jobq_current_job);
+PG_FUNCTION_INFO_V1(jobq_set_progress);
 
 /* argument positions shared by enqueue and enqueue_many */
 #define ARG_KIND 0
@@ -663,4 +666,43 @@ jobq_current_job(PG_FUNCTION_ARGS)
 	if (id == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_INT64(id);
+}
+
+/*
+ * jobq.set_progress(percent, message): the running job's progress, seen at
+ * once in jobq.jobs and kept with the job.
+ */
+Datum
+jobq_set_progress(PG_FUNCTION_ARGS)
+{
+	float4 percent = 0;
+	char *message = NULL;
+
+	if (jobq_batch_current_job() == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("jobq.set_progress() can only be called by a running job"),
+				 errhint("Call it from the handler of a job kind or from the statements of an sql job.")));
+	if (!PG_ARGISNULL(0))
+	{
+		percent = PG_GETARG_FLOAT4(0);
+		if (isnan(percent) || percent < 0 || percent > 100)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("progress must be between 0 and 100, not %g", (double) percent)));
+	}
+	if (!PG_ARGISNULL(1))
+	{
+		message = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		if (strlen(message) > JOBQ_MAX_PROGRESS_MESSAGE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("progress message is too long"),
+					 errdetail("It has %zu bytes; at most %d are kept.", strlen(message),
+							   JOBQ_MAX_PROGRESS_MESSAGE)));
+		if (message[0] == '\0')
+			message = NULL;
+	}
+	jobq_batch_report_progress(PG_ARGISNULL(0), percent, message);
+	PG_RETURN_VOID();
 }

@@ -69,12 +69,36 @@
 
 static MemoryContext batch_cxt = NULL;
 static int64 current_job_id = 0; /* the job whose handler runs, or 0 */
+static Oid current_job_owner = InvalidOid;
+
+/* what the running job last reported with jobq.set_progress, to keep with it */
+static bool progress_reported = false;
+static bool progress_null = true;
+static float4 progress_value = 0;
+static char progress_message[JOBQ_MAX_PROGRESS_MESSAGE + 1];
 
 /* The id of the job this process is running, or 0: jobq.current_job(). */
 int64
 jobq_batch_current_job(void)
 {
 	return current_job_id;
+}
+
+/*
+ * The running job reports its progress (jobq.set_progress): shown at once
+ * in jobq.jobs from shared memory, and written into its row when its
+ * handler returns, so that it commits with the job's effects and
+ * completion.  message may be NULL.  The caller checked that a job runs.
+ */
+void
+jobq_batch_report_progress(bool percent_null, float4 percent, const char *message)
+{
+	Assert(current_job_id != 0);
+	progress_reported = true;
+	progress_null = percent_null;
+	progress_value = percent;
+	strlcpy(progress_message, message ? message : "", sizeof(progress_message));
+	jobq_shmem_set_progress(current_job_id, current_job_owner, percent_null, percent, message);
 }
 
 /* The context that holds a round's jobs and results (the worker's batch_cxt). */
@@ -154,11 +178,16 @@ run_as_owner(const JobqJob *job, const JobqKind *kind)
 		enable_timeout_after(STATEMENT_TIMEOUT, (int) Min(job->timeout_ms, INT_MAX));
 
 	current_job_id = job->id;
+	current_job_owner = job->owner;
+	progress_reported = false;
 	result = jobq_handler_run(job, kind);
 	current_job_id = 0;
 
 	if (job->timeout_ms > 0)
 		disable_timeout(STATEMENT_TIMEOUT, false);
+	if (progress_reported)
+		jobq_queue_save_progress(job->id, progress_null, progress_value,
+								 progress_message[0] != '\0' ? progress_message : NULL);
 	CHECK_FOR_INTERRUPTS();
 	AtEOXact_GUC(false, nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);

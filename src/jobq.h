@@ -34,8 +34,9 @@ jobq_interval_ms(const Interval *iv)
 }
 
 /* limits */
-#define JOBQ_MAX_QUEUE_NAME 63 /* bytes of a queue or kind name */
-#define JOBQ_MAX_JOB_KEY 255   /* bytes of a job_key */
+#define JOBQ_MAX_QUEUE_NAME 63		  /* bytes of a queue or kind name */
+#define JOBQ_MAX_JOB_KEY 255		  /* bytes of a job_key */
+#define JOBQ_MAX_PROGRESS_MESSAGE 255 /* bytes of a jobq.set_progress message */
 /* a job's or a kind's timeout: what STATEMENT_TIMEOUT can arm (~24.8 days) */
 #define JOBQ_MAX_TIMEOUT_MS INT_MAX
 

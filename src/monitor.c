@@ -2,8 +2,8 @@
  *
  * monitor.c
  *	  jobq.workers: what every worker of the cluster is doing, and
- *	  jobq.databases: what the launcher knows of each database, read from
- *	  shared memory.
+ *	  jobq.databases: what the launcher knows of each database, and the
+ *	  progress running jobs report (jobq.jobs), read from shared memory.
  *
  * The slots are copied under the shared lock and reported after it is
  * released, so a reader never holds up the workers.
@@ -15,6 +15,8 @@
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -23,6 +25,7 @@
 
 PG_FUNCTION_INFO_V1(jobq__worker_status);
 PG_FUNCTION_INFO_V1(jobq__database_status);
+PG_FUNCTION_INFO_V1(jobq__progress);
 
 static const char *
 state_name(JobqWorkerState state)
@@ -172,6 +175,45 @@ jobq__database_status(PG_FUNCTION_ARGS)
 		values[6] = Int64GetDatum((int64) db->workers_started);
 		values[7] = TimestampTzGetDatum(db->served_at);
 		nulls[7] = (db->served_at == 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * jobq._progress(): the progress each job running in this database last
+ * reported (jobq.set_progress), for the jobs of roles the current role is
+ * a member of.
+ */
+Datum
+jobq__progress(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	JobqWorker *copy;
+	int n;
+	int i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (!jobq_shmem_available())
+		return (Datum) 0;
+
+	n = jobq_shmem_copy_slots(&copy);
+	for (i = 0; i < n; i++)
+	{
+		JobqWorker *w = &copy[i];
+		Datum values[4];
+		bool nulls[4] = {false, false, false, false};
+
+		if (!w->in_use || w->pid == 0 || w->dboid != MyDatabaseId || w->job_id == 0 ||
+			w->progress_job != w->job_id || !is_member_of_role(GetUserId(), w->progress_owner))
+			continue;
+		values[0] = Int64GetDatum(w->job_id);
+		values[1] = Float4GetDatum(w->progress);
+		nulls[1] = w->progress_null;
+		w->progress_message[JOBQ_MAX_PROGRESS_MESSAGE] = '\0';
+		values[2] = CStringGetTextDatum(w->progress_message);
+		nulls[2] = w->progress_message[0] == '\0';
+		values[3] = TimestampTzGetDatum(w->progress_at);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

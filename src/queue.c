@@ -44,7 +44,7 @@
 /* The columns copied from jobq._queue to jobq._done, in both tables' terms. */
 #define MOVED_COLUMNS \
 	"id, kind, queue, payload, priority, attempts, max_attempts, run_at, " \
-	"timeout, job_key, owner, created_at, started_at"
+	"timeout, job_key, owner, created_at, started_at, progress, progress_message"
 
 /* The error recorded for a job whose worker went away. */
 #define ORPHAN_MESSAGE "the worker process ended while the job was running"
@@ -67,6 +67,7 @@ static SPIPlanPtr plan_next_prune = NULL;
 static SPIPlanPtr plan_next_due = NULL;
 static SPIPlanPtr plan_prune = NULL;
 static SPIPlanPtr plan_prune_deliveries = NULL;
+static SPIPlanPtr plan_save_progress = NULL;
 
 /* A bigint[] datum of n values. */
 static Datum
@@ -434,4 +435,34 @@ jobq_queue_prune(void)
 	}
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;
+}
+
+/*
+ * Keep the progress a running job reported with it: an UPDATE of its row
+ * in the job's own transaction, so that it commits (and moves to
+ * jobq._done) with the job's effects and completion, or not at all.
+ */
+void
+jobq_queue_save_progress(int64 job_id, bool percent_null, float4 percent, const char *message)
+{
+	JobqSpiCall qc;
+	Oid types[3] = {INT8OID, FLOAT4OID, TEXTOID};
+	Datum values[3];
+	char nulls[3] = "   ";
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = Float4GetDatum(percent);
+	if (percent_null)
+		nulls[1] = 'n';
+	if (message != NULL)
+		values[2] = CStringGetTextDatum(message);
+	else
+		nulls[2] = 'n';
+	jobq_superuser_spi_begin(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_save_progress,
+												  "UPDATE jobq._queue SET progress = $2, progress_message = $3 "
+												  "WHERE id = $1",
+												  3, types),
+						   values, nulls, SPI_OK_UPDATE);
+	jobq_superuser_spi_end(&qc);
 }

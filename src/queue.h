@@ -45,6 +45,8 @@ extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
 
 /* the workers' statements */
 extern void jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n);
+extern void jobq_queue_save_progress(int64 job_id, bool percent_null, float4 percent,
+									 const char *message);
 extern void jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome,
 							bool final, double min_delay_ms);
 extern void jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids);

@@ -118,6 +118,17 @@ typedef struct JobqWorker
 	int32 last_priority; /* the key of the batch's last job */
 	TimestampTz last_run_at;
 	int64 last_id;
+
+	/*
+	 * The progress the job progress_job (of role progress_owner) reported
+	 * last (jobq.set_progress), shown while the slot runs that job.
+	 */
+	int64 progress_job;
+	Oid progress_owner;
+	bool progress_null; /* reported a message without a percentage */
+	float4 progress;
+	char progress_message[JOBQ_MAX_PROGRESS_MESSAGE + 1];
+	TimestampTz progress_at;
 } JobqWorker;
 
 /* What the launcher learns from a slot whose worker stopped. */
@@ -194,6 +205,8 @@ extern bool jobq_shmem_attach_worker(int slot, uint32 generation,
 extern void jobq_shmem_found_jobq(void);
 extern void jobq_shmem_set_exit_reason(JobqWorkerExit reason);
 extern void jobq_shmem_set_state(JobqWorkerState state, int64 job_id);
+extern void jobq_shmem_set_progress(int64 job_id, Oid owner, bool progress_null, float4 progress,
+									const char *message);
 extern bool jobq_shmem_stop_requested(void);
 extern int jobq_shmem_pool_waiting(void);
 extern bool jobq_shmem_leave(uint64 seq, JobqWorkerExit reason, TimestampTz due,

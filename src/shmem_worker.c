@@ -107,6 +107,26 @@ jobq_shmem_set_state(JobqWorkerState state, int64 job_id)
 	LWLockRelease(jobq_shared->lock);
 }
 
+/*
+ * The progress the running job reports (jobq.set_progress), for readers of
+ * jobq.jobs; message may be NULL.
+ */
+void
+jobq_shmem_set_progress(int64 job_id, Oid owner, bool progress_null, float4 progress,
+						const char *message)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	me->progress_job = job_id;
+	me->progress_owner = owner;
+	me->progress_null = progress_null;
+	me->progress = progress;
+	strlcpy(me->progress_message, message ? message : "", sizeof(me->progress_message));
+	me->progress_at = now;
+	LWLockRelease(jobq_shared->lock);
+}
+
 /* Whether the launcher or the utility hook asked this worker to stop. */
 bool
 jobq_shmem_stop_requested(void)

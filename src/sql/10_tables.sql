@@ -33,9 +33,13 @@ CREATE TABLE jobq._queue (
 	last_error text,
 	last_error_sqlstate text,
 	last_error_context text,
-	last_error_at timestamptz
+	last_error_at timestamptz,
+	progress real,
+	progress_message text
 );
 COMMENT ON TABLE jobq._queue IS 'jobs that are pending or running; read jobq.jobs instead';
+COMMENT ON COLUMN jobq._queue.progress
+	IS 'the percentage a job reported last (jobq.set_progress), written when its handler returns';
 
 /*
  * No index here depends on status: a claim (pending -> running), a release
@@ -112,7 +116,9 @@ CREATE TABLE jobq._done (
 	last_error text,
 	last_error_sqlstate text,
 	last_error_context text,
-	last_error_at timestamptz
+	last_error_at timestamptz,
+	progress real,
+	progress_message text
 );
 COMMENT ON TABLE jobq._done IS 'jobs that succeeded, died or were cancelled; read jobq.jobs instead';
 CREATE INDEX _done_finished_idx ON jobq._done (status, finished_at);

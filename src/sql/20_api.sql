@@ -107,6 +107,21 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION jobq.current_job()
 	IS 'the id of the job whose handler is running, or NULL outside a job';
 
+CREATE OR REPLACE FUNCTION jobq.set_progress(percent real DEFAULT NULL, message text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'jobq_set_progress'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION jobq.set_progress(real, text)
+	IS 'report the running job''s progress: seen at once in jobq.jobs, kept with the job when its handler returns';
+
+CREATE OR REPLACE FUNCTION jobq._progress(OUT job_id bigint, OUT progress real,
+										  OUT progress_message text, OUT progress_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'jobq__progress'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED ROWS 10;
+COMMENT ON FUNCTION jobq._progress()
+	IS 'the progress the running jobs of this database reported last, of the roles the current role is a member of (jobq.jobs reads it)';
+
 CREATE OR REPLACE FUNCTION jobq.prune()
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'jobq_prune'

@@ -6,19 +6,23 @@
  */
 
 CREATE OR REPLACE VIEW jobq.jobs WITH (security_barrier) AS
-	SELECT id, kind, queue, payload, priority, status, attempts, max_attempts,
-		   run_at, created_at, started_at, NULL::timestamptz AS finished_at,
-		   NULL::jsonb AS result, last_error, last_error_sqlstate,
-		   last_error_context, last_error_at, owner, job_key, timeout,
-		   worker_pid, cancel_requested
-	  FROM jobq._queue
-	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER')
+	SELECT q.id, q.kind, q.queue, q.payload, q.priority, q.status, q.attempts, q.max_attempts,
+		   q.run_at, q.created_at, q.started_at, NULL::timestamptz AS finished_at,
+		   NULL::jsonb AS result, q.last_error, q.last_error_sqlstate,
+		   q.last_error_context, q.last_error_at, q.owner, q.job_key, q.timeout,
+		   q.worker_pid, q.cancel_requested,
+		   CASE WHEN p.job_id IS NULL THEN q.progress ELSE p.progress END AS progress,
+		   CASE WHEN p.job_id IS NULL THEN q.progress_message ELSE p.progress_message END
+			 AS progress_message
+	  FROM jobq._queue q
+	  LEFT JOIN jobq._progress() p ON p.job_id = q.id AND q.status = 'running'
+	 WHERE pg_catalog.pg_has_role(q.owner, 'MEMBER')
 	UNION ALL
 	SELECT id, kind, queue, payload, priority, status, attempts, max_attempts,
 		   run_at, created_at, started_at, finished_at,
 		   result, last_error, last_error_sqlstate,
 		   last_error_context, last_error_at, owner, job_key, timeout,
-		   NULL::integer, false
+		   NULL::integer, false, progress, progress_message
 	  FROM jobq._done
 	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER');
 COMMENT ON VIEW jobq.jobs

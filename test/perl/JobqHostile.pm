@@ -863,6 +863,30 @@ sub hostile_cases
 	add('SELECT jobq.prune()', OK);
 	$role = 'app';
 
+	# set_progress: outside a job, refused whatever the arguments; inside
+	# one (an sql job run by a worker), its arguments are checked
+	$grp = 'set_progress';
+	for my $a ('', '50', "50, 'half'", 'NULL, NULL', "NULL, repeat('x', 100000)", "-1, 'x'")
+	{
+		add("SELECT jobq.set_progress($a)", '55000');
+	}
+	add("SELECT jobq.set_progress('abc')", TEXTREP);
+	add("SELECT jobq.set_progress(1e40)", RANGE);
+	add('SELECT count(*) FROM jobq._progress()', OK);
+	$role = 'nobody';
+	add('SELECT jobq.set_progress(1)', '55000');
+	add('SELECT count(*) FROM jobq._progress()', OK);
+	$role = 'app';
+	for my $j (
+		[ '0', OK ], [ '100', OK ], [ '33.3', OK ], [ 'NULL', OK ], [ '-0.001', INV ],
+		[ '100.001', INV ], [ q{''NaN''}, INV ], [ q{''Infinity''}, INV ],
+		[ q{50, ''''}, OK ], [ q{NULL, ''a message''}, OK ], [ q{50, repeat(''x'', 255)}, OK ],
+		[ q{50, repeat(''x'', 256)}, INV ], [ q{50, repeat(''\u00e9'', 128)}, INV ],
+		[ q{50, E''a\\nb''}, OK ])
+	{
+		add_job('sql', qq{'{"sql": "SELECT jobq.set_progress($j->[0])"}'}, $j->[1]);
+	}
+
 	# schedules
 	$grp = 'schedule';
 	for my $n (names(20))

@@ -208,7 +208,7 @@ SELECT string_agg(a.privilege_type, ' ') FROM pg_namespace n, aclexplode(n.nspac
 my %public_functions = (
 	(   map { $_ => 'the interface: checks the caller\'s rights itself' }
 		  qw(enqueue enqueue_many cancel retry retry_jobs cancel_jobs purge_jobs
-		  current_job schedule unschedule run_schedule pause_schedule resume_schedule
+		  current_job set_progress schedule unschedule run_schedule pause_schedule resume_schedule
 		  schedule_timetable)
 	),
 	(   map { $_ => 'a kind of jobq or of jobq_pack: runs with the caller\'s rights' }
@@ -222,6 +222,7 @@ my %public_functions = (
 		  qw(_granted _payload_text _addresses _bare_address _mime_header _mime_part)
 	),
 	_schedule_check => 'enqueues as the caller and rolls back',
+	_progress => 'shows only the running jobs of roles the caller is a member of',
 	_schedule_ran =>
 	  'SECURITY DEFINER: records only the live job that has the schedule\'s key and owner',);
 is( sql(q{
