@@ -877,6 +877,7 @@ sub hostile_cases
 	add('SELECT jobq.set_progress(1)', '55000');
 	add('SELECT count(*) FROM jobq._progress()', OK);
 	$role = 'app';
+	$grp = 'set_progress (job)';
 	for my $j (
 		[ '0', OK ], [ '100', OK ], [ '33.3', OK ], [ 'NULL', OK ], [ '-0.001', INV ],
 		[ '100.001', INV ], [ q{''NaN''}, INV ], [ q{''Infinity''}, INV ],
