@@ -367,7 +367,7 @@ my $true = sub { $_[0] eq 't' ? 'ok' : $_[0] };
 my $one = sub { $_[0] eq '1' ? 'ok' : $_[0] };
 # a finished job of alice's (status %s) in the cell's own queue, as a worker
 # leaves it
-my $alice_done = q{
+my $alice_finished = q{
 INSERT INTO jobq._done (id, kind, queue, payload, priority, status, attempts, max_attempts,
 						run_at, owner, created_at, finished_at, last_error_sqlstate)
 VALUES (nextval('jobq._queue_id_seq'), 'sql', 'q@TAG@', '{"sql": "SELECT 1"}', 0, '%s', 1, 1,
@@ -464,7 +464,7 @@ SELECT :id;},
 		state => q{SELECT CASE status WHEN 'cancelled' THEN 'cancelled' ELSE 'retried' END FROM jobq.jobs WHERE id = @ID@},
 		initial => 'cancelled', effect => 'retried' },
 	"retry_jobs alice's job" => {
-		setup => sprintf($alice_done, 'dead'),
+		setup => sprintf($alice_finished, 'dead'),
 		run => q{SELECT jobq.retry_jobs(queue => 'q@TAG@', sqlstate => '22012')}, label => $one,
 		state => 'SELECT status FROM jobq.jobs WHERE id = @ID@',
 		initial => 'dead', effect => 'succeeded', poll => 1 },
@@ -476,7 +476,7 @@ SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => 'q@TAG@', run_at => n
 		state => 'SELECT status FROM jobq.jobs WHERE id = @ID@',
 		initial => 'pending', effect => 'cancelled' },
 	"purge_jobs alice's job" => {
-		setup => sprintf($alice_done, 'succeeded'),
+		setup => sprintf($alice_finished, 'succeeded'),
 		run => q{SELECT jobq.purge_jobs(queue => 'q@TAG@')}, label => $one,
 		state => 'SELECT count(*) FROM jobq.jobs WHERE id = @ID@',
 		initial => '1', effect => '0' },
