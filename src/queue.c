@@ -26,6 +26,7 @@
 #include <math.h>
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -34,6 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -44,7 +46,8 @@
 /* The columns copied from jobq._queue to jobq._done, in both tables' terms. */
 #define MOVED_COLUMNS \
 	"id, kind, queue, payload, priority, attempts, max_attempts, run_at, " \
-	"timeout, job_key, owner, created_at, started_at, progress, progress_message"
+	"timeout, job_key, owner, created_at, started_at"
+#define MOVED_PROGRESS ", progress, progress_message"
 
 /* The error recorded for a job whose worker went away. */
 #define ORPHAN_MESSAGE "the worker process ended while the job was running"
@@ -92,14 +95,25 @@ move_statement(const char *cond, const char *status, const char *result,
 			   const char *error_columns, const char *join)
 {
 	StringInfoData buf;
+	/*
+	 * The tables of 0.1.0, before ALTER EXTENSION jobq UPDATE, have no
+	 * progress columns (jobq.set_progress comes with them).  A statement is
+	 * built once per process: a worker started before the update moves no
+	 * progress until it is restarted.
+	 */
+	const char *progress =
+		get_attnum(get_relname_relid("_done", get_namespace_oid("jobq", false)), "progress") !=
+				InvalidAttrNumber
+			? MOVED_PROGRESS
+			: "";
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf,
 					 "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) "
-					 "INSERT INTO jobq._done (" MOVED_COLUMNS ", status, finished_at, result, "
+					 "INSERT INTO jobq._done (" MOVED_COLUMNS "%s, status, finished_at, result, "
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
-					 "SELECT " MOVED_COLUMNS ", %s, clock_timestamp(), %s, %s FROM d %s",
-					 cond, status, result, error_columns, join);
+					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s",
+					 progress, progress, cond, status, result, error_columns, join);
 	return buf.data;
 }
 
