@@ -113,7 +113,7 @@ move_statement(const char *cond, const char *status, const char *result,
 					 "INSERT INTO jobq._done (" MOVED_COLUMNS "%s, status, finished_at, result, "
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
 					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s",
-					 progress, progress, cond, status, result, error_columns, join);
+					 cond, progress, progress, status, result, error_columns, join);
 	return buf.data;
 }
 
