@@ -63,20 +63,28 @@ database_name(Oid dboid, Datum *value)
 	return true;
 }
 
+/*
+ * Set up a materialized set-returning call and copy the worker slots into
+ * *copy; returns how many (none when jobq is not preloaded).
+ */
+static int
+srf_slots(FunctionCallInfo fcinfo, JobqWorker **copy)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	if (!jobq_shmem_available())
+		return 0;
+	return jobq_shmem_copy_slots(copy);
+}
+
 Datum
 jobq__worker_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	JobqWorker *copy;
+	JobqWorker *copy = NULL;
 	int n;
 	int i;
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (!jobq_shmem_available())
-		return (Datum) 0;
-
-	n = jobq_shmem_copy_slots(&copy);
-
+	n = srf_slots(fcinfo, &copy);
 	for (i = 0; i < n; i++)
 	{
 		JobqWorker *w = &copy[i];
@@ -189,15 +197,11 @@ Datum
 jobq__progress(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	JobqWorker *copy;
+	JobqWorker *copy = NULL;
 	int n;
 	int i;
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (!jobq_shmem_available())
-		return (Datum) 0;
-
-	n = jobq_shmem_copy_slots(&copy);
+	n = srf_slots(fcinfo, &copy);
 	for (i = 0; i < n; i++)
 	{
 		JobqWorker *w = &copy[i];
