@@ -414,6 +414,17 @@ jobq_cancel(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(r == JOBQ_DONE);
 }
 
+/*
+ * Retried jobs are due now, on either lane (their kind decides, as it is
+ * now): wake both when the transaction commits.
+ */
+static void
+wake_retried_on_commit(void)
+{
+	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
+	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
+}
+
 Datum
 jobq_retry(PG_FUNCTION_ARGS)
 {
@@ -427,8 +438,7 @@ jobq_retry(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job " INT64_FORMAT " is neither dead nor cancelled", job_id),
 				 errdetail("Only dead and cancelled jobs can be retried.")));
-	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
-	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
+	wake_retried_on_commit();
 	PG_RETURN_BOOL(true);
 }
 
@@ -489,10 +499,7 @@ jobq_retry_jobs(PG_FUNCTION_ARGS)
 	bulk_filter(fcinfo, &f);
 	n = jobq_queue_retry_jobs(&f, GetUserId());
 	if (n > 0)
-	{
-		jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
-		jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
-	}
+		wake_retried_on_commit();
 	PG_RETURN_INT64(n);
 }
 
@@ -693,12 +700,15 @@ jobq_set_progress(PG_FUNCTION_ARGS)
 	}
 	if (!PG_ARGISNULL(1))
 	{
+		size_t len;
+
 		message = text_to_cstring(PG_GETARG_TEXT_PP(1));
-		if (strlen(message) > JOBQ_MAX_PROGRESS_MESSAGE)
+		len = strlen(message);
+		if (len > JOBQ_MAX_PROGRESS_MESSAGE)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("progress message is too long"),
-					 errdetail("It has %zu bytes; at most %d are kept.", strlen(message),
+					 errdetail("It has %zu bytes; at most %d are kept.", len,
 							   JOBQ_MAX_PROGRESS_MESSAGE)));
 		if (message[0] == '\0')
 			message = NULL;

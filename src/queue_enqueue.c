@@ -79,9 +79,10 @@ first_id(void)
 
 /*
  * Insert one job; with a job_key that a live job of the same owner holds,
- * return that job's id instead, after giving it what mode says (always
- * keep without a key).  ON CONFLICT makes it race-free: a concurrent holder
- * is waited for, and one a claim made running meanwhile is left alone.
+ * return that job's id instead, after giving it what mode says (keep
+ * without a key: the caller refuses the others).  ON CONFLICT makes it
+ * race-free: a concurrent holder is waited for, and one a claim made
+ * running meanwhile is left alone.
  */
 int64
 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
@@ -95,6 +96,8 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
 	int64 id = 0;
 	int tries;
 
+	Assert(job_key != NULL || mode == JOBQ_KEY_KEEP);
+
 	/*
 	 * A job without a key cannot conflict: it is written without a
 	 * statement (qrel.c), which also spares it the speculative insertion of
@@ -105,8 +108,6 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
 	 */
 	if (job_key == NULL && (id = jobq_qrel_insert(job, payload)) != 0)
 		return id;
-	if (job_key == NULL)
-		mode = JOBQ_KEY_KEEP;
 
 	new_job_values(job, values, nulls);
 	values[2] = JsonbPGetDatum(payload);
