@@ -75,19 +75,17 @@ BEGIN
 		RAISE EXCEPTION 'schedule "%" does not exist', name USING ERRCODE = 'undefined_object',
 			HINT = 'jobq.schedules lists the schedules of the roles you are a member of.';
 	END IF;
-	/* the job is the owner's, whoever runs the schedule (a superuser, say) */
-	IF s.owner::oid <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
-		IF NOT pg_has_role(s.owner, 'USAGE') THEN
-			RAISE EXCEPTION 'schedule "%" belongs to role %', name, s.owner USING ERRCODE = 'insufficient_privilege';
-		END IF;
-		old_role := current_setting('role');
-		PERFORM set_config('role', (SELECT rolname FROM pg_roles WHERE oid = s.owner), true);
+	/* the owner, or a role with its rights (a superuser, say) */
+	IF NOT pg_has_role(s.owner, 'USAGE') THEN
+		RAISE EXCEPTION 'schedule "%" belongs to role %', name, s.owner USING ERRCODE = 'insufficient_privilege';
 	END IF;
 	IF s.paused THEN
-		IF old_role IS NOT NULL THEN
-			PERFORM set_config('role', old_role, true);
-		END IF;
 		RETURN NULL;
+	END IF;
+	/* the job is the owner's, whoever runs the schedule */
+	IF s.owner::oid <> (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
+		old_role := current_setting('role');
+		PERFORM set_config('role', (SELECT rolname FROM pg_roles WHERE oid = s.owner), true);
 	END IF;
 	id := jobq.enqueue(s.kind, s.payload, queue => s.queue, priority => s.priority,
 					   job_key => 'schedule:' || s.name);
