@@ -17,6 +17,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -36,6 +37,7 @@
 #include "handlers.h"
 #include "http_check.h"
 #include "queue.h"
+#include "queue_limits.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq_enqueue);
@@ -48,6 +50,7 @@ PG_FUNCTION_INFO_V1(jobq_purge_jobs);
 PG_FUNCTION_INFO_V1(jobq_register_kind);
 PG_FUNCTION_INFO_V1(jobq_unregister_kind);
 PG_FUNCTION_INFO_V1(jobq__kinds_changed);
+PG_FUNCTION_INFO_V1(jobq__queues_changed);
 PG_FUNCTION_INFO_V1(jobq_prune);
 PG_FUNCTION_INFO_V1(jobq__claim);
 PG_FUNCTION_INFO_V1(jobq__on_create);
@@ -603,6 +606,24 @@ jobq__kinds_changed(PG_FUNCTION_ARGS)
 {
 	jobq_queue_kinds_changed();
 	PG_RETURN_VOID();
+}
+
+/*
+ * Trigger of jobq._queues: once the change commits, backends read the
+ * table again at their next claim, and the database's workers look for
+ * jobs (a resumed queue's, or a raised limit's).
+ */
+Datum
+jobq__queues_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("jobq._queues_changed() must be called as a trigger")));
+	jobq_limits_changed_on_commit();
+	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
+	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
+	return PointerGetDatum(NULL);
 }
 
 Datum

@@ -10,7 +10,9 @@
  * worker's token.  A row another transaction holds (locked, or being
  * claimed or finished) or has changed since the snapshot was taken is
  * skipped, as FOR UPDATE SKIP LOCKED skips it, and the walk goes on until
- * the batch is full or the index is exhausted.
+ * the batch is full or the index is exhausted.  So is a row of a paused
+ * queue, or of a queue whose concurrency or rate limit does not admit it
+ * now (queue_limits.c, which counts every row the claim takes).
  *
  * That is what the claim statement did (UPDATE ... WHERE ctid = ANY
  * (SELECT ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED)), less its cost:
@@ -49,6 +51,7 @@
 #include "claim.h"
 #include "compat.h"
 #include "qrel.h"
+#include "queue_limits.h"
 #include "shmem.h"
 
 /* Is the text datum 'pending'? */
@@ -111,6 +114,9 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	bool *replace;
 	int n = 0;
 
+	/* before the snapshot: a change of jobq._queues that committed is seen */
+	jobq_limits_claim_begin(net);
+
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
 	index = index_open(jobq_qrel_relid(net ? "_queue_net_claim_idx" : "_queue_claim_idx"),
 					   AccessShareLock);
@@ -164,9 +170,15 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		bool should_free;
 		bool isnull;
 		TM_Result result;
+		text *queue;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!claim_is_pending(slot_getattr(slot, c->status, &isnull)))
+			continue;
+
+		/* a paused queue's row, or one its limits do not admit now */
+		queue = DatumGetTextPP(slot_getattr(slot, c->queue, &isnull));
+		if (!jobq_limits_admit(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), now))
 			continue;
 
 		values[c->attempts - 1] =
@@ -182,6 +194,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		if (result != TM_Ok)
 		{
 			heap_freetuple(newtup);
+			jobq_limits_unadmit();
 			continue;
 		}
 		/* the index entries heap_update says the new version needs */
@@ -196,6 +209,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	}
 
 	index_endscan(scan);
+	jobq_limits_claim_end();
 	ExecDropSingleTupleTableSlot(slot);
 	jobq_qrel_index_end(&ix);
 	if (pushed_snapshot)

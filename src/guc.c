@@ -5,8 +5,8 @@
  *
  * docs/reference/settings.md documents every setting of this file;
  * test/t/022_docs.pl checks it against pg_settings.
- * jobq.max_workers and jobq.max_databases size shared memory, so they can
- * only be set at server start; the others take effect on reload (workers and the launcher handle
+ * jobq.max_workers, jobq.max_databases and jobq.max_queues size shared
+ * memory, so they can only be set at server start; the others take effect on reload (workers and the launcher handle
  * SIGHUP) or, for the per-enqueue defaults, in the enqueuing session.
  *
  *-------------------------------------------------------------------------
@@ -23,6 +23,7 @@
 int jobq_workers = 2;
 int jobq_max_workers = 4;
 int jobq_max_databases = 1000;
+int jobq_max_queues = 1000;
 int jobq_worker_idle_timeout = 10000;
 int jobq_worker_yield_after = 5000;
 int jobq_poll_interval = 10000;
@@ -71,6 +72,13 @@ jobq_guc_define(void)
 								"Number of databases whose due jobs the launcher tracks in shared memory.",
 								"Databases beyond it are polled every jobq.poll_interval instead.",
 								&jobq_max_databases, 1000, 1, 1000000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("jobq.max_queues",
+								"Number of queues, across databases, whose running jobs shared memory counts at once.",
+								"A queue is counted while it has running jobs or a rate-limited start to space; "
+								"the jobs of a limited queue wait while the table is full.",
+								&jobq_max_queues, 1000, 16, 1000000,
 								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("jobq.worker_idle_timeout",

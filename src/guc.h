@@ -12,6 +12,7 @@
 extern int jobq_workers;
 extern int jobq_max_workers;
 extern int jobq_max_databases;
+extern int jobq_max_queues;
 extern int jobq_worker_idle_timeout;
 extern int jobq_worker_yield_after;
 extern int jobq_poll_interval;

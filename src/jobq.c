@@ -17,6 +17,7 @@
 
 #include "guc.h"
 #include "launcher.h"
+#include "queue_limits.h"
 #include "shmem.h"
 #include "utility.h"
 
@@ -36,6 +37,7 @@ _PG_init(void)
 		return;
 
 	jobq_shmem_request();
+	jobq_limits_request();
 	jobq_launcher_register();
 	jobq_utility_install();
 }

@@ -21,11 +21,13 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "queue_limits.h"
 #include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq__worker_status);
 PG_FUNCTION_INFO_V1(jobq__database_status);
 PG_FUNCTION_INFO_V1(jobq__progress);
+PG_FUNCTION_INFO_V1(jobq__queue_state);
 
 static const char *
 state_name(JobqWorkerState state)
@@ -218,6 +220,34 @@ jobq__progress(PG_FUNCTION_ARGS)
 		values[2] = CStringGetTextDatum(w->progress_message);
 		nulls[2] = w->progress_message[0] == '\0';
 		values[3] = TimestampTzGetDatum(w->progress_at);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * jobq._queue_state(): each queue of this database that shared memory
+ * counts now, with its running jobs and a rate-limited queue's next start.
+ */
+Datum
+jobq__queue_state(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	JobqQueueState *copy = NULL;
+	int n;
+	int i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = jobq_limits_copy(MyDatabaseId, &copy);
+	for (i = 0; i < n; i++)
+	{
+		Datum values[3];
+		bool nulls[3] = {false, false, false};
+
+		values[0] = CStringGetTextDatum(copy[i].name);
+		values[1] = Int32GetDatum(copy[i].running);
+		values[2] = TimestampTzGetDatum(copy[i].next_start);
+		nulls[2] = copy[i].next_start == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -49,6 +49,7 @@
 #include "http_check.h"
 #include "net.h"
 #include "queue.h"
+#include "queue_limits.h"
 #include "shmem.h"
 
 #define MAX_IN_FLIGHT 1000 /* the maximum of jobq.http_max_in_flight */
@@ -296,7 +297,7 @@ net_round(int nclaim, TimestampTz *next_due)
 		jobq_bgw_holding_jobs(true);
 		n = jobq_bgw_claim(true, nclaim, &jobs);
 		if (n < nclaim)
-			*next_due = jobq_queue_next_due(true);
+			*next_due = jobq_limits_due(jobq_queue_next_due(true));
 		for (i = 0; i < n; i++)
 		{
 			JobqTransfer *t = prepare_job(&jobs[i]);

@@ -41,6 +41,7 @@
 #include "guc.h"
 #include "queue.h"
 #include "queue_int.h"
+#include "queue_limits.h"
 #include "superuser.h"
 
 /* The columns copied from jobq._queue to jobq._done, in both tables' terms. */
@@ -92,7 +93,7 @@ int8_array(const int64 *values, int n)
  */
 static char *
 move_statement(const char *cond, const char *status, const char *result,
-			   const char *error_columns, const char *join)
+			   const char *error_columns, const char *join, bool returning)
 {
 	StringInfoData buf;
 	/*
@@ -112,8 +113,9 @@ move_statement(const char *cond, const char *status, const char *result,
 					 "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) "
 					 "INSERT INTO jobq._done (" MOVED_COLUMNS "%s, status, finished_at, result, "
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
-					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s",
-					 cond, progress, progress, status, result, error_columns, join);
+					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s%s",
+					 cond, progress, progress, status, result, error_columns, join,
+					 returning ? " RETURNING queue" : "");
 	return buf.data;
 }
 
@@ -124,9 +126,45 @@ jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
 						int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
-		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join),
+		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, false),
 									  nargs, argtypes);
 	return *cache;
+}
+
+/*
+ * The same for jobs that leave the running state: the statement returns
+ * their queues, for running_left.
+ */
+static SPIPlanPtr
+prepare_move_running(SPIPlanPtr *cache, const char *cond, const char *status,
+					 const char *result, const char *error_columns, const char *join,
+					 int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, true),
+									  nargs, argtypes);
+	return *cache;
+}
+
+/*
+ * The rows the statement just run took out of the running state (it
+ * returned their queues): their places in the queues' counts come free
+ * when the transaction commits (queue_limits.c).  Returns how many.
+ */
+static uint64
+running_left(void)
+{
+	uint64 i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool isnull;
+		text *queue = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+
+		jobq_limits_release(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), 1);
+	}
+	return SPI_processed;
 }
 
 /*
@@ -163,14 +201,16 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 	jobq_superuser_spi_begin_indexed(&qc);
 	if (jobq_retention == 0)
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_succeed_drop,
-													  "DELETE FROM jobq._queue WHERE id = ANY ($1)", 1, types),
-							   values, NULL, SPI_OK_DELETE);
+													  "DELETE FROM jobq._queue WHERE id = ANY ($1) RETURNING queue",
+													  1, types),
+							   values, NULL, SPI_OK_DELETE_RETURNING);
 	else
-		jobq_superuser_execute(jobq_queue_prepare_move(&plan_succeed_keep,
-													   "id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
-													   "JOIN unnest($1, $2) AS r(id, result) USING (id)",
-													   2, types),
-							   values, NULL, SPI_OK_INSERT);
+		jobq_superuser_execute(prepare_move_running(&plan_succeed_keep,
+													"id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
+													"JOIN unnest($1, $2) AS r(id, result) USING (id)",
+													2, types),
+							   values, NULL, SPI_OK_INSERT_RETURNING);
+	running_left();
 	jobq_superuser_spi_end(&qc);
 }
 
@@ -217,13 +257,16 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 												  "last_error_sqlstate = $3, last_error_context = $4, "
 												  "last_error_at = clock_timestamp() "
 												  "WHERE id = $1 AND NOT $6 AND NOT cancel_requested "
-												  "AND attempts < max_attempts",
+												  "AND attempts < max_attempts RETURNING queue",
 												  6, types),
-						   values, nulls, SPI_OK_UPDATE);
-	if (SPI_processed == 0)
-		jobq_superuser_execute(jobq_queue_prepare_move(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
-													   "$2, $3, $4, clock_timestamp()", "", 4, types),
-							   values, nulls, SPI_OK_INSERT);
+						   values, nulls, SPI_OK_UPDATE_RETURNING);
+	if (running_left() == 0)
+	{
+		jobq_superuser_execute(prepare_move_running(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
+													"$2, $3, $4, clock_timestamp()", "", 4, types),
+							   values, nulls, SPI_OK_INSERT_RETURNING);
+		running_left();
+	}
 	jobq_superuser_spi_end(&qc);
 }
 
@@ -242,7 +285,8 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 #define RELEASE_STATEMENT(which) \
 	"UPDATE jobq._queue SET status = 'pending', " \
 	"attempts = greatest(attempts - 1, 0), locked_by = NULL, " \
-	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1"
+	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1 " \
+	"RETURNING queue"
 
 	/* two plans: by id through the primary key, or all of the token's */
 	values[0] = Int64GetDatum(token);
@@ -251,14 +295,15 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 		values[1] = int8_array(ids, nids);
 		jobq_superuser_spi_begin_indexed(&qc);
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
-							   values, NULL, SPI_OK_UPDATE);
+							   values, NULL, SPI_OK_UPDATE_RETURNING);
 	}
 	else
 	{
 		jobq_superuser_spi_begin(&qc);
 		jobq_superuser_execute(jobq_superuser_prepare(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
-							   values, NULL, SPI_OK_UPDATE);
+							   values, NULL, SPI_OK_UPDATE_RETURNING);
 	}
+	running_left();
 	jobq_superuser_spi_end(&qc);
 }
 
@@ -295,7 +340,8 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 																		"AND (priority, run_at, id) > ($3, $4, $5) "
 																		"AND (priority, run_at, id) <= ($6, $7, $8)"),
 													  8, types),
-							   values, NULL, SPI_OK_UPDATE);
+							   values, NULL, SPI_OK_UPDATE_RETURNING);
+	running_left();
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }
@@ -311,34 +357,48 @@ int64
 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter)
 {
 	JobqSpiCall qc;
-	Oid types[3] = {INT8ARRAYOID, INT4OID, INT8OID};
-	Datum values[3];
-	uint64 n;
+	Oid types[4] = {INT8ARRAYOID, INT4OID, INT8OID, BOOLOID};
+	Datum values[4];
+	uint64 n = 0;
+	int this_boot;
 
+	/*
+	 * $4: the tokens of this boot, whose jobs the queues' counts hold, or
+	 * those of an earlier boot, which no count holds (see queue_limits.c).
+	 */
 #define ORPHANED \
 	"status = 'running' AND locked_by <> ALL ($1) " \
-	"AND NOT (locked_by >> 32 = $2 AND (locked_by & 4294967295) > $3)"
+	"AND NOT (locked_by >> 32 = $2 AND (locked_by & 4294967295) > $3) " \
+	"AND (locked_by >> 32 = $2) = $4"
 
 	values[0] = int8_array(live_tokens, nlive);
 	values[1] = Int32GetDatum(boot_id);
 	values[2] = Int64GetDatum((int64) max_counter);
 
 	jobq_superuser_spi_begin(&qc);
-	n = jobq_superuser_execute(jobq_queue_prepare_move(&plan_reap_final,
-													   ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
-													   DEAD_OR_CANCELLED, "NULL",
-													   "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
-													   "", 3, types),
-							   values, NULL, SPI_OK_INSERT);
-	n += jobq_superuser_execute(jobq_superuser_prepare(&plan_reap_retry,
-													   "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
-													   "locked_by = NULL, worker_pid = NULL, "
-													   "last_error = '" ORPHAN_MESSAGE "', "
-													   "last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
-													   "last_error_context = NULL, last_error_at = clock_timestamp() "
-													   "WHERE " ORPHANED,
-													   3, types),
-								values, NULL, SPI_OK_UPDATE);
+	for (this_boot = 0; this_boot <= 1; this_boot++)
+	{
+		values[3] = BoolGetDatum(this_boot);
+		n += jobq_superuser_execute(prepare_move_running(&plan_reap_final,
+														 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
+														 DEAD_OR_CANCELLED, "NULL",
+														 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
+														 "", 4, types),
+									values, NULL, SPI_OK_INSERT_RETURNING);
+		if (this_boot)
+			running_left();
+		n += jobq_superuser_execute(jobq_superuser_prepare(&plan_reap_retry,
+														   "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
+														   "locked_by = NULL, worker_pid = NULL, "
+														   "last_error = '" ORPHAN_MESSAGE "', "
+														   "last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
+														   "last_error_context = NULL, last_error_at = clock_timestamp() "
+														   "WHERE " ORPHANED " RETURNING queue",
+														   4, types),
+									values, NULL, SPI_OK_UPDATE_RETURNING);
+		if (this_boot)
+			running_left();
+	}
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }

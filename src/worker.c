@@ -44,6 +44,7 @@
 #include "maint.h"
 #include "net.h"
 #include "queue.h"
+#include "queue_limits.h"
 #include "shmem.h"
 #include "worker.h"
 
@@ -78,7 +79,7 @@ worker_round(uint64 *seq, bool *idle, TimestampTz *next_due)
 	claim_size = Min(claim_size, jobq_batch_size);
 	n = jobq_bgw_claim(false, claim_size, &jobs);
 	if (n == 0)
-		due = jobq_queue_next_due(false);
+		due = jobq_limits_due(jobq_queue_next_due(false));
 	else if (!jobq_durable_claims && !jobq_shmem_durable_claims())
 		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
 								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
@@ -91,11 +92,12 @@ worker_round(uint64 *seq, bool *idle, TimestampTz *next_due)
 		int ran;
 
 		/*
-		 * There may be more: let another worker help.  Jobs that wait behind
-		 * others: another worker watches for the batch's time being up.
+		 * There may be more (or a limited queue's jobs left for others):
+		 * let another worker help.  Jobs that wait behind others: another
+		 * worker watches for the batch's time being up.
 		 */
 		jobq_batch_start(jobs, n);
-		if (n == claim_size || n > 1)
+		if (n == claim_size || n > 1 || jobq_limits_left_share())
 			jobq_shmem_wake_database(jobq_bgw_slot()->dboid, false, 1,
 									 GetCurrentTimestamp());
 		ran = jobq_batch_run(jobs, n);

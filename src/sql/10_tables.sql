@@ -281,4 +281,27 @@ COMMENT ON COLUMN jobq._schedules.paused
 REVOKE ALL ON jobq._schedules FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('jobq._schedules', '');
 
+/* ---------------------------------------------------------------------
+ * Queues as objects (jobq.create_queue, src/sql/35_queues.sql): a queue
+ * named here may be paused, and may have a concurrency limit (running
+ * jobs across the cluster) and a rate limit (starts per rate_period).
+ * Jobs name queues freely; a queue not named here has none of these.
+ * Workers read the table again after each change commits (a trigger,
+ * src/queue_limits.c).
+ * ------------------------------------------------------------------- */
+
+CREATE TABLE jobq._queues (
+	name text PRIMARY KEY CHECK (name <> '' AND octet_length(name) <= 63),
+	concurrency integer CHECK (concurrency >= 1),
+	rate integer CHECK (rate >= 1),
+	rate_period interval NOT NULL DEFAULT '1 second'
+		CHECK (rate_period >= '1 millisecond' AND rate_period <= '1 day'),
+	paused boolean NOT NULL DEFAULT false,
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE jobq._queues IS 'queues with limits or a pause; read jobq.queues instead';
+REVOKE ALL ON jobq._queues FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('jobq._queues', '');
+
 GRANT USAGE ON SCHEMA jobq TO PUBLIC;

@@ -1013,6 +1013,54 @@ sub hostile_cases
 	add(q{SELECT count(*) FROM jobq.schedule_timetable('{"jobq.prune": {"queue": "a\u0001b"}}')}, INV, 'lead');
 	add(q{SELECT count(*) FROM jobq.schedule_timetable('{"jobq.prune": {"queue": "a\nb"}}')}, INV, 'lead');
 
+	# queues, as the superuser (queue qexists is made by the test)
+	$role = undef;
+	for my $f (qw(create_queue alter_queue pause_queue resume_queue drop_queue))
+	{
+		$grp = $f;
+		my $settings = $f =~ /^(create|alter)_queue$/ ? q{, '{}'} : '';
+		for my $n (names())
+		{
+			my ($label, $v, $class) = @$n;
+			my $exp =
+				$f eq 'create_queue' ? ($class eq 'ok' ? OK : INV)
+			  : $f eq 'drop_queue' ? NOOBJ
+			  : $class eq 'ok' ? NOOBJ
+			  : INV;
+			add("SELECT jobq.$f(" . L($v) . "$settings)", $exp);
+		}
+		add("SELECT jobq.$f(NULL$settings)", NULLV);
+		add("SELECT jobq.$f('QEXISTS'$settings)", $f eq 'create_queue' ? OK : NOOBJ);
+		add("SELECT jobq.$f('qexists'$settings)", $f eq 'create_queue' ? '42710' : OK);
+		next unless $settings;
+
+		my $q = $f eq 'create_queue' ? q{'c'} : q{'qexists'};
+		add("SELECT jobq.$f($q, NULL)", INV);
+		for my $v (@jvals)
+		{
+			my ($label, $expr, $class) = @$v;
+			add("SELECT jobq.$f($q, $expr)", $label eq 'obj' ? OK : INV);
+			for my $field (qw(concurrency rate))
+			{
+				add("SELECT jobq.$f($q, jsonb_build_object('$field', $expr))",
+					$class eq 'null' || $label eq 'int_max' ? OK : INV);
+			}
+			add("SELECT jobq.$f($q, jsonb_build_object('rate_period', $expr))",
+				$class eq 'null' ? OK : INV);
+			add("SELECT jobq.$f($q, jsonb_build_object('paused', $expr))", $class eq 'bool' ? OK : INV);
+		}
+		for my $p ('1 ms', '1 day', '1 second', '1 minute', '00:00:30')
+		{
+			add("SELECT jobq.$f($q, " . L(qq({"rate": 10, "rate_period": "$p"})) . ')', OK);
+		}
+		for my $p ('0', '-1 second', '0.5 ms', '1 day 1 ms', '1 month', 'infinity', '-infinity', 'P1Y')
+		{
+			add("SELECT jobq.$f($q, " . L(qq({"rate": 10, "rate_period": "$p"})) . ')', INV);
+		}
+		add("SELECT jobq.$f($q, '{\"concurrency\": 1, \"burst\": 2}')", INV);
+		add("SELECT jobq.$f($q, '{\"Concurrency\": 1}')", INV);
+	}
+
 	# channels, as the superuser
 	$role = undef;
 	$grp = 'create_channel';

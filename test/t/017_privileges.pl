@@ -73,6 +73,7 @@ $role_name{su} = $su;
 sql('CREATE EXTENSION pg_cron') unless $no_cron;
 sql(q{
 CREATE EXTENSION jobq_pack CASCADE;
+SELECT jobq.create_queue('visible', '{"concurrency": 4}');
 CREATE ROLE alice LOGIN;
 CREATE ROLE bob LOGIN;
 CREATE ROLE kay LOGIN;
@@ -189,8 +190,8 @@ SELECT string_agg(c.oid::regclass::text || ':' || a.privilege_type, ' '
 			acldefault((CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))) a
  WHERE c.relnamespace = 'jobq'::regnamespace AND a.grantee = 0}),
 	'jobq.channels:SELECT jobq.deliveries:SELECT jobq.jobs:SELECT jobq.kinds:SELECT '
-	  . 'jobq.queue_stats:SELECT jobq.schedules:SELECT',
-	'PUBLIC may read six views of jobq and nothing else: no table, no sequence');
+	  . 'jobq.queue_stats:SELECT jobq.queues:SELECT jobq.schedules:SELECT',
+	'PUBLIC may read seven views of jobq and nothing else: no table, no sequence');
 is( sql(q{
 SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class
  WHERE relnamespace = 'jobq'::regnamespace
@@ -223,6 +224,7 @@ my %public_functions = (
 	),
 	_schedule_check => 'enqueues as the caller and rolls back',
 	_progress => 'shows only the running jobs of roles the caller is a member of',
+	_queue_state => 'shows the queues\' running counts, no job',
 	_schedule_ran =>
 	  'SECURITY DEFINER: records only the live job that has the schedule\'s key and owner',);
 is( sql(q{
@@ -321,6 +323,13 @@ grant_channel                  ok    42501 42501 42501 42501 42501 42501 42501 4
 revoke_channel                 ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 grant_http                     ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 revoke_http                    ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+create_queue                   ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+alter_queue                    ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+pause_queue                    ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+resume_queue                   ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+drop_queue                     ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+call jobq._check_queue         ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+see queues                     all   all   all   all   all   all   all   all   all   all   all
 read jobq._queue               ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 read jobq._done                ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 read jobq._kinds               ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
@@ -329,6 +338,7 @@ read jobq._channel_grants      ok    42501 42501 42501 42501 42501 42501 42501 4
 read jobq._http_grants         ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 read jobq._deliveries          ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 read jobq._schedules           ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+read jobq._queues              ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq._queue              ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq._done               ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq._kinds              ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
@@ -337,11 +347,13 @@ write jobq._channel_grants     ok    42501 42501 42501 42501 42501 42501 42501 4
 write jobq._http_grants        ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq._deliveries         ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq._schedules          ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
+write jobq._queues             ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq.kinds               ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq.channels            ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq.deliveries          ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 write jobq.jobs                55000 55000 55000 55000 55000 55000 55000 55000 55000 55000 55000
 write jobq.schedules           55000 55000 55000 55000 55000 55000 55000 55000 55000 55000 55000
+write jobq.queues              55000 55000 55000 55000 55000 55000 55000 55000 55000 55000 55000
 next jobq._queue_id_seq        ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 create in schema jobq          ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 42501
 create in schema public        ok    42501 42501 42501 42501 42501 42501 42501 ok    ok    42501
@@ -393,6 +405,10 @@ my $scratch = q{
 SELECT jobq.drop_channel('scratch');
 SELECT jobq.create_channel('scratch', 'http', '{"url": "http://127.0.0.1:9/"}', '{"bearer_token": "orig"}');
 SELECT jobq.grant_channel('scratch', 'carol');
+};
+my $scratch_queue = q{
+DELETE FROM jobq._queues WHERE name = 'scratch';
+SELECT jobq.create_queue('scratch');
 };
 my $db_setting = q{
 SELECT count(*) FROM pg_db_role_setting s, unnest(s.setconfig) c
@@ -638,6 +654,34 @@ VALUES ('del.@ROLE@', '0 0 1 1 *', 'sql', 'alice', 'none')},
 		run => q{SELECT jobq._check_channel('http', '{"url": "http://127.0.0.1/"}', '{}')} },
 	'call jobq._on_create' => { run => 'SELECT jobq._on_create()' },
 	'call jobq.prune' => { run => 'SELECT jobq.prune() >= 0', label => $true },
+	'create_queue' => {
+		run => q{SELECT jobq.create_queue('new.@ROLE@', '{"concurrency": 2}')},
+		state => q{SELECT count(*) FROM jobq._queues WHERE name = 'new.@ROLE@'},
+		initial => '0', effect => '1' },
+	'alter_queue' => {
+		setup => $scratch_queue,
+		run => q{SELECT jobq.alter_queue('scratch', '{"rate": 5}')},
+		state => q{SELECT coalesce(rate, 0) FROM jobq._queues WHERE name = 'scratch'},
+		initial => '0', effect => '5' },
+	'pause_queue' => {
+		setup => $scratch_queue,
+		run => q{SELECT jobq.pause_queue('scratch')},
+		state => q{SELECT paused FROM jobq._queues WHERE name = 'scratch'},
+		initial => 'f', effect => 't' },
+	'resume_queue' => {
+		setup => $scratch_queue . q{UPDATE jobq._queues SET paused = true WHERE name = 'scratch';},
+		run => q{SELECT jobq.resume_queue('scratch')},
+		state => q{SELECT paused FROM jobq._queues WHERE name = 'scratch'},
+		initial => 't', effect => 'f' },
+	'drop_queue' => {
+		setup => $scratch_queue,
+		run => q{SELECT jobq.drop_queue('scratch')},
+		state => q{SELECT count(*) FROM jobq._queues WHERE name = 'scratch'},
+		initial => '1', effect => '0' },
+	'call jobq._check_queue' => { run => q{SELECT jobq._check_queue('q', '{}')} },
+	'see queues' => {
+		run => q{SELECT count(*) FROM jobq.queues WHERE name = 'visible' AND running = 0},
+		label => sub { $_[0] eq '1' ? 'all' : "saw $_[0]" } },
 	'create_channel' => {
 		run => q{SELECT jobq.create_channel('new.@ROLE@', 'http', '{"url": "http://127.0.0.1:9/"}')},
 		state => q{SELECT count(*) FROM jobq._channels WHERE name = 'new.@ROLE@'},
@@ -677,10 +721,10 @@ SELECT count(*) FROM jobq._channel_grants WHERE channel = 'scratch' AND grantee 
 	(   map {
 			(   "read jobq.$_" => { run => "SELECT count(*) >= 0 FROM jobq.$_", label => $true },
 				"write jobq.$_" => { run => "DELETE FROM jobq.$_ WHERE false" })
-		} qw(_queue _done _kinds _channels _channel_grants _http_grants _deliveries _schedules)
+		} qw(_queue _done _kinds _channels _channel_grants _http_grants _deliveries _schedules _queues)
 	),
 	(   map { ("write jobq.$_" => { run => "DELETE FROM jobq.$_ WHERE false" }) }
-		  qw(kinds channels deliveries jobs schedules)
+		  qw(kinds channels deliveries jobs schedules queues)
 	),
 	'next jobq._queue_id_seq' => {
 		run => q{SELECT nextval('jobq._queue_id_seq') > 0}, label => $true },

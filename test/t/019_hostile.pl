@@ -88,6 +88,7 @@ SELECT jobq.create_channel('secret', 'http', '{"url": "http://127.0.0.1:9/"}');
 SELECT jobq.grant_channel('hook', 'app');
 SELECT jobq.grant_channel('mail', 'app');
 SELECT jobq.grant_http('app');
+SELECT jobq.create_queue('qexists', '{"concurrency": 2}');
 
 SET ROLE other;
 SELECT jobq.register_kind('theirs', 'corpus.h(jsonb)');

@@ -1,0 +1,42 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue_limits.h
+ *	  Queues' limits, pauses and running counts, kept at claim time in
+ *	  shared memory (queue_limits.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef JOBQ_QUEUE_LIMITS_H
+#define JOBQ_QUEUE_LIMITS_H
+
+#include "jobq.h"
+
+/* One queue of a database as jobq._queue_state() shows it. */
+typedef struct JobqQueueState
+{
+	char name[JOBQ_MAX_QUEUE_NAME + 1];
+	int32 running;		   /* jobs claimed and not finished or given back */
+	TimestampTz next_start; /* a rate-limited queue's next start, or 0 */
+} JobqQueueState;
+
+/* set-up, from _PG_init while preloading */
+extern void jobq_limits_request(void);
+
+/* jobq._queues changed: every backend reads it again once this commits */
+extern void jobq_limits_changed_on_commit(void);
+
+/* a claim (claim.c): begin, admit each row before taking it, end */
+extern void jobq_limits_claim_begin(bool net);
+extern bool jobq_limits_admit(const char *queue, int len, TimestampTz now);
+extern void jobq_limits_unadmit(void);
+extern void jobq_limits_claim_end(void);
+extern TimestampTz jobq_limits_due(TimestampTz due);
+extern bool jobq_limits_left_share(void);
+
+/* jobs that left the running state in this transaction (queue.c) */
+extern void jobq_limits_release(const char *queue, int len, int n);
+
+/* jobq._queue_state() */
+extern int jobq_limits_copy(Oid dboid, JobqQueueState **copy);
+
+#endif /* JOBQ_QUEUE_LIMITS_H */
