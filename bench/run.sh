@@ -28,6 +28,8 @@
 #   OUT=path           where to write the table (default bench/peers/results.md)
 #   KEEP=1             leave the cluster running afterwards
 #   NO_BUILD=1         skip make && make install
+#   JOBQ_SETUP=sql     SQL run in jobq's database after its set-up (queues with
+#                      settings, for instance: see bench/README.md)
 #   JOBQ_PG=18         run on PostgreSQL 18 (tools/pg-build.sh's build under
 #                      /opt/jobq-pg/18) instead of Debian's 15
 

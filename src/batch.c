@@ -352,7 +352,7 @@ batch_time_is_up(void)
  * its batch waiting behind it, however long it runs.  So when the batch's
  * time is up, an SQL worker of the same database that starts a round (or
  * wakes for it) takes them over: under the lock it marks the slot
- * taken_over, the key (priority, run_at, id) of the job running there
+ * taken_over, the key (precedence, priority, run_at, id) of the job running there
  * becoming the boundary, and then gives back that worker's jobs of that
  * batch (its token and claim time) after the key
  * (jobq_queue_release_after).  Once taken over, a worker starts no job
@@ -372,6 +372,7 @@ batch_publish(JobqJob *jobs, int n)
 
 	if (n > 0)
 	{
+		last.precedence = jobs[n - 1].precedence;
 		last.priority = jobs[n - 1].priority;
 		last.run_at = jobs[n - 1].run_at;
 		last.id = jobs[n - 1].id;
@@ -394,6 +395,7 @@ start_job(const JobqJob *job)
 	JobqClaimKey key;
 	bool start;
 
+	key.precedence = job->precedence;
 	key.priority = job->priority;
 	key.run_at = job->run_at;
 	key.id = job->id;

@@ -3,8 +3,8 @@
  * claim.c
  *	  Claiming ready jobs from jobq._queue, without the executor.
  *
- * A claim walks the lane's claim index (priority, run_at, id) in order with
- * the transaction's snapshot, keeping the index entries whose run_at is
+ * A claim walks the lane's claim index (precedence, priority, run_at, id)
+ * in order with the transaction's snapshot, keeping the index entries whose run_at is
  * due.  For each row the snapshot sees as pending it updates the row in
  * place, without waiting: status running, the attempt counted, the
  * worker's token.  A row another transaction holds (locked, or being
@@ -73,6 +73,9 @@ claim_job(TupleTableSlot *slot, const JobqQueueColumns *c, MemoryContext cxt, Jo
 
 	job->id = DatumGetInt64(slot_getattr(slot, c->id, &isnull));
 	job->owner = DatumGetObjectId(slot_getattr(slot, c->owner, &isnull));
+	job->precedence = c->precedence != InvalidAttrNumber
+						  ? DatumGetInt32(slot_getattr(slot, c->precedence, &isnull))
+						  : 0;
 	job->priority = DatumGetInt32(slot_getattr(slot, c->priority, &isnull));
 	job->run_at = DatumGetTimestampTz(slot_getattr(slot, c->run_at, &isnull));
 	job->attempts = DatumGetInt32(slot_getattr(slot, c->attempts, &isnull)) + 1;
@@ -90,8 +93,8 @@ claim_job(TupleTableSlot *slot, const JobqQueueColumns *c, MemoryContext cxt, Jo
 /*
  * Claim up to batch_size ready jobs of a lane (net: the net worker's, else
  * the SQL workers') for the worker holding token: mark them running and
- * count the attempt.  Returns the jobs in claim order (priority, run_at,
- * id), allocated in the caller's memory context.
+ * count the attempt.  Returns the jobs in claim order (precedence,
+ * priority, run_at, id), allocated in the caller's memory context.
  */
 int
 jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
@@ -113,6 +116,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	bool *nulls;
 	bool *replace;
 	int n = 0;
+	int run_at_key;
 
 	/* before the snapshot: a change of jobq._queues that committed is seen */
 	jobq_limits_claim_begin(net);
@@ -122,10 +126,12 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 					   AccessShareLock);
 	desc = RelationGetDescr(rel);
 	c = jobq_qrel_columns(rel);
-	if (index->rd_index->indnkeyatts < 2 ||
-		index->rd_index->indkey.values[1] != c->run_at)
-		elog(ERROR, "index \"%s\" does not have run_at as its second column",
-			 RelationGetRelationName(index));
+	/* (precedence, priority, run_at, id), or before 0.2.0 (priority, run_at, id) */
+	run_at_key = c->precedence != InvalidAttrNumber ? 3 : 2;
+	if (index->rd_index->indnkeyatts < run_at_key ||
+		index->rd_index->indkey.values[run_at_key - 1] != c->run_at)
+		elog(ERROR, "index \"%s\" does not have run_at as its column %d",
+			 RelationGetRelationName(index), run_at_key);
 
 	*jobs = palloc0(sizeof(JobqJob) * Max(batch_size, 1));
 	tmp_cxt = AllocSetContextCreate(CurrentMemoryContext, "jobq claim",
@@ -153,7 +159,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	}
 
 	/* due: run_at <= the transaction's start, as now() in SQL */
-	ScanKeyInit(&key, 2, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
+	ScanKeyInit(&key, run_at_key, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
 				TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 	slot = table_slot_create(rel, NULL);
 	scan = jobq_compat_index_beginscan(rel, index, GetActiveSnapshot(), 1, 0);

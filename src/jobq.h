@@ -64,6 +64,7 @@ typedef struct JobqJob
 	char *kind;
 	Jsonb *payload;
 	Oid owner;
+	int32 precedence;
 	int32 priority;
 	TimestampTz run_at;
 	int32 attempts;
@@ -100,6 +101,7 @@ typedef struct JobqNewJob
 /* A job's place in the claim order. */
 typedef struct JobqClaimKey
 {
+	int32 precedence; /* its queue's (jobq.create_queue), 0 by default */
 	int32 priority;
 	TimestampTz run_at;
 	int64 id;

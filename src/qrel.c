@@ -43,10 +43,12 @@
 
 #include "compat.h"
 #include "qrel.h"
+#include "queue_limits.h"
 #include "superuser.h"
 
+/* A column that the tables of an older version may lack: InvalidAttrNumber then. */
 static AttrNumber
-column_number(TupleDesc desc, const char *name)
+new_column_number(TupleDesc desc, const char *name)
 {
 	for (int i = 0; i < desc->natts; i++)
 	{
@@ -55,8 +57,27 @@ column_number(TupleDesc desc, const char *name)
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
 			return att->attnum;
 	}
-	elog(ERROR, "column \"%s\" of jobq._queue does not exist", name);
-	return InvalidAttrNumber; /* keep the compiler quiet */
+	return InvalidAttrNumber;
+}
+
+static AttrNumber
+column_number(TupleDesc desc, const char *name)
+{
+	AttrNumber attnum = new_column_number(desc, name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column \"%s\" of jobq._queue does not exist", name);
+	return attnum;
+}
+
+/*
+ * Whether jobq._queue has the column precedence (0.2.0 on): the statements
+ * that write it name the column only then.
+ */
+bool
+jobq_qrel_has_precedence(void)
+{
+	return get_attnum(jobq_qrel_relid("_queue"), "precedence") != InvalidAttrNumber;
 }
 
 /*
@@ -95,6 +116,7 @@ jobq_qrel_columns(Relation rel)
 	c->locked_by = column_number(desc, "locked_by");
 	c->worker_pid = column_number(desc, "worker_pid");
 	c->cancel_requested = column_number(desc, "cancel_requested");
+	c->precedence = new_column_number(desc, "precedence");
 	c->id_sequence = jobq_compat_identity_sequence(rel, c->id);
 	cached_relid = RelationGetRelid(rel);
 	cached_natts = rel->rd_rel->relnatts;
@@ -225,6 +247,7 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	List *recheck;
 	bool fallback = false;
 	int64 id;
+	int32 precedence = jobq_limits_precedence(job->queue);
 
 	jobq_superuser_begin(&su);
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
@@ -251,6 +274,8 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	SET(c->net, BoolGetDatum(job->net));
 	SET(c->created_at, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()));
 	SET(c->cancel_requested, BoolGetDatum(false));
+	if (c->precedence != InvalidAttrNumber)
+		SET(c->precedence, Int32GetDatum(precedence));
 #undef SET
 
 	/* a column left NULL must not have a default or be NOT NULL */

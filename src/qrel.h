@@ -29,6 +29,7 @@ typedef struct JobqQueueColumns
 	AttrNumber locked_by;
 	AttrNumber worker_pid;
 	AttrNumber cancel_requested;
+	AttrNumber precedence; /* InvalidAttrNumber before ALTER EXTENSION jobq UPDATE to 0.2.0 */
 	Oid id_sequence; /* the identity sequence of id */
 } JobqQueueColumns;
 
@@ -42,6 +43,11 @@ typedef struct JobqIndexer
 
 extern const JobqQueueColumns *jobq_qrel_columns(Relation rel);
 extern Oid jobq_qrel_relid(const char *name);
+extern bool jobq_qrel_has_precedence(void);
+
+/* a queue's precedence in SQL, for statements that write jobq._queue: queue is an expression */
+#define JOBQ_PRECEDENCE_OF(queue) \
+	"coalesce((SELECT p.precedence FROM jobq._queues p WHERE p.name = " queue "), 0)"
 extern struct List *jobq_qrel_index_row(JobqIndexer *ix, Relation rel,
 										HeapTuple tuple, bool update,
 										bool only_summarizing);

@@ -39,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "guc.h"
+#include "qrel.h"
 #include "queue.h"
 #include "queue_int.h"
 #include "queue_limits.h"
@@ -321,9 +322,9 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 						 const JobqClaimKey *after, const JobqClaimKey *last)
 {
 	JobqSpiCall qc;
-	Oid types[8] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID,
-					INT4OID, TIMESTAMPTZOID, INT8OID};
-	Datum values[8];
+	Oid types[10] = {INT8OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, INT8OID,
+					 INT4OID, TIMESTAMPTZOID, INT8OID, INT4OID, INT4OID};
+	Datum values[10];
 	uint64 n;
 
 	values[0] = Int64GetDatum(token);
@@ -334,13 +335,21 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 	values[5] = Int32GetDatum(last->priority);
 	values[6] = TimestampTzGetDatum(last->run_at);
 	values[7] = Int64GetDatum(last->id);
+	values[8] = Int32GetDatum(after->precedence);
+	values[9] = Int32GetDatum(last->precedence);
 	jobq_superuser_spi_begin_indexed(&qc);
-	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_release_after,
-													  RELEASE_STATEMENT("NOT net AND started_at = $2 "
-																		"AND (priority, run_at, id) > ($3, $4, $5) "
-																		"AND (priority, run_at, id) <= ($6, $7, $8)"),
-													  8, types),
-							   values, NULL, SPI_OK_UPDATE_RETURNING);
+	/* the claim order; before 0.2.0 without precedence (all 0) */
+	if (plan_release_after == NULL)
+		(void) jobq_superuser_prepare(&plan_release_after,
+									  jobq_qrel_has_precedence()
+										  ? RELEASE_STATEMENT("NOT net AND started_at = $2 "
+															  "AND (precedence, priority, run_at, id) > ($9, $3, $4, $5) "
+															  "AND (precedence, priority, run_at, id) <= ($10, $6, $7, $8)")
+										  : RELEASE_STATEMENT("NOT net AND started_at = $2 AND $9 = $10 "
+															  "AND (priority, run_at, id) > ($3, $4, $5) "
+															  "AND (priority, run_at, id) <= ($6, $7, $8)"),
+									  10, types);
+	n = jobq_superuser_execute(plan_release_after, values, NULL, SPI_OK_UPDATE_RETURNING);
 	running_left();
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;

@@ -21,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "qrel.h"
 #include "queue.h"
 #include "queue_int.h"
 #include "superuser.h"
@@ -46,12 +47,31 @@ static SPIPlanPtr plan_purge_jobs = NULL;
 	"INSERT INTO jobq._queue (id, kind, queue, payload, priority, " \
 	"status, attempts, max_attempts, run_at, timeout, job_key, owner, " \
 	"net, created_at, last_error, last_error_sqlstate, last_error_context, " \
-	"last_error_at) " \
+	"last_error_at%s) " \
 	"SELECT id, kind, queue, payload, priority, 'pending', 0, " \
 	"max_attempts, now(), timeout, job_key, owner, " \
 	"EXISTS (SELECT FROM jobq._kinds k WHERE k.kind = d.kind AND k.net), " \
-	"created_at, last_error, last_error_sqlstate, last_error_context, last_error_at " \
+	"created_at, last_error, last_error_sqlstate, last_error_context, last_error_at%s " \
 	"FROM d"
+
+/*
+ * Prepare a statement that ends in RETRY_INSERT, once: its two %s are the
+ * column precedence and its queue's value, or nothing in the tables of
+ * 0.1.0.
+ */
+static SPIPlanPtr
+prepare_retry(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
+{
+	bool has;
+
+	if (*plan != NULL)
+		return *plan;
+	has = jobq_qrel_has_precedence();
+	return jobq_superuser_prepare(plan,
+								  psprintf(sql, has ? ", precedence" : "",
+										   has ? ", " JOBQ_PRECEDENCE_OF("d.queue") : ""),
+								  nargs, types);
+}
 
 /*
  * The filter of the bulk functions, on column t for the time range; its
@@ -157,8 +177,8 @@ jobq_queue_retry(int64 job_id, Oid caller)
 						job_id, key)));
 	}
 
-	if (jobq_superuser_execute(jobq_superuser_prepare(&plan_retry,
-													  "WITH d AS (DELETE FROM jobq._done WHERE id = $1 "
+	if (jobq_superuser_execute(prepare_retry(&plan_retry,
+											 "WITH d AS (DELETE FROM jobq._done WHERE id = $1 "
 													  "AND status IN ('dead', 'cancelled') AND " VISIBLE_TO_CALLER
 													  " RETURNING *) " RETRY_INSERT,
 													  2, types),
@@ -221,7 +241,7 @@ bulk_execute(SPIPlanPtr (*prepare)(void), const JobqJobFilter *f, Oid caller, in
 static SPIPlanPtr
 prepare_retry_jobs(void)
 {
-	return jobq_superuser_prepare(&plan_retry_jobs,
+	return prepare_retry(&plan_retry_jobs,
 								  "WITH c AS (SELECT id, owner, job_key, row_number() OVER "
 								  "(PARTITION BY owner, job_key ORDER BY finished_at DESC, id DESC) AS n "
 								  "FROM jobq._done WHERE status = 'dead' AND " DEAD_FILTER,

@@ -47,11 +47,16 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 	values[9] = BoolGetDatum(job->net);
 }
 
+/*
+ * %s: ", precedence" and its value (the queue's, JOBQ_PRECEDENCE_OF), or
+ * nothing in the tables of 0.1.0 (see with_precedence).
+ */
 #define NEW_JOB_INSERT \
 	"INSERT INTO jobq._queue (kind, queue, payload, priority, run_at, " \
-	"max_attempts, timeout, job_key, owner, net) "
+	"max_attempts, timeout, job_key, owner, net%s) "
 #define NEW_JOB_VALUES \
-	"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10)"
+	"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10%s)"
+#define NEW_JOB_PRECEDENCE ", " JOBQ_PRECEDENCE_OF("$2")
 #define NEW_JOB_CONFLICT \
 	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING id"
 /* the key modes but keep: the live job that holds the key, if pending and of the kind, takes */
@@ -66,6 +71,18 @@ static const char *const insert_sql[JOBQ_KEY_MODES] = {
 		NEW_JOB_REPLACE("payload = excluded.payload, run_at = excluded.run_at"),
 	[JOBQ_KEY_THROTTLE] = NEW_JOB_INSERT NEW_JOB_VALUES NEW_JOB_REPLACE("payload = excluded.payload"),
 };
+
+/*
+ * A statement of this file, built once: with the column precedence and
+ * each job's queue's precedence where the table has it.
+ */
+static char *
+with_precedence(const char *sql)
+{
+	bool has = jobq_qrel_has_precedence();
+
+	return psprintf(sql, has ? ", precedence" : "", has ? NEW_JOB_PRECEDENCE : "");
+}
 
 /* The bigint in the first column of the first row SPI returned. */
 static int64
@@ -122,8 +139,9 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
 		Oid ktypes[2] = {OIDOID, TEXTOID};
 		Datum kvalues[2];
 
-		jobq_superuser_execute(jobq_superuser_prepare(&plan_insert[mode], insert_sql[mode], 10, types),
-							   values, nulls, SPI_OK_INSERT_RETURNING);
+		if (plan_insert[mode] == NULL)
+			(void) jobq_superuser_prepare(&plan_insert[mode], with_precedence(insert_sql[mode]), 10, types);
+		jobq_superuser_execute(plan_insert[mode], values, nulls, SPI_OK_INSERT_RETURNING);
 		if (SPI_processed == 1)
 		{
 			id = first_id();
@@ -176,18 +194,22 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 
 	jobq_superuser_spi_begin(&qc);
 	if (have_keys)
-		plan = jobq_superuser_prepare(&plan_insert_many_keys,
-									  NEW_JOB_INSERT
-									  "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10 "
-									  "FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n" NEW_JOB_CONFLICT,
-									  10, types);
+		plan = plan_insert_many_keys != NULL
+				   ? plan_insert_many_keys
+				   : jobq_superuser_prepare(&plan_insert_many_keys,
+											with_precedence(NEW_JOB_INSERT
+															"SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10%s "
+															"FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n" NEW_JOB_CONFLICT),
+											10, types);
 	else
-		plan = jobq_superuser_prepare(&plan_insert_many,
-									  NEW_JOB_INSERT
-									  "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10 "
-									  "FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n "
-									  "RETURNING id",
-									  10, types);
+		plan = plan_insert_many != NULL
+				   ? plan_insert_many
+				   : jobq_superuser_prepare(&plan_insert_many,
+											with_precedence(NEW_JOB_INSERT
+															"SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10%s "
+															"FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n "
+															"RETURNING id"),
+											10, types);
 	jobq_superuser_execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
 
 	*nids = (int) SPI_processed;

@@ -98,6 +98,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 typedef struct LocalQueue
 {
 	char name[JOBQ_MAX_QUEUE_NAME + 1];
+	int32 precedence;
 	bool paused;
 	int32 concurrency; /* 0: no limit */
 	int64 interval_us; /* period / rate; 0: no rate */
@@ -105,7 +106,7 @@ typedef struct LocalQueue
 
 static HTAB *local_queues = NULL;
 static uint64 local_version = 0; /* shared versions start at 1 */
-static bool have_guards = false; /* some queue is paused or limited */
+static bool have_queues = false; /* some queue has a setting */
 
 /* Counts this transaction took (reserved) or gave back (released). */
 typedef struct PendingCount
@@ -445,6 +446,7 @@ jobq_limits_changed_on_commit(void)
 {
 	ensure_callbacks();
 	changed_at_commit = true;
+	local_version = 0; /* this transaction reads its own change */
 }
 
 /* Read jobq._queues (absent before ALTER EXTENSION jobq UPDATE: no queues). */
@@ -464,7 +466,7 @@ load_queues(void)
 	info.entrysize = sizeof(LocalQueue);
 	info.hcxt = TopMemoryContext;
 	local_queues = hash_create("jobq queues", 64, &info, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	have_guards = false;
+	have_queues = false;
 
 	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("_queues", nsp)))
 		return;
@@ -473,9 +475,10 @@ load_queues(void)
 	jobq_superuser_execute(jobq_superuser_prepare(&plan,
 												  "SELECT name, paused, coalesce(concurrency, 0), "
 												  "CASE WHEN rate IS NULL THEN 0 ELSE "
-												  "greatest((extract(epoch FROM rate_period) * 1000000 / rate)::bigint, 1) END "
-												  "FROM jobq._queues "
-												  "WHERE paused OR concurrency IS NOT NULL OR rate IS NOT NULL",
+												  "greatest((extract(epoch FROM rate_period) * 1000000 / rate)::bigint, 1) END, "
+												  "precedence FROM jobq._queues "
+												  "WHERE paused OR concurrency IS NOT NULL OR rate IS NOT NULL "
+												  "OR precedence <> 0",
 												  0, NULL),
 						   NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -492,7 +495,8 @@ load_queues(void)
 		q->paused = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 		q->concurrency = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		q->interval_us = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-		have_guards = true;
+		q->precedence = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		have_queues = true;
 	}
 	jobq_superuser_spi_end(&qc);
 }
@@ -502,14 +506,44 @@ load_queues(void)
  * ---------------------------------------------------------------- */
 
 /*
+ * Read jobq._queues again if a change committed since this backend last
+ * did (or this transaction made one).  Without shared memory (jobq not
+ * preloaded: no worker claims) it is read every time.
+ */
+static void
+read_queues_if_changed(void)
+{
+	uint64 version = limits == NULL ? 0 : pg_atomic_read_u64(&limits->version);
+
+	if (version == 0 || version != local_version)
+	{
+		load_queues();
+		local_version = version;
+	}
+}
+
+/* The precedence of queue's jobs (jobq.create_queue): 0 unless set. */
+int32
+jobq_limits_precedence(const char *queue)
+{
+	char name[JOBQ_MAX_QUEUE_NAME + 1];
+	LocalQueue *q;
+
+	read_queues_if_changed();
+	if (!have_queues)
+		return 0;
+	strlcpy(name, queue, sizeof(name));
+	q = hash_search(local_queues, name, HASH_FIND, NULL);
+	return q != NULL ? q->precedence : 0;
+}
+
+/*
  * Before a claim walks the queue, and before it takes its snapshot: read
  * jobq._queues again if a change committed since this backend last did.
  */
 void
 jobq_limits_claim_begin(bool net)
 {
-	uint64 version;
-
 	nclaim_counts = 0;
 	nlimited_counts = 0;
 	claim_left_share = false;
@@ -518,14 +552,8 @@ jobq_limits_claim_begin(bool net)
 	last_limited = false;
 	claim_refused = false;
 	claim_retry_at = 0;
-	if (limits == NULL)
-		return;
-	version = pg_atomic_read_u64(&limits->version);
-	if (version != local_version)
-	{
-		load_queues();
-		local_version = version;
-	}
+	if (limits != NULL)
+		read_queues_if_changed();
 }
 
 /* Count the rows of the claim's unlimited queues, before it commits. */
@@ -579,7 +607,7 @@ jobq_limits_admit(const char *queue, int len, TimestampTz now)
 		return true;
 	make_key(&key, queue, len);
 
-	if (have_guards)
+	if (have_queues)
 		q = hash_search(local_queues, key.name, HASH_FIND, NULL);
 	if (q == NULL || (q->concurrency == 0 && q->interval_us == 0 && !q->paused))
 	{

@@ -25,6 +25,9 @@ extern void jobq_limits_request(void);
 /* jobq._queues changed: every backend reads it again once this commits */
 extern void jobq_limits_changed_on_commit(void);
 
+/* the precedence of a queue's jobs, for their rows */
+extern int32 jobq_limits_precedence(const char *queue);
+
 /* a claim (claim.c): begin, admit each row before taking it, end */
 extern void jobq_limits_claim_begin(bool net);
 extern bool jobq_limits_admit(const char *queue, int len, TimestampTz now);

@@ -105,19 +105,15 @@ typedef struct JobqWorker
 	 * An SQL worker's batch, for a peer that takes over the jobs waiting
 	 * behind a slow one (batch.c): when the batch's time is up, when it was
 	 * claimed (its jobs' started_at: the token alone would also match the
-	 * worker's next batch), the key (priority, run_at, id) of the job it
+	 * worker's next batch), the key (precedence, priority, run_at, id) of the job it
 	 * runs and of its last job, and whether a peer has taken the jobs
 	 * between those keys.
 	 */
 	TimestampTz batch_deadline;	  /* 0: no job of the batch waits to start */
 	TimestampTz batch_claimed_at; /* the batch's jobs' started_at */
 	bool taken_over;
-	int32 run_priority;
-	TimestampTz run_run_at;
-	int64 run_id;
-	int32 last_priority; /* the key of the batch's last job */
-	TimestampTz last_run_at;
-	int64 last_id;
+	JobqClaimKey run_key;
+	JobqClaimKey last_key; /* the key of the batch's last job */
 
 	/*
 	 * The progress the job progress_job (of role progress_owner) reported

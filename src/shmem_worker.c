@@ -317,14 +317,15 @@ jobq_shmem_finished_in_database(Oid dboid)
 
 /* Whether key a comes after key b in the claim order. */
 static bool
-key_after(int32 a_priority, TimestampTz a_run_at, int64 a_id,
-		  int32 b_priority, TimestampTz b_run_at, int64 b_id)
+key_after(const JobqClaimKey *a, const JobqClaimKey *b)
 {
-	if (a_priority != b_priority)
-		return a_priority > b_priority;
-	if (a_run_at != b_run_at)
-		return a_run_at > b_run_at;
-	return a_id > b_id;
+	if (a->precedence != b->precedence)
+		return a->precedence > b->precedence;
+	if (a->priority != b->priority)
+		return a->priority > b->priority;
+	if (a->run_at != b->run_at)
+		return a->run_at > b->run_at;
+	return a->id > b->id;
 }
 
 /*
@@ -341,11 +342,7 @@ jobq_shmem_batch_publish(TimestampTz deadline, TimestampTz claimed_at,
 	me->batch_deadline = deadline;
 	me->batch_claimed_at = claimed_at;
 	if (last != NULL)
-	{
-		me->last_priority = last->priority;
-		me->last_run_at = last->run_at;
-		me->last_id = last->id;
-	}
+		me->last_key = *last;
 	LWLockRelease(jobq_shared->lock);
 }
 
@@ -362,13 +359,10 @@ jobq_shmem_start_job(const JobqClaimKey *key, bool last_of_batch)
 
 	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
 	if (me->taken_over)
-		start = !key_after(key->priority, key->run_at, key->id,
-						   me->run_priority, me->run_run_at, me->run_id);
+		start = !key_after(key, &me->run_key);
 	else
 	{
-		me->run_priority = key->priority;
-		me->run_run_at = key->run_at;
-		me->run_id = key->id;
+		me->run_key = *key;
 		if (last_of_batch)
 			me->batch_deadline = 0; /* nothing waits behind the last job */
 	}
@@ -473,12 +467,8 @@ jobq_shmem_take_over(int64 *token, TimestampTz *claimed_at,
 		w->taken_over = true;
 		*token = w->token;
 		*claimed_at = w->batch_claimed_at;
-		after->priority = w->run_priority;
-		after->run_at = w->run_run_at;
-		after->id = w->run_id;
-		last->priority = w->last_priority;
-		last->run_at = w->last_run_at;
-		last->id = w->last_id;
+		*after = w->run_key;
+		*last = w->last_key;
 		break;
 	}
 	LWLockRelease(jobq_shared->lock);

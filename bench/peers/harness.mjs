@@ -144,6 +144,10 @@ const jobq = {
 		await q(db, `CREATE FUNCTION public.pickup(p jsonb) RETURNS void LANGUAGE plpgsql AS
 			$$BEGIN INSERT INTO public.pickups (i, started_at) VALUES ((p->>'i')::bigint, clock_timestamp()); END$$`);
 		await q(db, `SELECT jobq.register_kind('bench_pickup', 'public.pickup(jsonb)')`);
+		// JOBQ_SETUP: SQL run once after the set-up, to measure jobq with
+		// settings of its own (queues created, limits that do not bind ...)
+		if (env.JOBQ_SETUP)
+			await q(db, env.JOBQ_SETUP);
 		this.version = await one(db, `SELECT extversion FROM pg_extension WHERE extname = 'jobq'`);
 	},
 	payloads(kind, from, n) {

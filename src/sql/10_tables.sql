@@ -35,11 +35,14 @@ CREATE TABLE jobq._queue (
 	last_error_context text,
 	last_error_at timestamptz,
 	progress real,
-	progress_message text
+	progress_message text,
+	precedence integer NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE jobq._queue IS 'jobs that are pending or running; read jobq.jobs instead';
 COMMENT ON COLUMN jobq._queue.progress
 	IS 'the percentage a job reported last (jobq.set_progress), written when its handler returns';
+COMMENT ON COLUMN jobq._queue.precedence
+	IS 'its queue''s precedence (jobq._queues), first in the claim order: lower is claimed first';
 
 /*
  * No index here depends on status: a claim (pending -> running), a release
@@ -50,10 +53,10 @@ COMMENT ON COLUMN jobq._queue.progress
  * skips them by their status, and there are never more of them than the
  * workers' batches.
  */
-CREATE INDEX _queue_claim_idx ON jobq._queue (priority, run_at, id)
+CREATE INDEX _queue_claim_idx ON jobq._queue (precedence, priority, run_at, id)
 	WHERE NOT net;
 COMMENT ON INDEX jobq._queue_claim_idx IS 'the claim order among jobs of the SQL workers (pending and running)';
-CREATE INDEX _queue_net_claim_idx ON jobq._queue (priority, run_at, id)
+CREATE INDEX _queue_net_claim_idx ON jobq._queue (precedence, priority, run_at, id)
 	WHERE net;
 COMMENT ON INDEX jobq._queue_net_claim_idx IS 'the claim order among network jobs (http, email, sms, webhook; pending and running)';
 /*
@@ -283,7 +286,8 @@ SELECT pg_catalog.pg_extension_config_dump('jobq._schedules', '');
 
 /* ---------------------------------------------------------------------
  * Queues as objects (jobq.create_queue, src/sql/35_queues.sql): a queue
- * named here may be paused, and may have a concurrency limit (running
+ * named here has a precedence (its jobs' column precedence, first in the
+ * claim order), may be paused, and may have a concurrency limit (running
  * jobs across the cluster) and a rate limit (starts per rate_period).
  * Jobs name queues freely; a queue not named here has none of these.
  * Workers read the table again after each change commits (a trigger,
@@ -292,6 +296,7 @@ SELECT pg_catalog.pg_extension_config_dump('jobq._schedules', '');
 
 CREATE TABLE jobq._queues (
 	name text PRIMARY KEY CHECK (name <> '' AND octet_length(name) <= 63),
+	precedence integer NOT NULL DEFAULT 0,
 	concurrency integer CHECK (concurrency >= 1),
 	rate integer CHECK (rate >= 1),
 	rate_period interval NOT NULL DEFAULT '1 second'

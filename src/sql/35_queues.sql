@@ -9,7 +9,7 @@
 
 /*
  * Check a queue's name and settings; raises with the reason.  settings: a
- * JSON object of concurrency (running jobs, at least 1, or null: no
+ * JSON object of precedence (a whole number, lower first; null: 0), concurrency (running jobs, at least 1, or null: no
  * limit), rate (starts per rate_period, at least 1, or null: no limit),
  * rate_period (an interval from 1 ms to 1 day, or null: 1 second) and
  * paused (a boolean).
@@ -51,6 +51,15 @@ BEGIN
 					USING ERRCODE = 'invalid_parameter_value',
 					HINT = 'null removes the limit; jobq.pause_queue() stops the queue.';
 			END IF;
+		WHEN 'precedence' THEN
+			IF jsonb_typeof(v) = 'null' THEN
+				CONTINUE;
+			END IF;
+			IF jsonb_typeof(v) <> 'number' OR v::text !~ '^-?[0-9]+$' OR length(v::text) > 11
+			   OR v::text::bigint NOT BETWEEN -2147483648 AND 2147483647 THEN
+				RAISE EXCEPTION 'queue setting "precedence" must be a whole number from -2147483648 to 2147483647 or null'
+					USING ERRCODE = 'invalid_parameter_value';
+			END IF;
 		WHEN 'rate_period' THEN
 			IF jsonb_typeof(v) = 'null' THEN
 				CONTINUE;
@@ -76,7 +85,7 @@ BEGIN
 			END IF;
 		ELSE
 			RAISE EXCEPTION 'unknown queue setting "%"', k USING ERRCODE = 'invalid_parameter_value',
-				HINT = 'The settings are concurrency, rate, rate_period and paused.';
+				HINT = 'The settings are precedence, concurrency, rate, rate_period and paused.';
 		END CASE;
 	END LOOP;
 END $$;
@@ -84,15 +93,33 @@ COMMENT ON FUNCTION jobq._check_queue(text, jsonb)
 	IS 'check a queue''s name and settings (jobq.create_queue and jobq.alter_queue call this)';
 REVOKE ALL ON FUNCTION jobq._check_queue(text, jsonb) FROM PUBLIC;
 
+/*
+ * Give the queue's pending jobs its precedence (the jobs enqueued from now
+ * on take it when they are written).  A running job keeps the one it was
+ * claimed with: the key of its worker's batch (see batch.c).
+ */
+CREATE OR REPLACE FUNCTION jobq._set_precedence(queue text, precedence integer)
+RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+	UPDATE jobq._queue j SET precedence = _set_precedence.precedence
+	 WHERE j.queue = _set_precedence.queue AND j.status = 'pending'
+	   AND j.precedence <> _set_precedence.precedence
+$$;
+COMMENT ON FUNCTION jobq._set_precedence(text, integer)
+	IS 'give the jobs of a queue in jobq._queue its precedence (jobq.create_queue, alter_queue and drop_queue call this)';
+REVOKE ALL ON FUNCTION jobq._set_precedence(text, integer) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION jobq.create_queue(name text, settings jsonb DEFAULT '{}')
 RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM jobq._check_queue(name, settings);
-	INSERT INTO jobq._queues (name, concurrency, rate, rate_period, paused)
-	VALUES (name, (settings ->> 'concurrency')::integer, (settings ->> 'rate')::integer,
+	INSERT INTO jobq._queues (name, precedence, concurrency, rate, rate_period, paused)
+	VALUES (name, coalesce((settings ->> 'precedence')::integer, 0),
+			(settings ->> 'concurrency')::integer, (settings ->> 'rate')::integer,
 			coalesce((settings ->> 'rate_period')::interval, interval '1 second'),
 			coalesce((settings ->> 'paused')::boolean, false));
+	PERFORM jobq._set_precedence(name, coalesce((settings ->> 'precedence')::integer, 0));
 EXCEPTION WHEN unique_violation THEN
 	RAISE EXCEPTION 'queue "%" already exists', name USING ERRCODE = 'duplicate_object',
 		HINT = 'jobq.alter_queue() changes it.';
@@ -108,7 +135,9 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM jobq._check_queue(name, settings);
 	UPDATE jobq._queues q
-	   SET concurrency = CASE WHEN settings ? 'concurrency'
+	   SET precedence = CASE WHEN settings ? 'precedence'
+							 THEN coalesce((settings ->> 'precedence')::integer, 0) ELSE q.precedence END,
+		   concurrency = CASE WHEN settings ? 'concurrency'
 							  THEN (settings ->> 'concurrency')::integer ELSE q.concurrency END,
 		   rate = CASE WHEN settings ? 'rate' THEN (settings ->> 'rate')::integer ELSE q.rate END,
 		   rate_period = CASE WHEN settings ? 'rate_period'
@@ -121,6 +150,9 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'queue "%" does not exist', name USING ERRCODE = 'undefined_object',
 			HINT = 'jobq.create_queue() creates it.';
+	END IF;
+	IF settings ? 'precedence' THEN
+		PERFORM jobq._set_precedence(name, coalesce((settings ->> 'precedence')::integer, 0));
 	END IF;
 END $$;
 COMMENT ON FUNCTION jobq.alter_queue(text, jsonb)
@@ -139,6 +171,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'queue "%" does not exist', name USING ERRCODE = 'undefined_object';
 	END IF;
+	PERFORM jobq._set_precedence(name, 0);
 END $$;
 COMMENT ON FUNCTION jobq.drop_queue(text)
 	IS 'remove a queue''s limits and pause; its jobs stay and run as jobs of any queue';
@@ -189,7 +222,7 @@ COMMENT ON FUNCTION jobq._queue_state()
 	IS 'running jobs and the next rate-limited start of each queue of this database, from shared memory (read jobq.queues instead)';
 
 CREATE OR REPLACE VIEW jobq.queues AS
-SELECT q.name, q.concurrency, q.rate, q.rate_period, q.paused,
+SELECT q.name, q.precedence, q.concurrency, q.rate, q.rate_period, q.paused,
 	   coalesce(s.running, 0) AS running,
 	   CASE WHEN q.rate IS NOT NULL AND s.next_start > now() THEN s.next_start END AS next_start,
 	   q.created_at, q.updated_at

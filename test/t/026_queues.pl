@@ -1,6 +1,6 @@
 # 026_queues.pl: queues as objects (jobq.create_queue, alter_queue,
-# drop_queue, pause_queue, resume_queue, jobq.queues) and the limits the
-# claim keeps in shared memory, with four SQL workers:
+# drop_queue, pause_queue, resume_queue, jobq.queues), their precedence
+# and the limits the claim keeps in shared memory, with four SQL workers:
 #  - a concurrency limit of 1 and one of 3 hold under load: the running
 #    jobs of each queue, sampled every 2 ms from another session, and the
 #    jobs' own start and end times never exceed the limit; the limit of 3
@@ -14,7 +14,12 @@
 #    allows frees its place: the next job runs;
 #  - jobq.queues shows the running jobs, and every count is back to zero
 #    (no entry left in shared memory) once the jobs are done;
-#  - bad input is refused with its SQLSTATE and changes nothing.
+#  - bad input is refused with its SQLSTATE and changes nothing;
+#  - precedence: with no worker running, jobq._claim takes the jobs of
+#    emails, photos, downloads and default in that order, whatever their
+#    priority, for jobs enqueued before their queue was created or given
+#    its precedence and after, by jobq.enqueue (with and without a key) and
+#    jobq.enqueue_many.
 
 use strict;
 use warnings;
@@ -253,6 +258,46 @@ $node->safe_psql('postgres', q{SELECT jobq.drop_queue('sms')});
 all_done('sms', 'a dropped paused queue\'s jobs run as any queue\'s');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq._queue_state() WHERE running > 0}),
 	'0', 'no queue counts a running job at the end');
+
+# ---- precedence ------------------------------------------------------------
+
+# No worker, so that the claim order is read from jobq._claim (this
+# session's claims, reaped by the workers once it is gone).
+$node->safe_psql('postgres', q{ALTER SYSTEM SET jobq.workers = 0; SELECT pg_reload_conf()});
+ok($node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM jobq.workers WHERE lane = 'sql'}),
+	'no SQL worker left');
+# jobs of downloads and photos wait before their queues exist; the seeds'
+# order is made afterwards; new jobs come through each way of enqueuing
+$node->safe_psql(
+	'postgres', q{
+SELECT jobq.enqueue('work', '{"queue": "default", "sleep": 0}') FROM generate_series(1, 3);
+SELECT enqueue_work('downloads', 3, 0);
+SELECT jobq.enqueue('work', '{"queue": "photos", "sleep": 0}', queue => 'photos') FROM generate_series(1, 3);
+SELECT jobq.create_queue('emails', '{"precedence": -3}');
+SELECT jobq.create_queue('photos', '{"precedence": -2}');
+SELECT jobq.alter_queue('downloads', '{"precedence": 5}');  -- made by the pause test
+SELECT jobq.alter_queue('downloads', '{"precedence": -1}');
+SELECT jobq.enqueue('work', '{"queue": "emails", "sleep": 0}', queue => 'emails') FROM generate_series(1, 2);
+SELECT enqueue_work('emails', 2, 0);
+SELECT jobq.enqueue('work', '{"queue": "emails", "sleep": 0}', queue => 'emails', job_key => 'e' || i) FROM generate_series(1, 2) i;
+SELECT enqueue_work('downloads', 2, 0);
+SELECT jobq.enqueue('work', '{"queue": "default", "sleep": 0}', priority => -100);
+});
+is( $node->safe_psql(
+		'postgres', q{
+WITH c AS (SELECT id, n FROM jobq._claim(100) WITH ORDINALITY AS c(id, n)),
+	 q AS (SELECT n, queue, lag(queue) OVER (ORDER BY n) AS prev FROM c JOIN jobq._queue USING (id))
+SELECT string_agg(queue || ':' || (SELECT count(*) FROM q q2 WHERE q2.queue = q.queue), ',' ORDER BY n)
+  FROM q WHERE prev IS DISTINCT FROM queue}),
+	'emails:6,photos:3,downloads:5,default:4',
+	'a claim takes emails, then photos, then downloads, then default, whatever the priority');
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(name || ':' || precedence, ',' ORDER BY precedence) FROM jobq.queues WHERE precedence <> 0}),
+	'emails:-3,photos:-2,downloads:-1', 'jobq.queues shows the precedence');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET jobq.workers; SELECT pg_reload_conf()});
+ok( $node->poll_query_until(
+		'postgres', q{SELECT NOT EXISTS (SELECT FROM jobq._queue WHERE queue IN ('emails', 'photos', 'downloads', 'default'))}),
+	'the claimed jobs, reaped once their claimer is gone, run');
 
 $node->stop;
 done_testing();

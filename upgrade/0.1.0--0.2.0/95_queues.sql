@@ -1,7 +1,8 @@
 
 /* ---------------------------------------------------------------------
  * Queues as objects (jobq.create_queue, src/sql/35_queues.sql): a queue
- * named here may be paused, and may have a concurrency limit (running
+ * named here has a precedence (its jobs' column precedence, first in the
+ * claim order), may be paused, and may have a concurrency limit (running
  * jobs across the cluster) and a rate limit (starts per rate_period).
  * Jobs name queues freely; a queue not named here has none of these.
  * Workers read the table again after each change commits (a trigger,
@@ -10,6 +11,7 @@
 
 CREATE TABLE jobq._queues (
 	name text PRIMARY KEY CHECK (name <> '' AND octet_length(name) <= 63),
+	precedence integer NOT NULL DEFAULT 0,
 	concurrency integer CHECK (concurrency >= 1),
 	rate integer CHECK (rate >= 1),
 	rate_period interval NOT NULL DEFAULT '1 second'
@@ -21,3 +23,19 @@ CREATE TABLE jobq._queues (
 COMMENT ON TABLE jobq._queues IS 'queues with limits or a pause; read jobq.queues instead';
 REVOKE ALL ON jobq._queues FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('jobq._queues', '');
+
+/*
+ * The jobs' copy of their queue's precedence, first in both claim orders:
+ * the claim indexes are made again with it.
+ */
+ALTER TABLE jobq._queue ADD COLUMN precedence integer NOT NULL DEFAULT 0;
+COMMENT ON COLUMN jobq._queue.precedence
+	IS 'its queue''s precedence (jobq._queues), first in the claim order: lower is claimed first';
+DROP INDEX jobq._queue_claim_idx;
+CREATE INDEX _queue_claim_idx ON jobq._queue (precedence, priority, run_at, id)
+	WHERE NOT net;
+COMMENT ON INDEX jobq._queue_claim_idx IS 'the claim order among jobs of the SQL workers (pending and running)';
+DROP INDEX jobq._queue_net_claim_idx;
+CREATE INDEX _queue_net_claim_idx ON jobq._queue (precedence, priority, run_at, id)
+	WHERE net;
+COMMENT ON INDEX jobq._queue_net_claim_idx IS 'the claim order among network jobs (http, email, sms, webhook; pending and running)';
