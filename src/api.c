@@ -66,7 +66,9 @@ PG_FUNCTION_INFO_V1(jobq_set_progress);
 #define ARG_MAX_ATTEMPTS 5
 #define ARG_JOB_KEY 6
 #define ARG_TIMEOUT 7
-#define ARG_KEY_MODE 8 /* jobq.enqueue only */
+#define ARG_KEY_MODE 8		   /* jobq.enqueue only */
+#define ARG_CONCURRENCY_KEY 9  /* jobq.enqueue only */
+#define ARG_CONCURRENCY_KEYS 8 /* jobq.enqueue_many only */
 
 /*
  * A timeout argument in milliseconds (a month counts 30 days, as
@@ -167,6 +169,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 
 	memset(job, 0, sizeof(*job));
 	job->kind = name;
+	job->concurrency_key = NULL;
 	job->owner = GetUserId();
 	job->net = kind->net;
 	job->runs_sql = kind->runs_sql;
@@ -284,6 +287,21 @@ key_mode_arg(FunctionCallInfo fcinfo, bool have_key)
 	return mode[0] == 'd' ? JOBQ_KEY_DEBOUNCE : JOBQ_KEY_THROTTLE;
 }
 
+/* A concurrency key, checked: 1 to 255 bytes without control characters. */
+static const char *
+concurrency_key_arg(text *t)
+{
+	char *key = text_to_cstring(t);
+
+	if (key[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("concurrency_key must not be empty"),
+				 errhint("Pass NULL for a job without a concurrency key.")));
+	check_text(key, "concurrency_key", JOBQ_MAX_JOB_KEY);
+	return key;
+}
+
 Datum
 jobq_enqueue(PG_FUNCTION_ARGS)
 {
@@ -309,6 +327,10 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 		check_text(job_key, "job_key", JOBQ_MAX_JOB_KEY);
 	}
 
+	/* absent before ALTER EXTENSION jobq UPDATE: the 0.1.0 declaration */
+	if (PG_NARGS() > ARG_CONCURRENCY_KEY && !PG_ARGISNULL(ARG_CONCURRENCY_KEY))
+		job.concurrency_key = concurrency_key_arg(PG_GETARG_TEXT_PP(ARG_CONCURRENCY_KEY));
+
 	id = jobq_queue_insert(&job, payload, job_key, key_mode_arg(fcinfo, job_key != NULL));
 	jobq_shmem_wake_on_commit(job.net, job.run_at);
 	PG_RETURN_INT64(id);
@@ -324,6 +346,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	bool *elem_nulls;
 	int nelems;
 	bool have_keys = !PG_ARGISNULL(ARG_JOB_KEY);
+	bool have_ckeys = PG_NARGS() > ARG_CONCURRENCY_KEYS && !PG_ARGISNULL(ARG_CONCURRENCY_KEYS);
 	int64 *ids;
 	int nids;
 	int i;
@@ -375,6 +398,24 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 			check_text(TextDatumGetCString(kelems[i]), "job_key", JOBQ_MAX_JOB_KEY);
 		}
 	}
+	if (have_ckeys)
+	{
+		ArrayType *ckeys = PG_GETARG_ARRAYTYPE_P(ARG_CONCURRENCY_KEYS);
+		Datum *celems;
+		bool *cnulls;
+		int nckeys;
+
+		deconstruct_array(ckeys, TEXTOID, -1, false, TYPALIGN_INT,
+						  &celems, &cnulls, &nckeys);
+		if (ARR_NDIM(ckeys) > 1 || nckeys != nelems)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("concurrency_keys must have one element per payload"),
+					 errdetail("payloads has %d elements, concurrency_keys %d.", nelems, nckeys)));
+		for (i = 0; i < nckeys; i++)
+			if (!cnulls[i])
+				(void) concurrency_key_arg(DatumGetTextPP(celems[i]));
+	}
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (nelems == 0)
@@ -383,8 +424,9 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	PreventCommandIfParallelMode("jobq.enqueue_many()");
 
 	jobq_queue_insert_many(&job, PG_GETARG_DATUM(ARG_PAYLOAD),
-						   have_keys ? PG_GETARG_DATUM(ARG_JOB_KEY) : (Datum) 0,
-						   have_keys, &ids, &nids);
+						   have_keys ? PG_GETARG_DATUM(ARG_JOB_KEY) : (Datum) 0, have_keys,
+						   have_ckeys ? PG_GETARG_DATUM(ARG_CONCURRENCY_KEYS) : (Datum) 0, have_ckeys,
+						   &ids, &nids);
 	for (i = 0; i < nids; i++)
 	{
 		Datum value = Int64GetDatum(ids[i]);

@@ -177,14 +177,23 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		bool isnull;
 		TM_Result result;
 		text *queue;
+		text *ckey = NULL;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!claim_is_pending(slot_getattr(slot, c->status, &isnull)))
 			continue;
 
-		/* a paused queue's row, or one its limits do not admit now */
+		/* a paused queue's row, or one its limits or its key's do not admit now */
 		queue = DatumGetTextPP(slot_getattr(slot, c->queue, &isnull));
-		if (!jobq_limits_admit(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), now))
+		if (c->concurrency_key != InvalidAttrNumber)
+		{
+			Datum d = slot_getattr(slot, c->concurrency_key, &isnull);
+
+			if (!isnull)
+				ckey = DatumGetTextPP(d);
+		}
+		if (!jobq_limits_admit(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue),
+							   ckey ? VARDATA_ANY(ckey) : NULL, ckey ? VARSIZE_ANY_EXHDR(ckey) : 0, now))
 			continue;
 
 		values[c->attempts - 1] =

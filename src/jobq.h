@@ -96,6 +96,7 @@ typedef struct JobqNewJob
 	Oid owner;
 	bool net;	   /* a network kind */
 	bool runs_sql; /* its payload is SQL (JobqKind.runs_sql) */
+	const char *concurrency_key; /* NULL: none */
 } JobqNewJob;
 
 /* A job's place in the claim order. */

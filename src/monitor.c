@@ -12,6 +12,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -226,8 +227,9 @@ jobq__progress(PG_FUNCTION_ARGS)
 }
 
 /*
- * jobq._queue_state(): each queue of this database that shared memory
- * counts now, with its running jobs and a rate-limited queue's next start.
+ * jobq._queue_state(): each queue and concurrency key of this database
+ * that shared memory counts now, with its running jobs and a rate-limited
+ * queue's next start.  The keys only for members of pg_monitor.
  */
 Datum
 jobq__queue_state(PG_FUNCTION_ARGS)
@@ -237,17 +239,25 @@ jobq__queue_state(PG_FUNCTION_ARGS)
 	int n;
 	int i;
 
+	bool monitor = has_privs_of_role(GetUserId(), ROLE_PG_MONITOR);
+
 	InitMaterializedSRF(fcinfo, 0);
 	n = jobq_limits_copy(MyDatabaseId, &copy);
 	for (i = 0; i < n; i++)
 	{
-		Datum values[3];
-		bool nulls[3] = {false, false, false};
+		Datum values[4];
+		bool nulls[4] = {false, false, false, false};
+
+		/* keys may name tenants ('patient:123'): pg_monitor's and superusers' */
+		if (copy[i].ckey[0] != '\0' && !monitor)
+			continue;
 
 		values[0] = CStringGetTextDatum(copy[i].name);
-		values[1] = Int32GetDatum(copy[i].running);
-		values[2] = TimestampTzGetDatum(copy[i].next_start);
-		nulls[2] = copy[i].next_start == 0;
+		values[1] = CStringGetTextDatum(copy[i].ckey);
+		nulls[1] = copy[i].ckey[0] == '\0';
+		values[2] = Int32GetDatum(copy[i].running);
+		values[3] = TimestampTzGetDatum(copy[i].next_start);
+		nulls[3] = copy[i].next_start == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -71,11 +71,12 @@ column_number(TupleDesc desc, const char *name)
 }
 
 /*
- * Whether jobq._queue has the column precedence (0.2.0 on): the statements
- * that write it name the column only then.
+ * Whether jobq._queue has the columns of queues as objects, precedence and
+ * concurrency_key (0.2.0 on): the statements that write them name them only
+ * then.
  */
 bool
-jobq_qrel_has_precedence(void)
+jobq_qrel_has_queue_columns(void)
 {
 	return get_attnum(jobq_qrel_relid("_queue"), "precedence") != InvalidAttrNumber;
 }
@@ -117,6 +118,7 @@ jobq_qrel_columns(Relation rel)
 	c->worker_pid = column_number(desc, "worker_pid");
 	c->cancel_requested = column_number(desc, "cancel_requested");
 	c->precedence = new_column_number(desc, "precedence");
+	c->concurrency_key = new_column_number(desc, "concurrency_key");
 	c->id_sequence = jobq_compat_identity_sequence(rel, c->id);
 	cached_relid = RelationGetRelid(rel);
 	cached_natts = rel->rd_rel->relnatts;
@@ -276,6 +278,8 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 	SET(c->cancel_requested, BoolGetDatum(false));
 	if (c->precedence != InvalidAttrNumber)
 		SET(c->precedence, Int32GetDatum(precedence));
+	if (c->concurrency_key != InvalidAttrNumber && job->concurrency_key != NULL)
+		SET(c->concurrency_key, CStringGetTextDatum(job->concurrency_key));
 #undef SET
 
 	/* a column left NULL must not have a default or be NOT NULL */

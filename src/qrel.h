@@ -29,7 +29,8 @@ typedef struct JobqQueueColumns
 	AttrNumber locked_by;
 	AttrNumber worker_pid;
 	AttrNumber cancel_requested;
-	AttrNumber precedence; /* InvalidAttrNumber before ALTER EXTENSION jobq UPDATE to 0.2.0 */
+	AttrNumber precedence;		/* InvalidAttrNumber before ALTER EXTENSION jobq UPDATE to 0.2.0 */
+	AttrNumber concurrency_key; /* the same */
 	Oid id_sequence; /* the identity sequence of id */
 } JobqQueueColumns;
 
@@ -43,7 +44,7 @@ typedef struct JobqIndexer
 
 extern const JobqQueueColumns *jobq_qrel_columns(Relation rel);
 extern Oid jobq_qrel_relid(const char *name);
-extern bool jobq_qrel_has_precedence(void);
+extern bool jobq_qrel_has_queue_columns(void);
 
 /* a queue's precedence in SQL, for statements that write jobq._queue: queue is an expression */
 #define JOBQ_PRECEDENCE_OF(queue) \

@@ -49,7 +49,7 @@
 #define MOVED_COLUMNS \
 	"id, kind, queue, payload, priority, attempts, max_attempts, run_at, " \
 	"timeout, job_key, owner, created_at, started_at"
-#define MOVED_PROGRESS ", progress, progress_message"
+#define MOVED_0_2 ", progress, progress_message, concurrency_key"
 
 /* The error recorded for a job whose worker went away. */
 #define ORPHAN_MESSAGE "the worker process ended while the job was running"
@@ -98,16 +98,14 @@ move_statement(const char *cond, const char *status, const char *result,
 {
 	StringInfoData buf;
 	/*
-	 * The tables of 0.1.0, before ALTER EXTENSION jobq UPDATE, have no
-	 * progress columns (jobq.set_progress comes with them).  A statement is
-	 * built once per process: a worker started before the update moves no
-	 * progress until it is restarted.
+	 * The tables of 0.1.0, before ALTER EXTENSION jobq UPDATE, have neither
+	 * the progress columns (jobq.set_progress comes with them) nor
+	 * concurrency_key.  A statement is built once per process: a worker
+	 * started before the update moves neither until it is restarted.
 	 */
-	const char *progress =
-		get_attnum(get_relname_relid("_done", get_namespace_oid("jobq", false)), "progress") !=
-				InvalidAttrNumber
-			? MOVED_PROGRESS
-			: "";
+	bool has = get_attnum(get_relname_relid("_done", get_namespace_oid("jobq", false)),
+						  "concurrency_key") != InvalidAttrNumber;
+	const char *more = has ? MOVED_0_2 : "";
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf,
@@ -115,8 +113,8 @@ move_statement(const char *cond, const char *status, const char *result,
 					 "INSERT INTO jobq._done (" MOVED_COLUMNS "%s, status, finished_at, result, "
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
 					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s%s",
-					 cond, progress, progress, status, result, error_columns, join,
-					 returning ? " RETURNING queue" : "");
+					 cond, more, more, status, result, error_columns, join,
+					 !returning ? "" : has ? " RETURNING queue, concurrency_key" : " RETURNING queue, NULL::text");
 	return buf.data;
 }
 
@@ -149,8 +147,9 @@ prepare_move_running(SPIPlanPtr *cache, const char *cond, const char *status,
 
 /*
  * The rows the statement just run took out of the running state (it
- * returned their queues): their places in the queues' counts come free
- * when the transaction commits (queue_limits.c).  Returns how many.
+ * returned their queues and concurrency keys): their places in the
+ * queues' counts come free when the transaction commits (queue_limits.c).
+ * Returns how many.
  */
 static uint64
 running_left(void)
@@ -159,13 +158,32 @@ running_left(void)
 
 	for (i = 0; i < SPI_processed; i++)
 	{
+		HeapTuple tup = SPI_tuptable->vals[i];
 		bool isnull;
-		text *queue = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i],
-												   SPI_tuptable->tupdesc, 1, &isnull));
+		text *queue = DatumGetTextPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		Datum key = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
 
-		jobq_limits_release(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue), 1);
+		jobq_limits_release(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue),
+							isnull ? NULL : DatumGetTextPP(key));
 	}
 	return SPI_processed;
+}
+
+/*
+ * RETURNING_RUNNING is where a statement on jobq._queue that ends jobs'
+ * running state returns what running_left reads: the statement is a
+ * format, prepared once by prepare_running.
+ */
+#define RETURNING_RUNNING " RETURNING queue, %s"
+
+static SPIPlanPtr
+prepare_running(SPIPlanPtr *cache, const char *format, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+		return jobq_superuser_prepare(cache,
+									  psprintf(format, jobq_qrel_has_queue_columns() ? "concurrency_key" : "NULL::text"),
+									  nargs, argtypes);
+	return *cache;
 }
 
 /*
@@ -201,9 +219,9 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 
 	jobq_superuser_spi_begin_indexed(&qc);
 	if (jobq_retention == 0)
-		jobq_superuser_execute(jobq_superuser_prepare(&plan_succeed_drop,
-													  "DELETE FROM jobq._queue WHERE id = ANY ($1) RETURNING queue",
-													  1, types),
+		jobq_superuser_execute(prepare_running(&plan_succeed_drop,
+											   "DELETE FROM jobq._queue WHERE id = ANY ($1)" RETURNING_RUNNING,
+											   1, types),
 							   values, NULL, SPI_OK_DELETE_RETURNING);
 	else
 		jobq_superuser_execute(prepare_move_running(&plan_succeed_keep,
@@ -251,14 +269,14 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 	values[5] = BoolGetDatum(final);
 
 	jobq_superuser_spi_begin_indexed(&qc);
-	jobq_superuser_execute(jobq_superuser_prepare(&plan_fail_retry,
+	jobq_superuser_execute(prepare_running(&plan_fail_retry,
 												  "UPDATE jobq._queue SET status = 'pending', "
 												  "run_at = clock_timestamp() + $5 * interval '1 ms', "
 												  "locked_by = NULL, worker_pid = NULL, last_error = $2, "
 												  "last_error_sqlstate = $3, last_error_context = $4, "
 												  "last_error_at = clock_timestamp() "
 												  "WHERE id = $1 AND NOT $6 AND NOT cancel_requested "
-												  "AND attempts < max_attempts RETURNING queue",
+												  "AND attempts < max_attempts" RETURNING_RUNNING,
 												  6, types),
 						   values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (running_left() == 0)
@@ -286,8 +304,8 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 #define RELEASE_STATEMENT(which) \
 	"UPDATE jobq._queue SET status = 'pending', " \
 	"attempts = greatest(attempts - 1, 0), locked_by = NULL, " \
-	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1 " \
-	"RETURNING queue"
+	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1" \
+	RETURNING_RUNNING
 
 	/* two plans: by id through the primary key, or all of the token's */
 	values[0] = Int64GetDatum(token);
@@ -295,13 +313,13 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 	{
 		values[1] = int8_array(ids, nids);
 		jobq_superuser_spi_begin_indexed(&qc);
-		jobq_superuser_execute(jobq_superuser_prepare(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
+		jobq_superuser_execute(prepare_running(&plan_release, RELEASE_STATEMENT("id = ANY ($2)"), 2, types),
 							   values, NULL, SPI_OK_UPDATE_RETURNING);
 	}
 	else
 	{
 		jobq_superuser_spi_begin(&qc);
-		jobq_superuser_execute(jobq_superuser_prepare(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
+		jobq_superuser_execute(prepare_running(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
 							   values, NULL, SPI_OK_UPDATE_RETURNING);
 	}
 	running_left();
@@ -340,8 +358,8 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 	jobq_superuser_spi_begin_indexed(&qc);
 	/* the claim order; before 0.2.0 without precedence (all 0) */
 	if (plan_release_after == NULL)
-		(void) jobq_superuser_prepare(&plan_release_after,
-									  jobq_qrel_has_precedence()
+		(void) prepare_running(&plan_release_after,
+									  jobq_qrel_has_queue_columns()
 										  ? RELEASE_STATEMENT("NOT net AND started_at = $2 "
 															  "AND (precedence, priority, run_at, id) > ($9, $3, $4, $5) "
 															  "AND (precedence, priority, run_at, id) <= ($10, $6, $7, $8)")
@@ -396,13 +414,13 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 									values, NULL, SPI_OK_INSERT_RETURNING);
 		if (this_boot)
 			running_left();
-		n += jobq_superuser_execute(jobq_superuser_prepare(&plan_reap_retry,
+		n += jobq_superuser_execute(prepare_running(&plan_reap_retry,
 														   "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
 														   "locked_by = NULL, worker_pid = NULL, "
 														   "last_error = '" ORPHAN_MESSAGE "', "
 														   "last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
 														   "last_error_context = NULL, last_error_at = clock_timestamp() "
-														   "WHERE " ORPHANED " RETURNING queue",
+														   "WHERE " ORPHANED RETURNING_RUNNING,
 														   4, types),
 									values, NULL, SPI_OK_UPDATE_RETURNING);
 		if (this_boot)

@@ -41,6 +41,7 @@ extern int64 jobq_queue_insert(const JobqNewJob *job, Jsonb *payload,
 							   const char *job_key, JobqKeyMode mode);
 extern void jobq_queue_insert_many(const JobqNewJob *job, Datum payloads,
 								   Datum job_keys, bool have_keys,
+								   Datum concurrency_keys, bool have_concurrency_keys,
 								   int64 **ids, int *nids);
 
 /* the workers' statements */

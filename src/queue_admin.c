@@ -56,8 +56,8 @@ static SPIPlanPtr plan_purge_jobs = NULL;
 
 /*
  * Prepare a statement that ends in RETRY_INSERT, once: its two %s are the
- * column precedence and its queue's value, or nothing in the tables of
- * 0.1.0.
+ * columns precedence (its queue's) and concurrency_key (kept), or nothing
+ * in the tables of 0.1.0.
  */
 static SPIPlanPtr
 prepare_retry(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
@@ -66,10 +66,10 @@ prepare_retry(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 
 	if (*plan != NULL)
 		return *plan;
-	has = jobq_qrel_has_precedence();
+	has = jobq_qrel_has_queue_columns();
 	return jobq_superuser_prepare(plan,
-								  psprintf(sql, has ? ", precedence" : "",
-										   has ? ", " JOBQ_PRECEDENCE_OF("d.queue") : ""),
+								  psprintf(sql, has ? ", precedence, concurrency_key" : "",
+										   has ? ", " JOBQ_PRECEDENCE_OF("d.queue") ", d.concurrency_key" : ""),
 								  nargs, types);
 }
 

@@ -48,15 +48,16 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 }
 
 /*
- * %s: ", precedence" and its value (the queue's, JOBQ_PRECEDENCE_OF), or
- * nothing in the tables of 0.1.0 (see with_precedence).
+ * %s: ", precedence, concurrency_key" and their values (the queue's
+ * precedence, JOBQ_PRECEDENCE_OF, and the job's key), or nothing in the
+ * tables of 0.1.0 (see with_queue_columns).
  */
 #define NEW_JOB_INSERT \
 	"INSERT INTO jobq._queue (kind, queue, payload, priority, run_at, " \
 	"max_attempts, timeout, job_key, owner, net%s) "
 #define NEW_JOB_VALUES \
 	"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10%s)"
-#define NEW_JOB_PRECEDENCE ", " JOBQ_PRECEDENCE_OF("$2")
+#define NEW_JOB_PRECEDENCE JOBQ_PRECEDENCE_OF("$2")
 #define NEW_JOB_CONFLICT \
 	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING id"
 /* the key modes but keep: the live job that holds the key, if pending and of the kind, takes */
@@ -73,15 +74,17 @@ static const char *const insert_sql[JOBQ_KEY_MODES] = {
 };
 
 /*
- * A statement of this file, built once: with the column precedence and
- * each job's queue's precedence where the table has it.
+ * A statement of this file, built once: with the columns precedence and
+ * concurrency_key where the table has them (0.2.0), the queue's precedence
+ * and key (an expression) as their values.
  */
 static char *
-with_precedence(const char *sql)
+with_queue_columns(const char *sql, const char *key)
 {
-	bool has = jobq_qrel_has_precedence();
+	bool has = jobq_qrel_has_queue_columns();
 
-	return psprintf(sql, has ? ", precedence" : "", has ? NEW_JOB_PRECEDENCE : "");
+	return psprintf(sql, has ? ", precedence, concurrency_key" : "",
+					has ? psprintf(", %s, %s", NEW_JOB_PRECEDENCE, key) : "");
 }
 
 /* The bigint in the first column of the first row SPI returned. */
@@ -106,10 +109,10 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
 				  JobqKeyMode mode)
 {
 	JobqSpiCall qc;
-	Oid types[10] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
-					 INT4OID, INT8OID, TEXTOID, OIDOID, BOOLOID};
-	Datum values[10];
-	char nulls[10] = "          ";
+	Oid types[11] = {TEXTOID, TEXTOID, JSONBOID, INT4OID, TIMESTAMPTZOID,
+					 INT4OID, INT8OID, TEXTOID, OIDOID, BOOLOID, TEXTOID};
+	Datum values[11];
+	char nulls[11] = "           ";
 	int64 id = 0;
 	int tries;
 
@@ -132,6 +135,10 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
 		values[7] = CStringGetTextDatum(job_key);
 	else
 		nulls[7] = 'n';
+	if (job->concurrency_key)
+		values[10] = CStringGetTextDatum(job->concurrency_key);
+	else
+		nulls[10] = 'n';
 
 	jobq_superuser_spi_begin(&qc);
 	for (tries = 0; id == 0 && tries < 10; tries++)
@@ -140,7 +147,7 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
 		Datum kvalues[2];
 
 		if (plan_insert[mode] == NULL)
-			(void) jobq_superuser_prepare(&plan_insert[mode], with_precedence(insert_sql[mode]), 10, types);
+			(void) jobq_superuser_prepare(&plan_insert[mode], with_queue_columns(insert_sql[mode], "$11"), 11, types);
 		jobq_superuser_execute(plan_insert[mode], values, nulls, SPI_OK_INSERT_RETURNING);
 		if (SPI_processed == 1)
 		{
@@ -176,13 +183,14 @@ jobq_queue_insert(const JobqNewJob *job, Jsonb *payload, const char *job_key,
  */
 void
 jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
-					   bool have_keys, int64 **ids, int *nids)
+					   bool have_keys, Datum concurrency_keys, bool have_concurrency_keys,
+					   int64 **ids, int *nids)
 {
 	JobqSpiCall qc;
-	Oid types[10] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
-					 INT4OID, INT8OID, TEXTARRAYOID, OIDOID, BOOLOID};
-	Datum values[10];
-	char nulls[10] = "          ";
+	Oid types[11] = {TEXTOID, TEXTOID, JSONBARRAYOID, INT4OID, TIMESTAMPTZOID,
+					 INT4OID, INT8OID, TEXTARRAYOID, OIDOID, BOOLOID, TEXTARRAYOID};
+	Datum values[11];
+	char nulls[11] = "           ";
 	SPIPlanPtr plan;
 	uint64 i;
 
@@ -191,25 +199,30 @@ jobq_queue_insert_many(const JobqNewJob *job, Datum payloads, Datum job_keys,
 	values[7] = job_keys;
 	if (!have_keys)
 		nulls[7] = 'n';
+	values[10] = concurrency_keys;
+	if (!have_concurrency_keys)
+		nulls[10] = 'n';
 
 	jobq_superuser_spi_begin(&qc);
 	if (have_keys)
 		plan = plan_insert_many_keys != NULL
 				   ? plan_insert_many_keys
 				   : jobq_superuser_prepare(&plan_insert_many_keys,
-											with_precedence(NEW_JOB_INSERT
-															"SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10%s "
-															"FROM unnest($3, $8) WITH ORDINALITY AS u(p, k, n) ORDER BY u.n" NEW_JOB_CONFLICT),
-											10, types);
+											with_queue_columns(NEW_JOB_INSERT
+															   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', u.k, $9::regrole, $10%s "
+															   "FROM unnest($3, $8, $11) WITH ORDINALITY AS u(p, k, c, n) ORDER BY u.n" NEW_JOB_CONFLICT,
+															   "u.c"),
+											11, types);
 	else
 		plan = plan_insert_many != NULL
 				   ? plan_insert_many
 				   : jobq_superuser_prepare(&plan_insert_many,
-											with_precedence(NEW_JOB_INSERT
-															"SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10%s "
-															"FROM unnest($3) WITH ORDINALITY AS u(p, n) ORDER BY u.n "
-															"RETURNING id"),
-											10, types);
+											with_queue_columns(NEW_JOB_INSERT
+															   "SELECT $1, $2, u.p, $4, $5, $6, $7 * interval '1 ms', $8[1], $9::regrole, $10%s "
+															   "FROM unnest($3, $11) WITH ORDINALITY AS u(p, c, n) ORDER BY u.n "
+															   "RETURNING id",
+															   "u.c"),
+											11, types);
 	jobq_superuser_execute(plan, values, nulls, SPI_OK_INSERT_RETURNING);
 
 	*nids = (int) SPI_processed;

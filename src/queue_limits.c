@@ -39,6 +39,12 @@
  * worker.  Counting needs no configuration: it is the same for every queue
  * name, so a limit set on a queue with running jobs counts them.
  *
+ * Concurrency keys.  A job may carry a concurrency key: at most its queue's
+ * concurrency_per_key (1 unless set) jobs with the same queue and key run
+ * at once.  Such a key has an entry of its own beside its queue's, counted
+ * and counted off in the same way (the statements return the key with the
+ * queue).
+ *
  * Entries live in a shared hash table of jobq.max_queues entries; an entry
  * whose queue has no running job and no start to space is removed.  When
  * the table is full, the rows of a queue without an entry are taken
@@ -72,6 +78,7 @@ typedef struct LimitsKey
 {
 	Oid dboid;
 	char name[JOBQ_MAX_QUEUE_NAME + 1]; /* zero-padded: the key is hashed as bytes */
+	char ckey[JOBQ_MAX_JOB_KEY + 1];	/* a concurrency key of the queue, or "" */
 } LimitsKey;
 
 typedef struct LimitsEntry
@@ -101,6 +108,7 @@ typedef struct LocalQueue
 	int32 precedence;
 	bool paused;
 	int32 concurrency; /* 0: no limit */
+	int32 per_key;	   /* concurrency_per_key; 0: 1 */
 	int64 interval_us; /* period / rate; 0: no rate */
 } LocalQueue;
 
@@ -140,6 +148,8 @@ static int claim_workers = 1; /* the lane's workers in a database, at most */
 static int last_count = -1;			 /* claim_counts index, or -1 */
 static bool last_limited = false;	 /* the last admission was counted in shmem */
 static int last_limited_count = -1;	 /* limited_counts index, or -1 */
+static bool last_keyed = false;		 /* the last admission counted a concurrency key */
+static LimitsKey last_ckey;
 static LimitsKey last_key;
 static TimestampTz last_tat_before;
 static TimestampTz last_tat_after;
@@ -203,6 +213,14 @@ make_key(LimitsKey *key, const char *queue, int len)
 	memset(key, 0, sizeof(*key));
 	key->dboid = MyDatabaseId;
 	memcpy(key->name, queue, Min(len, JOBQ_MAX_QUEUE_NAME));
+}
+
+/* The entry of a concurrency key (ckey, clen bytes) of queue key. */
+static void
+make_ckey(LimitsKey *ckey, const LimitsKey *queue, const char *key, int clen)
+{
+	*ckey = *queue;
+	memcpy(ckey->ckey, key, Min(clen, JOBQ_MAX_JOB_KEY));
 }
 
 /* The entry of key, made if need be; NULL when the table is full.  Under the lock. */
@@ -476,9 +494,9 @@ load_queues(void)
 												  "SELECT name, paused, coalesce(concurrency, 0), "
 												  "CASE WHEN rate IS NULL THEN 0 ELSE "
 												  "greatest((extract(epoch FROM rate_period) * 1000000 / rate)::bigint, 1) END, "
-												  "precedence FROM jobq._queues "
+												  "precedence, coalesce(concurrency_per_key, 0) FROM jobq._queues "
 												  "WHERE paused OR concurrency IS NOT NULL OR rate IS NOT NULL "
-												  "OR precedence <> 0",
+												  "OR precedence <> 0 OR concurrency_per_key IS NOT NULL",
 												  0, NULL),
 						   NULL, NULL, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -496,6 +514,7 @@ load_queues(void)
 		q->concurrency = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		q->interval_us = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
 		q->precedence = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+		q->per_key = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 		have_queues = true;
 	}
 	jobq_superuser_spi_end(&qc);
@@ -587,28 +606,31 @@ flush_claim_counts(void)
 	last_count = -1;
 }
 
-/*
- * May the claim take a row of queue (len bytes, not terminated) at now?
- * When true the row is counted; jobq_limits_unadmit takes that back if the
- * claim does not get the row after all.
- */
-bool
-jobq_limits_admit(const char *queue, int len, TimestampTz now)
+/* The warning that the shared table is full, once per process. */
+static void
+warn_full(const char *name)
 {
-	LimitsKey key;
-	LocalQueue *q = NULL;
+	if (!warned_full)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("jobq cannot count the running jobs of queue \"%s\": jobq.max_queues (%d) queues and concurrency keys have running jobs",
+						name, jobq_max_queues),
+				 errdetail("Jobs of a limited queue, and jobs with a concurrency key, wait until there is room."),
+				 errhint("Raise jobq.max_queues and restart the server.")));
+	warned_full = true;
+}
+
+/*
+ * May the claim take a row of queue key (q: its settings, or NULL) at now?
+ * When true the row is counted in its queue.
+ */
+static bool
+admit_queue(const LimitsKey *key_in, const LocalQueue *q, TimestampTz now)
+{
+	LimitsKey key = *key_in;
 	LimitsEntry *e;
 	int i;
 
-	last_count = -1;
-	last_limited = false;
-	last_limited_count = -1;
-	if (limits == NULL)
-		return true;
-	make_key(&key, queue, len);
-
-	if (have_queues)
-		q = hash_search(local_queues, key.name, HASH_FIND, NULL);
 	if (q == NULL || (q->concurrency == 0 && q->interval_us == 0 && !q->paused))
 	{
 		for (i = 0; i < nclaim_counts; i++)
@@ -656,14 +678,7 @@ jobq_limits_admit(const char *queue, int len, TimestampTz now)
 	if (e == NULL)
 	{
 		LWLockRelease(limits->lock);
-		if (!warned_full)
-			ereport(WARNING,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("jobq cannot count the running jobs of queue \"%s\": jobq.max_queues (%d) queues have running jobs",
-							key.name, jobq_max_queues),
-					 errdetail("Jobs of a limited queue wait until there is room."),
-					 errhint("Raise jobq.max_queues and restart the server.")));
-		warned_full = true;
+		warn_full(key.name);
 		claim_refused = true;
 		return false;
 	}
@@ -706,10 +721,86 @@ jobq_limits_admit(const char *queue, int len, TimestampTz now)
 	return true;
 }
 
+/*
+ * May the claim take one more row with concurrency key ckey (clen bytes)
+ * of queue key (q: its settings, or NULL)?  At most concurrency_per_key
+ * (1 when not set) run at once.  When true the row is counted.
+ */
+static bool
+admit_key(const LimitsKey *queue, const LocalQueue *q, const char *ckey, int clen)
+{
+	LimitsKey key;
+	LimitsEntry *e;
+	int32 limit = (q != NULL && q->per_key > 0) ? q->per_key : 1;
+
+	make_ckey(&key, queue, ckey, clen);
+	LWLockAcquire(limits->lock, LW_EXCLUSIVE);
+	e = enter(&key);
+	if (e == NULL || e->running >= limit)
+	{
+		if (e != NULL)
+			e->waiting = true;
+		LWLockRelease(limits->lock);
+		if (e == NULL)
+			warn_full(key.name);
+		claim_refused = true;
+		return false;
+	}
+	e->running++;
+	LWLockRelease(limits->lock);
+	add_pending(&key, 1, false);
+	last_ckey = key;
+	last_keyed = true;
+	return true;
+}
+
+/*
+ * May the claim take a row of queue (len bytes, not terminated) with
+ * concurrency key ckey (clen bytes; NULL: none) at now?  When true the row
+ * is counted; jobq_limits_unadmit takes that back if the claim does not
+ * get the row after all.
+ */
+bool
+jobq_limits_admit(const char *queue, int len, const char *ckey, int clen, TimestampTz now)
+{
+	LimitsKey key;
+	LocalQueue *q = NULL;
+
+	last_count = -1;
+	last_limited = false;
+	last_limited_count = -1;
+	last_keyed = false;
+	if (limits == NULL)
+		return true;
+	make_key(&key, queue, len);
+	if (have_queues)
+		q = hash_search(local_queues, key.name, HASH_FIND, NULL);
+	if (!admit_queue(&key, q, now))
+		return false;
+	if (ckey != NULL && !admit_key(&key, q, ckey, clen))
+	{
+		jobq_limits_unadmit();
+		return false;
+	}
+	return true;
+}
+
 /* The row jobq_limits_admit admitted last was not taken after all. */
 void
 jobq_limits_unadmit(void)
 {
+	if (last_keyed)
+	{
+		LimitsEntry *e;
+
+		LWLockAcquire(limits->lock, LW_EXCLUSIVE);
+		e = hash_search(limits_hash, &last_ckey, HASH_FIND, NULL);
+		if (e != NULL)
+			e->running = Max(e->running - 1, 0);
+		LWLockRelease(limits->lock);
+		drop_pending(&last_ckey);
+		last_keyed = false;
+	}
 	if (last_count >= 0)
 		claim_counts[last_count].n--;
 	else if (last_limited)
@@ -765,16 +856,22 @@ jobq_limits_due(TimestampTz due)
 	return claim_retry_at != 0 ? claim_retry_at : DT_NOEND;
 }
 
-/* n jobs of queue left the running state in this transaction. */
+/* A job of queue with concurrency key ckey (NULL: none) left the running state in this transaction. */
 void
-jobq_limits_release(const char *queue, int len, int n)
+jobq_limits_release(const char *queue, int len, text *ckey)
 {
 	LimitsKey key;
+	LimitsKey keyed;
 
-	if (limits == NULL || n <= 0)
+	if (limits == NULL)
 		return;
 	make_key(&key, queue, len);
-	add_pending(&key, n, true);
+	add_pending(&key, 1, true);
+	if (ckey != NULL)
+	{
+		make_ckey(&keyed, &key, VARDATA_ANY(ckey), VARSIZE_ANY_EXHDR(ckey));
+		add_pending(&keyed, 1, true);
+	}
 }
 
 /* The entries of a database, for jobq._queue_state(); returns how many. */
@@ -798,6 +895,7 @@ jobq_limits_copy(Oid dboid, JobqQueueState **copy)
 		if (e->key.dboid != dboid || n >= max)
 			continue;
 		strlcpy((*copy)[n].name, e->key.name, sizeof((*copy)[n].name));
+		strlcpy((*copy)[n].ckey, e->key.ckey, sizeof((*copy)[n].ckey));
 		(*copy)[n].running = e->running;
 		(*copy)[n].next_start = e->tat;
 		n++;

@@ -15,6 +15,7 @@
 typedef struct JobqQueueState
 {
 	char name[JOBQ_MAX_QUEUE_NAME + 1];
+	char ckey[JOBQ_MAX_JOB_KEY + 1]; /* a concurrency key of the queue, or "" */
 	int32 running;		   /* jobs claimed and not finished or given back */
 	TimestampTz next_start; /* a rate-limited queue's next start, or 0 */
 } JobqQueueState;
@@ -30,14 +31,15 @@ extern int32 jobq_limits_precedence(const char *queue);
 
 /* a claim (claim.c): begin, admit each row before taking it, end */
 extern void jobq_limits_claim_begin(bool net);
-extern bool jobq_limits_admit(const char *queue, int len, TimestampTz now);
+extern bool jobq_limits_admit(const char *queue, int len, const char *ckey, int clen,
+							  TimestampTz now);
 extern void jobq_limits_unadmit(void);
 extern void jobq_limits_claim_end(void);
 extern TimestampTz jobq_limits_due(TimestampTz due);
 extern bool jobq_limits_left_share(void);
 
 /* jobs that left the running state in this transaction (queue.c) */
-extern void jobq_limits_release(const char *queue, int len, int n);
+extern void jobq_limits_release(const char *queue, int len, text *ckey);
 
 /* jobq._queue_state() */
 extern int jobq_limits_copy(Oid dboid, JobqQueueState **copy);

@@ -36,13 +36,16 @@ CREATE TABLE jobq._queue (
 	last_error_at timestamptz,
 	progress real,
 	progress_message text,
-	precedence integer NOT NULL DEFAULT 0
+	precedence integer NOT NULL DEFAULT 0,
+	concurrency_key text
 );
 COMMENT ON TABLE jobq._queue IS 'jobs that are pending or running; read jobq.jobs instead';
 COMMENT ON COLUMN jobq._queue.progress
 	IS 'the percentage a job reported last (jobq.set_progress), written when its handler returns';
 COMMENT ON COLUMN jobq._queue.precedence
 	IS 'its queue''s precedence (jobq._queues), first in the claim order: lower is claimed first';
+COMMENT ON COLUMN jobq._queue.concurrency_key
+	IS 'at most its queue''s concurrency_per_key jobs (1 by default) with this key run at once';
 
 /*
  * No index here depends on status: a claim (pending -> running), a release
@@ -121,7 +124,8 @@ CREATE TABLE jobq._done (
 	last_error_context text,
 	last_error_at timestamptz,
 	progress real,
-	progress_message text
+	progress_message text,
+	concurrency_key text
 );
 COMMENT ON TABLE jobq._done IS 'jobs that succeeded, died or were cancelled; read jobq.jobs instead';
 CREATE INDEX _done_finished_idx ON jobq._done (status, finished_at);
@@ -288,7 +292,9 @@ SELECT pg_catalog.pg_extension_config_dump('jobq._schedules', '');
  * Queues as objects (jobq.create_queue, src/sql/35_queues.sql): a queue
  * named here has a precedence (its jobs' column precedence, first in the
  * claim order), may be paused, and may have a concurrency limit (running
- * jobs across the cluster) and a rate limit (starts per rate_period).
+ * jobs across the cluster), a limit per concurrency key (its jobs' column
+ * concurrency_key; 1 when not set) and a rate limit (starts per
+ * rate_period).
  * Jobs name queues freely; a queue not named here has none of these.
  * Workers read the table again after each change commits (a trigger,
  * src/queue_limits.c).
@@ -298,6 +304,7 @@ CREATE TABLE jobq._queues (
 	name text PRIMARY KEY CHECK (name <> '' AND octet_length(name) <= 63),
 	precedence integer NOT NULL DEFAULT 0,
 	concurrency integer CHECK (concurrency >= 1),
+	concurrency_per_key integer CHECK (concurrency_per_key >= 1),
 	rate integer CHECK (rate >= 1),
 	rate_period interval NOT NULL DEFAULT '1 second'
 		CHECK (rate_period >= '1 millisecond' AND rate_period <= '1 day'),

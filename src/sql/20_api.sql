@@ -15,11 +15,12 @@ CREATE OR REPLACE FUNCTION jobq.enqueue(
 	max_attempts integer DEFAULT NULL,
 	job_key text DEFAULT NULL,
 	timeout interval DEFAULT NULL,
-	key_mode text DEFAULT 'keep')
+	key_mode text DEFAULT 'keep',
+	concurrency_key text DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'jobq_enqueue'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, integer, timestamptz, integer, text, interval, text)
+COMMENT ON FUNCTION jobq.enqueue(text, jsonb, text, integer, timestamptz, integer, text, interval, text, text)
 	IS 'add a job that runs as the current role; returns its id, or the id of the live job with the same job_key (which key_mode debounce or throttle updates)';
 
 CREATE OR REPLACE FUNCTION jobq.enqueue_many(
@@ -30,11 +31,12 @@ CREATE OR REPLACE FUNCTION jobq.enqueue_many(
 	run_at timestamptz DEFAULT NULL,
 	max_attempts integer DEFAULT NULL,
 	job_keys text[] DEFAULT NULL,
-	timeout interval DEFAULT NULL)
+	timeout interval DEFAULT NULL,
+	concurrency_keys text[] DEFAULT NULL)
 RETURNS SETOF bigint
 AS 'MODULE_PATHNAME', 'jobq_enqueue_many'
 LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 1000;
-COMMENT ON FUNCTION jobq.enqueue_many(text, jsonb[], text, integer, timestamptz, integer, text[], interval)
+COMMENT ON FUNCTION jobq.enqueue_many(text, jsonb[], text, integer, timestamptz, integer, text[], interval, text[])
 	IS 'add one job per payload in one statement; returns the ids of the jobs added';
 
 CREATE OR REPLACE FUNCTION jobq.cancel(job_id bigint)

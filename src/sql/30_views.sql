@@ -13,7 +13,8 @@ CREATE OR REPLACE VIEW jobq.jobs WITH (security_barrier) AS
 		   q.worker_pid, q.cancel_requested,
 		   CASE WHEN p.job_id IS NULL THEN q.progress ELSE p.progress END AS progress,
 		   CASE WHEN p.job_id IS NULL THEN q.progress_message ELSE p.progress_message END
-			 AS progress_message
+			 AS progress_message,
+		   q.concurrency_key
 	  FROM jobq._queue q
 	  LEFT JOIN jobq._progress() p ON p.job_id = q.id AND q.status = 'running'
 	 WHERE pg_catalog.pg_has_role(q.owner, 'MEMBER')
@@ -22,7 +23,7 @@ CREATE OR REPLACE VIEW jobq.jobs WITH (security_barrier) AS
 		   run_at, created_at, started_at, finished_at,
 		   result, last_error, last_error_sqlstate,
 		   last_error_context, last_error_at, owner, job_key, timeout,
-		   NULL::integer, false, progress, progress_message
+		   NULL::integer, false, progress, progress_message, concurrency_key
 	  FROM jobq._done
 	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER');
 COMMENT ON VIEW jobq.jobs

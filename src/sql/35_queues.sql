@@ -9,10 +9,12 @@
 
 /*
  * Check a queue's name and settings; raises with the reason.  settings: a
- * JSON object of precedence (a whole number, lower first; null: 0), concurrency (running jobs, at least 1, or null: no
- * limit), rate (starts per rate_period, at least 1, or null: no limit),
- * rate_period (an interval from 1 ms to 1 day, or null: 1 second) and
- * paused (a boolean).
+ * JSON object of precedence (a whole number, lower first; null: 0),
+ * concurrency (running jobs, at least 1, or null: no limit),
+ * concurrency_per_key (running jobs with the same concurrency key, at least
+ * 1, or null: 1), rate (starts per rate_period, at least 1, or null: no
+ * limit), rate_period (an interval from 1 ms to 1 day, or null: 1 second)
+ * and paused (a boolean).
  */
 CREATE OR REPLACE FUNCTION jobq._check_queue(name text, settings jsonb)
 RETURNS void
@@ -38,7 +40,7 @@ BEGIN
 	END IF;
 	FOR k, v IN SELECT * FROM jsonb_each(settings) LOOP
 		CASE k
-		WHEN 'concurrency', 'rate' THEN
+		WHEN 'concurrency', 'concurrency_per_key', 'rate' THEN
 			IF jsonb_typeof(v) = 'null' THEN
 				CONTINUE;
 			END IF;
@@ -85,7 +87,7 @@ BEGIN
 			END IF;
 		ELSE
 			RAISE EXCEPTION 'unknown queue setting "%"', k USING ERRCODE = 'invalid_parameter_value',
-				HINT = 'The settings are precedence, concurrency, rate, rate_period and paused.';
+				HINT = 'The settings are precedence, concurrency, concurrency_per_key, rate, rate_period and paused.';
 		END CASE;
 	END LOOP;
 END $$;
@@ -114,9 +116,10 @@ RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	PERFORM jobq._check_queue(name, settings);
-	INSERT INTO jobq._queues (name, precedence, concurrency, rate, rate_period, paused)
+	INSERT INTO jobq._queues (name, precedence, concurrency, concurrency_per_key, rate, rate_period, paused)
 	VALUES (name, coalesce((settings ->> 'precedence')::integer, 0),
-			(settings ->> 'concurrency')::integer, (settings ->> 'rate')::integer,
+			(settings ->> 'concurrency')::integer, (settings ->> 'concurrency_per_key')::integer,
+			(settings ->> 'rate')::integer,
 			coalesce((settings ->> 'rate_period')::interval, interval '1 second'),
 			coalesce((settings ->> 'paused')::boolean, false));
 	PERFORM jobq._set_precedence(name, coalesce((settings ->> 'precedence')::integer, 0));
@@ -139,6 +142,9 @@ BEGIN
 							 THEN coalesce((settings ->> 'precedence')::integer, 0) ELSE q.precedence END,
 		   concurrency = CASE WHEN settings ? 'concurrency'
 							  THEN (settings ->> 'concurrency')::integer ELSE q.concurrency END,
+		   concurrency_per_key = CASE WHEN settings ? 'concurrency_per_key'
+									  THEN (settings ->> 'concurrency_per_key')::integer
+									  ELSE q.concurrency_per_key END,
 		   rate = CASE WHEN settings ? 'rate' THEN (settings ->> 'rate')::integer ELSE q.rate END,
 		   rate_period = CASE WHEN settings ? 'rate_period'
 							  THEN coalesce((settings ->> 'rate_period')::interval, interval '1 second')
@@ -212,22 +218,22 @@ CREATE OR REPLACE TRIGGER _queues_changed
 	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jobq._queues
 	FOR EACH STATEMENT EXECUTE FUNCTION jobq._queues_changed();
 
-/* The queues of this database that shared memory counts now. */
-CREATE OR REPLACE FUNCTION jobq._queue_state(OUT name text, OUT running integer,
-											 OUT next_start timestamptz)
+/* The queues and concurrency keys of this database that shared memory counts now. */
+CREATE OR REPLACE FUNCTION jobq._queue_state(OUT name text, OUT concurrency_key text,
+											 OUT running integer, OUT next_start timestamptz)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'jobq__queue_state'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
 COMMENT ON FUNCTION jobq._queue_state()
-	IS 'running jobs and the next rate-limited start of each queue of this database, from shared memory (read jobq.queues instead)';
+	IS 'running jobs and the next rate-limited start of each queue and concurrency key of this database, from shared memory (read jobq.queues instead)';
 
 CREATE OR REPLACE VIEW jobq.queues AS
-SELECT q.name, q.precedence, q.concurrency, q.rate, q.rate_period, q.paused,
+SELECT q.name, q.precedence, q.concurrency, q.concurrency_per_key, q.rate, q.rate_period, q.paused,
 	   coalesce(s.running, 0) AS running,
 	   CASE WHEN q.rate IS NOT NULL AND s.next_start > now() THEN s.next_start END AS next_start,
 	   q.created_at, q.updated_at
   FROM jobq._queues q
-  LEFT JOIN jobq._queue_state() s USING (name);
+  LEFT JOIN jobq._queue_state() s ON s.name = q.name AND s.concurrency_key IS NULL;
 COMMENT ON VIEW jobq.queues
 	IS 'queues created with jobq.create_queue: their limits, whether paused, and their running jobs across the cluster';
 GRANT SELECT ON jobq.queues TO PUBLIC;

@@ -643,7 +643,11 @@ sub hostile_cases
 	for my $k (job_keys())
 	{
 		add("SELECT jobq.enqueue('sql', $sqlp, job_key => $k->[1])", $k->[2], $k->[3]);
+		# a concurrency key is checked as a job_key is
+		add("SELECT jobq.enqueue('sql', $sqlp, concurrency_key => $k->[1])", $k->[2], $k->[3]);
 	}
+	add("SELECT jobq.enqueue('sql', $sqlp, concurrency_key => NULL)", OK);
+	add("SELECT jobq.enqueue('sql', $sqlp, job_key => 'ck', concurrency_key => 'ck', key_mode => 'debounce')", OK);
 	# key_mode: three words, with a job_key for the two that change a job
 	for my $n (names())
 	{
@@ -714,6 +718,16 @@ sub hostile_cases
 	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, job_keys => ARRAY[NULL, NULL]::text[])", OK);
 	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, job_keys => ARRAY['same', 'same'])", OK);
 	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, job_keys => ARRAY[['a'], ['b']])", ARRSUB);
+	for my $k (job_keys())
+	{
+		next if $k->[0] eq 'existing';
+		add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, concurrency_keys => ARRAY[$k->[1], NULL])", $k->[2], $k->[3]);
+	}
+	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, concurrency_keys => ARRAY['a'])", ARRSUB);
+	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, concurrency_keys => '{}')", ARRSUB);
+	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, concurrency_keys => ARRAY[['a'], ['b']])", ARRSUB);
+	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, concurrency_keys => ARRAY[NULL, NULL]::text[])", OK);
+	add("SELECT count(*) FROM jobq.enqueue_many('sql', $arr, job_keys => ARRAY['x', 'y'], concurrency_keys => ARRAY['same', 'same'])", OK);
 
 	# cancel and retry
 	for my $f (qw(cancel retry))
@@ -1040,7 +1054,7 @@ sub hostile_cases
 		{
 			my ($label, $expr, $class) = @$v;
 			add("SELECT jobq.$f($q, $expr)", $label eq 'obj' ? OK : INV);
-			for my $field (qw(concurrency rate))
+			for my $field (qw(concurrency concurrency_per_key rate))
 			{
 				add("SELECT jobq.$f($q, jsonb_build_object('$field', $expr))",
 					$class eq 'null' || $label eq 'int_max' ? OK : INV);

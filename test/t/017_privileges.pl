@@ -224,7 +224,7 @@ my %public_functions = (
 	),
 	_schedule_check => 'enqueues as the caller and rolls back',
 	_progress => 'shows only the running jobs of roles the caller is a member of',
-	_queue_state => 'shows the queues\' running counts, no job',
+	_queue_state => 'shows the queues\' running counts, no job; concurrency keys to pg_monitor only',
 	_schedule_ran =>
 	  'SECURITY DEFINER: records only the live job that has the schedule\'s key and owner',);
 is( sql(q{

@@ -131,6 +131,78 @@ is( $node->safe_psql(
 is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq._queue_state() WHERE running > 0}),
 	'0', 'no queue counts a running job once all are done');
 
+# ---- concurrency keys -------------------------------------------------------
+
+# one timetable rebuild per campus at a time, many campuses at once; two
+# imports per school at a time (concurrency_per_key 2)
+$node->safe_psql(
+	'postgres', q{
+CREATE FUNCTION overlap_all(prefix text) RETURNS bigint LANGUAGE sql AS $$
+	SELECT max((SELECT count(*) FROM runs r2
+				 WHERE r2.queue LIKE prefix || '%' AND r2.started <= r.started AND r2.finished > r.started))
+	  FROM runs r WHERE r.queue LIKE prefix || '%'
+$$;
+SELECT jobq.create_queue('imports', '{"concurrency_per_key": 2}');
+BEGIN;
+SELECT jobq.enqueue('work', jsonb_build_object('queue', 'campus:' || c, 'sleep', 0.05),
+					queue => 'rebuilds', concurrency_key => 'campus:' || c)
+  FROM generate_series(1, 4) c, generate_series(1, 6) i;
+SELECT count(*) FROM jobq.enqueue_many('work',
+	array(SELECT jsonb_build_object('queue', 'school:' || s, 'sleep', 0.05)
+			FROM generate_series(1, 2) s, generate_series(1, 8) i ORDER BY i, s),
+	queue => 'imports',
+	concurrency_keys => array(SELECT 'school:' || s FROM generate_series(1, 2) s, generate_series(1, 8) i ORDER BY i, s));
+COMMIT;
+});
+all_done('rebuilds', 'concurrency keys');
+all_done('imports', 'concurrency keys of two');
+is( $node->safe_psql(
+		'postgres', q{SELECT string_agg(q || ':' || overlap(q), ',' ORDER BY q)
+FROM (VALUES ('campus:1'), ('campus:2'), ('campus:3'), ('campus:4')) v(q)}),
+	'campus:1:1,campus:2:1,campus:3:1,campus:4:1',
+	'concurrency key, 1 per key: no two jobs of a campus ran at the same moment');
+cmp_ok($node->safe_psql('postgres', q{SELECT overlap_all('campus:')}),
+	'>=', 2, 'concurrency key: jobs of different campuses ran side by side');
+my $schools = $node->safe_psql('postgres', q{SELECT max(overlap(q)) FROM (VALUES ('school:1'), ('school:2')) v(q)});
+cmp_ok($schools, '<=', 2, "concurrency_per_key 2: never more than two jobs of a school at once ($schools)");
+is( $node->safe_psql(
+		'postgres', q{SELECT count(*) || '|' || count(*) FILTER (WHERE concurrency_key = payload ->> 'queue')
+FROM jobq.jobs WHERE queue IN ('rebuilds', 'imports')}),
+	'40|40', 'jobq.jobs keeps each job\'s concurrency key');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq._queue_state() WHERE running > 0}),
+	'0', 'no queue or key counts a running job once all are done');
+
+# a key held by a running job: the next job of the key waits; a retried job keeps its key
+my $held = $node->safe_psql('postgres',
+	q{SELECT jobq.enqueue('work', '{"queue": "held", "sleep": 600}', concurrency_key => 'k', max_attempts => 1)});
+$node->poll_query_until('postgres', "SELECT status = 'running' FROM jobq.jobs WHERE id = $held")
+  or die 'the job holding key k does not start';
+my $waiting = $node->safe_psql('postgres',
+	q{SELECT jobq.enqueue('work', '{"queue": "held", "sleep": 0}', concurrency_key => 'k')});
+my $other = $node->safe_psql('postgres',
+	q{SELECT jobq.enqueue('work', '{"queue": "held", "sleep": 0}', concurrency_key => 'other')});
+jobq_wait_finished($node, $other, 'a job of another key');
+is($node->safe_psql('postgres', "SELECT status FROM jobq.jobs WHERE id = $waiting"),
+	'pending', 'a job of the held key waits');
+is( $node->safe_psql(
+		'postgres', q{
+SELECT running FROM jobq._queue_state() WHERE concurrency_key = 'k';
+CREATE ROLE plain;
+SET ROLE plain;
+SELECT count(*) FROM jobq._queue_state() WHERE concurrency_key IS NOT NULL;
+RESET ROLE;}),
+	"1\n0", 'jobq._queue_state() counts the held key, and shows keys to pg_monitor only');
+$node->safe_psql('postgres', "SELECT jobq.cancel($held)");
+$node->safe_psql('postgres', "SELECT pg_terminate_backend(worker_pid) FROM jobq._queue WHERE id = $held");
+jobq_wait_finished($node, $waiting, 'the waiting job, once the key is free');
+is( $node->safe_psql(
+		'postgres', qq{
+BEGIN;
+SELECT count(*) FROM (SELECT jobq.retry($held)) r;
+SELECT concurrency_key FROM jobq._queue WHERE id = $held;
+ROLLBACK;}),
+	"1\nk", 'a retried job keeps its concurrency key');
+
 # ---- a rate of 20 a second -----------------------------------------------
 
 $node->safe_psql('postgres', q{SELECT jobq.create_queue('sms', '{"rate": 20}')});
