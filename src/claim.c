@@ -116,7 +116,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	bool *nulls;
 	bool *replace;
 	int n = 0;
-	int run_at_key;
+	AttrNumber run_at_key;
 
 	/* before the snapshot: a change of jobq._queues that committed is seen */
 	jobq_limits_claim_begin(net);
@@ -192,8 +192,8 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 			if (!isnull)
 				ckey = DatumGetTextPP(d);
 		}
-		if (!jobq_limits_admit(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue),
-							   ckey ? VARDATA_ANY(ckey) : NULL, ckey ? VARSIZE_ANY_EXHDR(ckey) : 0, now))
+		if (!jobq_limits_admit(VARDATA_ANY(queue), (int) VARSIZE_ANY_EXHDR(queue),
+							   ckey ? VARDATA_ANY(ckey) : NULL, ckey ? (int) VARSIZE_ANY_EXHDR(ckey) : 0, now))
 			continue;
 
 		values[c->attempts - 1] =

@@ -94,8 +94,8 @@ typedef struct JobqNewJob
 	int32 max_attempts;
 	int64 timeout_ms; /* 0 = none */
 	Oid owner;
-	bool net;	   /* a network kind */
-	bool runs_sql; /* its payload is SQL (JobqKind.runs_sql) */
+	bool net;					 /* a network kind */
+	bool runs_sql;				 /* its payload is SQL (JobqKind.runs_sql) */
 	const char *concurrency_key; /* NULL: none */
 } JobqNewJob;
 

@@ -31,7 +31,7 @@ typedef struct JobqQueueColumns
 	AttrNumber cancel_requested;
 	AttrNumber precedence;		/* InvalidAttrNumber before ALTER EXTENSION jobq UPDATE to 0.2.0 */
 	AttrNumber concurrency_key; /* the same */
-	Oid id_sequence; /* the identity sequence of id */
+	Oid id_sequence;			/* the identity sequence of id */
 } JobqQueueColumns;
 
 /* where the index entries of rows written without the executor go */

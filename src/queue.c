@@ -114,7 +114,8 @@ move_statement(const char *cond, const char *status, const char *result,
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
 					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s%s",
 					 cond, more, more, status, result, error_columns, join,
-					 !returning ? "" : has ? " RETURNING queue, concurrency_key" : " RETURNING queue, NULL::text");
+					 !returning ? "" : has ? " RETURNING queue, concurrency_key"
+										   : " RETURNING queue, NULL::text");
 	return buf.data;
 }
 
@@ -163,7 +164,7 @@ running_left(void)
 		text *queue = DatumGetTextPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		Datum key = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
 
-		jobq_limits_release(VARDATA_ANY(queue), VARSIZE_ANY_EXHDR(queue),
+		jobq_limits_release(VARDATA_ANY(queue), (int) VARSIZE_ANY_EXHDR(queue),
 							isnull ? NULL : DatumGetTextPP(key));
 	}
 	return SPI_processed;
@@ -270,14 +271,14 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 
 	jobq_superuser_spi_begin_indexed(&qc);
 	jobq_superuser_execute(prepare_running(&plan_fail_retry,
-												  "UPDATE jobq._queue SET status = 'pending', "
-												  "run_at = clock_timestamp() + $5 * interval '1 ms', "
-												  "locked_by = NULL, worker_pid = NULL, last_error = $2, "
-												  "last_error_sqlstate = $3, last_error_context = $4, "
-												  "last_error_at = clock_timestamp() "
-												  "WHERE id = $1 AND NOT $6 AND NOT cancel_requested "
-												  "AND attempts < max_attempts" RETURNING_RUNNING,
-												  6, types),
+										   "UPDATE jobq._queue SET status = 'pending', "
+										   "run_at = clock_timestamp() + $5 * interval '1 ms', "
+										   "locked_by = NULL, worker_pid = NULL, last_error = $2, "
+										   "last_error_sqlstate = $3, last_error_context = $4, "
+										   "last_error_at = clock_timestamp() "
+										   "WHERE id = $1 AND NOT $6 AND NOT cancel_requested "
+										   "AND attempts < max_attempts" RETURNING_RUNNING,
+										   6, types),
 						   values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (running_left() == 0)
 	{
@@ -304,8 +305,7 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 #define RELEASE_STATEMENT(which) \
 	"UPDATE jobq._queue SET status = 'pending', " \
 	"attempts = greatest(attempts - 1, 0), locked_by = NULL, " \
-	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1" \
-	RETURNING_RUNNING
+	"worker_pid = NULL WHERE " which " AND status = 'running' AND locked_by = $1" RETURNING_RUNNING
 
 	/* two plans: by id through the primary key, or all of the token's */
 	values[0] = Int64GetDatum(token);
@@ -359,14 +359,14 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 	/* the claim order; before 0.2.0 without precedence (all 0) */
 	if (plan_release_after == NULL)
 		(void) prepare_running(&plan_release_after,
-									  jobq_qrel_has_queue_columns()
-										  ? RELEASE_STATEMENT("NOT net AND started_at = $2 "
-															  "AND (precedence, priority, run_at, id) > ($9, $3, $4, $5) "
-															  "AND (precedence, priority, run_at, id) <= ($10, $6, $7, $8)")
-										  : RELEASE_STATEMENT("NOT net AND started_at = $2 AND $9 = $10 "
-															  "AND (priority, run_at, id) > ($3, $4, $5) "
-															  "AND (priority, run_at, id) <= ($6, $7, $8)"),
-									  10, types);
+							   jobq_qrel_has_queue_columns()
+								   ? RELEASE_STATEMENT("NOT net AND started_at = $2 "
+													   "AND (precedence, priority, run_at, id) > ($9, $3, $4, $5) "
+													   "AND (precedence, priority, run_at, id) <= ($10, $6, $7, $8)")
+								   : RELEASE_STATEMENT("NOT net AND started_at = $2 AND $9 = $10 "
+													   "AND (priority, run_at, id) > ($3, $4, $5) "
+													   "AND (priority, run_at, id) <= ($6, $7, $8)"),
+							   10, types);
 	n = jobq_superuser_execute(plan_release_after, values, NULL, SPI_OK_UPDATE_RETURNING);
 	running_left();
 	jobq_superuser_spi_end(&qc);
@@ -415,13 +415,13 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 		if (this_boot)
 			running_left();
 		n += jobq_superuser_execute(prepare_running(&plan_reap_retry,
-														   "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
-														   "locked_by = NULL, worker_pid = NULL, "
-														   "last_error = '" ORPHAN_MESSAGE "', "
-														   "last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
-														   "last_error_context = NULL, last_error_at = clock_timestamp() "
-														   "WHERE " ORPHANED RETURNING_RUNNING,
-														   4, types),
+													"UPDATE jobq._queue SET status = 'pending', run_at = now(), "
+													"locked_by = NULL, worker_pid = NULL, "
+													"last_error = '" ORPHAN_MESSAGE "', "
+													"last_error_sqlstate = '" ORPHAN_SQLSTATE "', "
+													"last_error_context = NULL, last_error_at = clock_timestamp() "
+													"WHERE " ORPHANED RETURNING_RUNNING,
+													4, types),
 									values, NULL, SPI_OK_UPDATE_RETURNING);
 		if (this_boot)
 			running_left();

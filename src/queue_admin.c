@@ -179,9 +179,9 @@ jobq_queue_retry(int64 job_id, Oid caller)
 
 	if (jobq_superuser_execute(prepare_retry(&plan_retry,
 											 "WITH d AS (DELETE FROM jobq._done WHERE id = $1 "
-													  "AND status IN ('dead', 'cancelled') AND " VISIBLE_TO_CALLER
-													  " RETURNING *) " RETRY_INSERT,
-													  2, types),
+											 "AND status IN ('dead', 'cancelled') AND " VISIBLE_TO_CALLER
+											 " RETURNING *) " RETRY_INSERT,
+											 2, types),
 							   values, NULL, SPI_OK_INSERT) == 1)
 		result = JOBQ_DONE;
 	else if (visible_to_caller(values))
@@ -242,10 +242,10 @@ static SPIPlanPtr
 prepare_retry_jobs(void)
 {
 	return prepare_retry(&plan_retry_jobs,
-								  "WITH c AS (SELECT id, owner, job_key, row_number() OVER "
-								  "(PARTITION BY owner, job_key ORDER BY finished_at DESC, id DESC) AS n "
-								  "FROM jobq._done WHERE status = 'dead' AND " DEAD_FILTER,
-								  BULK_NARGS, bulk_types);
+						 "WITH c AS (SELECT id, owner, job_key, row_number() OVER "
+						 "(PARTITION BY owner, job_key ORDER BY finished_at DESC, id DESC) AS n "
+						 "FROM jobq._done WHERE status = 'dead' AND " DEAD_FILTER,
+						 BULK_NARGS, bulk_types);
 }
 
 /* cancel the pending jobs the filter selects (created_at in the range) */

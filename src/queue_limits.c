@@ -85,8 +85,8 @@ typedef struct LimitsEntry
 {
 	LimitsKey key;
 	int32 running;
-	TimestampTz tat;   /* a rate-limited queue's next start may come then */
-	bool waiting;	   /* a claim skipped a row for the concurrency limit */
+	TimestampTz tat; /* a rate-limited queue's next start may come then */
+	bool waiting;	 /* a claim skipped a row for the concurrency limit */
 } LimitsEntry;
 
 typedef struct LimitsShared
@@ -144,11 +144,11 @@ static ClaimCount claim_counts[CLAIM_QUEUES];
 static int nclaim_counts = 0;
 static ClaimCount limited_counts[CLAIM_QUEUES]; /* admitted rows of limited queues */
 static int nlimited_counts = 0;
-static int claim_workers = 1; /* the lane's workers in a database, at most */
-static int last_count = -1;			 /* claim_counts index, or -1 */
-static bool last_limited = false;	 /* the last admission was counted in shmem */
-static int last_limited_count = -1;	 /* limited_counts index, or -1 */
-static bool last_keyed = false;		 /* the last admission counted a concurrency key */
+static int claim_workers = 1;		/* the lane's workers in a database, at most */
+static int last_count = -1;			/* claim_counts index, or -1 */
+static bool last_limited = false;	/* the last admission was counted in shmem */
+static int last_limited_count = -1; /* limited_counts index, or -1 */
+static bool last_keyed = false;		/* the last admission counted a concurrency key */
 static LimitsKey last_ckey;
 static LimitsKey last_key;
 static TimestampTz last_tat_before;
@@ -869,7 +869,7 @@ jobq_limits_release(const char *queue, int len, text *ckey)
 	add_pending(&key, 1, true);
 	if (ckey != NULL)
 	{
-		make_ckey(&keyed, &key, VARDATA_ANY(ckey), VARSIZE_ANY_EXHDR(ckey));
+		make_ckey(&keyed, &key, VARDATA_ANY(ckey), (int) VARSIZE_ANY_EXHDR(ckey));
 		add_pending(&keyed, 1, true);
 	}
 }

@@ -16,8 +16,8 @@ typedef struct JobqQueueState
 {
 	char name[JOBQ_MAX_QUEUE_NAME + 1];
 	char ckey[JOBQ_MAX_JOB_KEY + 1]; /* a concurrency key of the queue, or "" */
-	int32 running;		   /* jobs claimed and not finished or given back */
-	TimestampTz next_start; /* a rate-limited queue's next start, or 0 */
+	int32 running;					 /* jobs claimed and not finished or given back */
+	TimestampTz next_start;			 /* a rate-limited queue's next start, or 0 */
 } JobqQueueState;
 
 /* set-up, from _PG_init while preloading */
