@@ -336,6 +336,38 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(id);
 }
 
+/*
+ * The job_keys or concurrency_keys of enqueue_many (what: "job_key" or
+ * "concurrency_key"), checked: one per payload, each NULL or a key as
+ * enqueue takes it.
+ */
+static void
+check_keys(ArrayType *keys, int nelems, const char *what)
+{
+	Datum *elems;
+	bool *nulls;
+	int n;
+	int i;
+
+	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (ARR_NDIM(keys) > 1 || n != nelems)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%ss must have one element per payload", what),
+				 errdetail("payloads has %d elements, %ss %d.", nelems, what, n)));
+	for (i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			continue;
+		if (VARSIZE_ANY_EXHDR(DatumGetPointer(elems[i])) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%ss must not contain empty strings", what),
+					 errhint("Use NULL for a job without a key.")));
+		check_text(TextDatumGetCString(elems[i]), what, JOBQ_MAX_JOB_KEY);
+	}
+}
+
 Datum
 jobq_enqueue_many(PG_FUNCTION_ARGS)
 {
@@ -373,49 +405,9 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 		check_payload(&job, DatumGetJsonbP(elems[i]));
 	}
 	if (have_keys)
-	{
-		ArrayType *keys = PG_GETARG_ARRAYTYPE_P(ARG_JOB_KEY);
-		Datum *kelems;
-		bool *knulls;
-		int nkeys;
-
-		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT,
-						  &kelems, &knulls, &nkeys);
-		if (ARR_NDIM(keys) > 1 || nkeys != nelems)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("job_keys must have one element per payload"),
-					 errdetail("payloads has %d elements, job_keys %d.", nelems, nkeys)));
-		for (i = 0; i < nkeys; i++)
-		{
-			if (knulls[i])
-				continue;
-			if (VARSIZE_ANY_EXHDR(DatumGetPointer(kelems[i])) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("job_keys must not contain empty strings"),
-						 errhint("Use NULL for a job without a key.")));
-			check_text(TextDatumGetCString(kelems[i]), "job_key", JOBQ_MAX_JOB_KEY);
-		}
-	}
+		check_keys(PG_GETARG_ARRAYTYPE_P(ARG_JOB_KEY), nelems, "job_key");
 	if (have_ckeys)
-	{
-		ArrayType *ckeys = PG_GETARG_ARRAYTYPE_P(ARG_CONCURRENCY_KEYS);
-		Datum *celems;
-		bool *cnulls;
-		int nckeys;
-
-		deconstruct_array(ckeys, TEXTOID, -1, false, TYPALIGN_INT,
-						  &celems, &cnulls, &nckeys);
-		if (ARR_NDIM(ckeys) > 1 || nckeys != nelems)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("concurrency_keys must have one element per payload"),
-					 errdetail("payloads has %d elements, concurrency_keys %d.", nelems, nckeys)));
-		for (i = 0; i < nckeys; i++)
-			if (!cnulls[i])
-				(void) concurrency_key_arg(DatumGetTextPP(celems[i]));
-	}
+		check_keys(PG_GETARG_ARRAYTYPE_P(ARG_CONCURRENCY_KEYS), nelems, "concurrency_key");
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	if (nelems == 0)
@@ -456,7 +448,10 @@ jobq_cancel(PG_FUNCTION_ARGS)
 
 	if (r == JOBQ_NOT_FOUND)
 		job_not_found(job_id);
-	PG_RETURN_BOOL(r == JOBQ_DONE);
+	/* a running job is stopped once the request commits */
+	if (r == JOBQ_STOPPING)
+		jobq_shmem_cancel_on_commit(job_id);
+	PG_RETURN_BOOL(r == JOBQ_DONE || r == JOBQ_STOPPING);
 }
 
 /*

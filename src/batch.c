@@ -39,6 +39,8 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -68,7 +70,7 @@
 #include "shmem.h"
 
 static MemoryContext batch_cxt = NULL;
-static int64 current_job_id = 0; /* the job whose handler runs, or 0 */
+static volatile int64 current_job_id = 0; /* the job whose handler runs, or 0 */
 static Oid current_job_owner = InvalidOid;
 
 /* what the running job last reported with jobq.set_progress, to keep with it */
@@ -102,10 +104,33 @@ jobq_batch_report_progress(bool percent_null, float4 percent, const char *messag
 }
 
 /* The context that holds a round's jobs and results (the worker's batch_cxt). */
+/*
+ * SIGUSR2: a hard cancel (jobq.cancel of a running job, see
+ * cancel_running in shmem.c).  The job whose handler runs now is
+ * interrupted as a statement is by a cancel request, but only if it is the
+ * job the signal was sent for: a signal that arrives late, after that
+ * job's handler returned, finds another job or none and does nothing.
+ */
+static void
+cancel_handler(SIGNAL_ARGS)
+{
+	int save_errno = errno;
+	int64 job = current_job_id;
+
+	if (job != 0 && job == jobq_shmem_cancel_target())
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
 void
 jobq_batch_init(MemoryContext cxt)
 {
 	batch_cxt = cxt;
+	pqsignal(SIGUSR2, cancel_handler);
 }
 
 /*

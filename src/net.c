@@ -68,7 +68,9 @@ static JobqTransfer *active[MAX_IN_FLIGHT];
 static int nactive = 0;
 static JobqTransfer *finished[MAX_IN_FLIGHT];
 static CURLcode finished_rc[MAX_IN_FLIGHT];
+static bool finished_cancelled[MAX_IN_FLIGHT]; /* aborted by jobq.cancel */
 static int nfinished = 0;
+static uint64 seen_cancel_seq = 0;
 
 static NetSocket *sockets = NULL;
 static int nsockets = 0;
@@ -157,8 +159,51 @@ collect_finished(void)
 			}
 		finished[nfinished] = t;
 		finished_rc[nfinished] = rc;
+		finished_cancelled[nfinished] = false;
 		nfinished++;
 	}
+}
+
+/*
+ * Hard cancel: when a running job of this database was cancelled since the
+ * last look (jobq.cancel, see cancel_running in shmem.c), abort the
+ * transfers of the jobs under way that were; they finish as cancelled.
+ */
+static void
+abort_cancelled(void)
+{
+	static int64 ids[MAX_IN_FLIGHT];
+	static int64 cancelled[MAX_IN_FLIGHT];
+	uint64 seq = jobq_shmem_cancel_seq();
+	int n;
+	int i;
+	int j;
+
+	if (seq == seen_cancel_seq)
+		return;
+	seen_cancel_seq = seq;
+	if (nactive == 0)
+		return;
+	for (i = 0; i < nactive; i++)
+		ids[i] = active[i]->job.id;
+	jobq_bgw_begin_xact();
+	n = jobq_queue_net_cancelled(ids, nactive, cancelled);
+	jobq_bgw_commit_xact();
+	MemoryContextSwitchTo(TopMemoryContext);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < nactive; j++)
+			if (active[j]->job.id == cancelled[i])
+			{
+				JobqTransfer *t = active[j];
+
+				curl_multi_remove_handle(multi, t->easy);
+				active[j] = active[--nactive];
+				finished[nfinished] = t;
+				finished_rc[nfinished] = CURLE_ABORTED_BY_CALLBACK;
+				finished_cancelled[nfinished] = true;
+				nfinished++;
+				break;
+			}
 }
 
 static void
@@ -190,6 +235,16 @@ record_finished(uint64 *succeeded, uint64 *failed)
 		JobqTransferResult res;
 
 		jobq_http_finish(t, finished_rc[i], &res);
+		if (finished_cancelled[i])
+		{
+			res.outcome.ok = false;
+			res.outcome.message = "the job was cancelled while its request was under way";
+			res.outcome.sqlstate = "57014";
+			res.final = true;
+			res.delivery.outcome = "failed";
+			res.delivery.error = res.outcome.message;
+			res.delivery.error_sqlstate = res.outcome.sqlstate;
+		}
 		jobq_queue_log_delivery(&res.delivery);
 		if (res.outcome.ok)
 		{
@@ -465,6 +520,17 @@ jobq_net_main(void)
 		long timeout_ms;
 
 		jobq_bgw_check_stop();
+		PG_TRY();
+		{
+			abort_cancelled();
+		}
+		PG_CATCH();
+		{
+			net_recover();
+			pg_usleep(1000000L);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(TopMemoryContext);
 		seq = jobq_shmem_wake_seq();
 		if (seq != seen_seq)
 		{

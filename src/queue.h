@@ -64,6 +64,7 @@ extern int64 jobq_queue_prune(void);
 extern Jsonb *jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payload,
 									 Oid owner, TimestampTz created_at);
 extern void jobq_queue_log_delivery(const JobqDelivery *d);
+extern int jobq_queue_net_cancelled(const int64 *ids, int n, int64 *cancelled);
 
 /* administration: cancel and retry one job */
 extern int jobq_queue_cancel(int64 job_id, Oid caller);
@@ -94,5 +95,6 @@ extern int64 jobq_queue_purge_jobs(const JobqJobFilter *filter, Oid caller);
 #define JOBQ_NOT_FOUND 0
 #define JOBQ_DONE 1
 #define JOBQ_WRONG_STATE 2
+#define JOBQ_STOPPING 3 /* jobq_queue_cancel: a running job, asked to stop */
 
 #endif /* JOBQ_QUEUE_H */

@@ -131,13 +131,14 @@ jobq_queue_cancel(int64 job_id, Oid caller)
 	if (jobq_superuser_execute(jobq_queue_prepare_move(&plan_cancel_pending,
 													   "id = $1 AND status = 'pending' AND " VISIBLE_TO_CALLER,
 													   "'cancelled'", "NULL", KEEP_ERROR, "", 2, types),
-							   values, NULL, SPI_OK_INSERT) == 1 ||
-		jobq_superuser_execute(jobq_superuser_prepare(&plan_cancel_running,
-													  "UPDATE jobq._queue SET cancel_requested = true "
-													  "WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
-													  2, types),
-							   values, NULL, SPI_OK_UPDATE) == 1)
+							   values, NULL, SPI_OK_INSERT) == 1)
 		result = JOBQ_DONE;
+	else if (jobq_superuser_execute(jobq_superuser_prepare(&plan_cancel_running,
+														   "UPDATE jobq._queue SET cancel_requested = true "
+														   "WHERE id = $1 AND status = 'running' AND " VISIBLE_TO_CALLER,
+														   2, types),
+									values, NULL, SPI_OK_UPDATE) == 1)
+		result = JOBQ_STOPPING;
 	else if (visible_to_caller(values))
 		result = JOBQ_WRONG_STATE;
 	else

@@ -18,6 +18,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -116,4 +117,38 @@ jobq_queue_log_delivery(const JobqDelivery *dl)
 												  15, types),
 						   values, nulls, SPI_OK_INSERT);
 	jobq_superuser_spi_end(&qc);
+}
+
+/*
+ * Which of the n jobs ids (the net worker's transfers under way) were
+ * cancelled while they ran (jobq.cancel): written to cancelled, in no
+ * order; returns how many.  The caller is in a transaction.
+ */
+int
+jobq_queue_net_cancelled(const int64 *ids, int n, int64 *cancelled)
+{
+	static SPIPlanPtr plan_cancelled = NULL;
+	JobqSpiCall qc;
+	Oid types[1] = {INT8ARRAYOID};
+	Datum values[1];
+	Datum *elems = palloc(sizeof(Datum) * Max(n, 1));
+	uint64 i;
+
+	for (i = 0; i < (uint64) n; i++)
+		elems[i] = Int64GetDatum(ids[i]);
+	values[0] = PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	jobq_superuser_spi_begin_indexed(&qc);
+	jobq_superuser_execute(jobq_superuser_prepare(&plan_cancelled,
+												  "SELECT id FROM jobq._queue "
+												  "WHERE id = ANY ($1) AND status = 'running' AND cancel_requested",
+												  1, types),
+						   values, NULL, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool isnull;
+
+		cancelled[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	jobq_superuser_spi_end(&qc);
+	return (int) i;
 }

@@ -39,6 +39,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -57,6 +58,14 @@ static bool wake_net_at_commit = false;
 static TimestampTz wake_due[JOBQ_LANES]; /* the earliest run_at of each lane */
 static bool wake_all_at_commit = false;
 static bool probe_at_commit = false;
+typedef struct CancelAtCommit
+{
+	int64 job_id;
+	int level; /* the transaction nesting level of the jobq.cancel */
+} CancelAtCommit;
+static CancelAtCommit *cancel_at_commit = NULL; /* running jobs to stop, in TopMemoryContext */
+static int ncancel_at_commit = 0;
+static int maxcancel_at_commit = 0;
 
 static Size
 databases_offset(void)
@@ -380,6 +389,45 @@ prepared_due(void)
 		jobq_shmem_wake_database(MyDatabaseId, true, 0, due);
 }
 
+/*
+ * Stop the running job job_id of this database (jobq.cancel): the SQL
+ * worker whose slot runs it is told so in its slot and sent SIGUSR2, under
+ * the lock, so the job it marks is the one it runs at that moment (its
+ * handler ignores the signal when another job runs by then, see batch.c);
+ * when no SQL worker runs it, it may be a network job: the database's net
+ * worker is told to look at its transfers.
+ */
+static void
+cancel_running(int64 job_id)
+{
+	pid_t pid = 0;
+	Latch *net_latch = NULL;
+	int i;
+
+	LWLockAcquire(jobq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < jobq_shared->nworkers; i++)
+	{
+		JobqWorker *w = &jobq_shared->workers[i];
+
+		if (!w->in_use || w->dboid != MyDatabaseId || w->pid == 0)
+			continue;
+		if (!w->net && w->job_id == job_id && w->state == JOBQ_WORKER_RUNNING)
+		{
+			w->cancel_job = job_id;
+			pid = w->pid;
+			(void) kill(pid, SIGUSR2);
+		}
+		else if (w->net)
+		{
+			w->cancel_seq++;
+			net_latch = w->latch;
+		}
+	}
+	LWLockRelease(jobq_shared->lock);
+	if (pid == 0 && net_latch != NULL)
+		SetLatch(net_latch);
+}
+
 static void
 xact_callback(XactEvent event, void *arg)
 {
@@ -398,6 +446,9 @@ xact_callback(XactEvent event, void *arg)
 				jobq_shmem_wake_database(MyDatabaseId, true, 1, wake_due[JOBQ_LANE_NET]);
 			if (probe_at_commit)
 				request_probe(MyDatabaseId);
+			for (int i = 0; i < ncancel_at_commit; i++)
+				cancel_running(cancel_at_commit[i].job_id);
+			ncancel_at_commit = 0;
 			wake_at_commit = false;
 			wake_net_at_commit = false;
 			wake_all_at_commit = false;
@@ -416,9 +467,11 @@ xact_callback(XactEvent event, void *arg)
 			wake_net_at_commit = false;
 			wake_all_at_commit = false;
 			probe_at_commit = false;
+			ncancel_at_commit = 0; /* COMMIT PREPARED's session stops nothing */
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			ncancel_at_commit = 0;
 			wake_at_commit = false;
 			wake_net_at_commit = false;
 			wake_all_at_commit = false;
@@ -429,12 +482,36 @@ xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/* A rolled back savepoint takes its cancellations back. */
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int level = GetCurrentTransactionNestLevel();
+	int keep = 0;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	for (int i = 0; i < ncancel_at_commit; i++)
+	{
+		if (cancel_at_commit[i].level < level)
+			cancel_at_commit[keep++] = cancel_at_commit[i];
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			cancel_at_commit[keep] = cancel_at_commit[i];
+			cancel_at_commit[keep++].level = level - 1;
+		}
+	}
+	ncancel_at_commit = keep;
+}
+
 static void
 ensure_xact_callback(void)
 {
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(xact_callback, NULL);
+		RegisterSubXactCallback(subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 }
@@ -466,6 +543,24 @@ jobq_shmem_wake_all_on_commit(void)
 		return;
 	ensure_xact_callback();
 	wake_all_at_commit = true;
+}
+
+/* Stop the running job job_id when the current transaction commits (jobq.cancel). */
+void
+jobq_shmem_cancel_on_commit(int64 job_id)
+{
+	if (jobq_shared == NULL)
+		return;
+	ensure_xact_callback();
+	if (ncancel_at_commit == maxcancel_at_commit)
+	{
+		maxcancel_at_commit = Max(8, maxcancel_at_commit * 2);
+		cancel_at_commit = cancel_at_commit == NULL
+							   ? MemoryContextAlloc(TopMemoryContext, sizeof(CancelAtCommit) * maxcancel_at_commit)
+							   : repalloc(cancel_at_commit, sizeof(CancelAtCommit) * maxcancel_at_commit);
+	}
+	cancel_at_commit[ncancel_at_commit].job_id = job_id;
+	cancel_at_commit[ncancel_at_commit++].level = GetCurrentTransactionNestLevel();
 }
 
 /* Have the launcher probe this database when the current transaction commits. */

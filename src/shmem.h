@@ -91,6 +91,15 @@ typedef struct JobqWorker
 	uint64 wake_seq; /* bumped by each wake-up for its database */
 	JobqWorkerState state;
 	int64 job_id;
+
+	/*
+	 * Hard cancel (jobq.cancel of a running job): the job an SQL worker was
+	 * signalled to stop (the signal handler compares it with the job whose
+	 * handler runs), and for the net worker a count of cancellations that
+	 * may concern its transfers.
+	 */
+	int64 cancel_job;
+	uint64 cancel_seq;
 	int in_flight; /* the net worker's requests under way */
 	uint64 jobs_succeeded;
 	uint64 jobs_failed;
@@ -163,6 +172,7 @@ extern bool jobq_shmem_durable_claims(void);
 /* wake-ups and requests, any backend */
 extern void jobq_shmem_wake_on_commit(bool net, TimestampTz due);
 extern void jobq_shmem_wake_all_on_commit(void);
+extern void jobq_shmem_cancel_on_commit(int64 job_id);
 extern void jobq_shmem_wake_database(Oid dboid, bool net, int how_many,
 									 TimestampTz due);
 extern void jobq_shmem_wake_launcher(void);
@@ -204,6 +214,8 @@ extern void jobq_shmem_set_state(JobqWorkerState state, int64 job_id);
 extern void jobq_shmem_set_progress(int64 job_id, Oid owner, bool progress_null, float4 progress,
 									const char *message);
 extern bool jobq_shmem_stop_requested(void);
+extern int64 jobq_shmem_cancel_target(void);
+extern uint64 jobq_shmem_cancel_seq(void);
 extern int jobq_shmem_pool_waiting(void);
 extern bool jobq_shmem_leave(uint64 seq, JobqWorkerExit reason, TimestampTz due,
 							 TimestampTz sql_due);

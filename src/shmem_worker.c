@@ -370,10 +370,34 @@ jobq_shmem_start_job(const JobqClaimKey *key, bool last_of_batch)
 	{
 		me->state = JOBQ_WORKER_RUNNING;
 		me->job_id = key->id;
+		me->cancel_job = 0; /* a late signal for the job before is no longer this job's */
 		me->state_since = now;
 	}
 	LWLockRelease(jobq_shared->lock);
 	return start;
+}
+
+/*
+ * The job this worker was signalled to stop (jobq.cancel), or 0.  Read
+ * without the lock, by the signal handler: an aligned 8-byte read, and the
+ * handler compares the value with the job it runs (see batch.c).
+ */
+int64
+jobq_shmem_cancel_target(void)
+{
+	return me != NULL ? *((volatile int64 *) &me->cancel_job) : 0;
+}
+
+/* How many cancellations of running jobs the net worker was told of. */
+uint64
+jobq_shmem_cancel_seq(void)
+{
+	uint64 seq;
+
+	LWLockAcquire(jobq_shared->lock, LW_SHARED);
+	seq = me->cancel_seq;
+	LWLockRelease(jobq_shared->lock);
+	return seq;
 }
 
 /* Nothing of this worker's batch is left for a peer to take over. */

@@ -84,6 +84,17 @@ CREATE FUNCTION enqueue_work(q text, n int, sleep float8) RETURNS void LANGUAGE 
 $$;
 });
 
+# start_long($args): a job of kind work (the rest of jobq.enqueue's
+# arguments: payload, queue ...) with one attempt, once it runs
+sub start_long
+{
+	my ($args) = @_;
+	my $id = $node->safe_psql('postgres', "SELECT jobq.enqueue('work', $args, max_attempts => 1)");
+	$node->poll_query_until('postgres', "SELECT status = 'running' FROM jobq.jobs WHERE id = $id")
+	  or die "job $id does not start";
+	return $id;
+}
+
 sub all_done
 {
 	my ($queue, $what) = @_;
@@ -173,10 +184,7 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq._queue_state() WHERE
 	'0', 'no queue or key counts a running job once all are done');
 
 # a key held by a running job: the next job of the key waits; a retried job keeps its key
-my $held = $node->safe_psql('postgres',
-	q{SELECT jobq.enqueue('work', '{"queue": "held", "sleep": 600}', concurrency_key => 'k', max_attempts => 1)});
-$node->poll_query_until('postgres', "SELECT status = 'running' FROM jobq.jobs WHERE id = $held")
-  or die 'the job holding key k does not start';
+my $held = start_long(q{'{"queue": "held", "sleep": 600}', concurrency_key => 'k'});
 my $waiting = $node->safe_psql('postgres',
 	q{SELECT jobq.enqueue('work', '{"queue": "held", "sleep": 0}', concurrency_key => 'k')});
 my $other = $node->safe_psql('postgres',
@@ -262,10 +270,7 @@ is( $node->safe_psql(
 
 # ---- a terminated worker frees its place ----------------------------------
 
-my $slow = $node->safe_psql('postgres',
-	q{SELECT jobq.enqueue('work', '{"queue": "archive", "sleep": 600}', queue => 'archive', max_attempts => 1)});
-$node->poll_query_until('postgres', "SELECT status = 'running' FROM jobq.jobs WHERE id = $slow")
-  or die 'the slow job does not start';
+my $slow = start_long(q{'{"queue": "archive", "sleep": 600}', queue => 'archive'});
 my $next = $node->safe_psql('postgres',
 	q{SELECT jobq.enqueue('work', '{"queue": "archive", "sleep": 0}', queue => 'archive')});
 sleep 1;
