@@ -119,31 +119,29 @@ move_statement(const char *cond, const char *status, const char *result,
 	return buf.data;
 }
 
-/* jobq_superuser_prepare() for a move_statement, built only the first time */
+/*
+ * jobq_superuser_prepare() for a move_statement, built only the first time;
+ * returning: the jobs leave the running state, and the statement returns
+ * their queues and keys for running_left.
+ */
+static SPIPlanPtr
+prepare_move(SPIPlanPtr *cache, bool returning, const char *cond, const char *status,
+			 const char *result, const char *error_columns, const char *join,
+			 int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, returning),
+									  nargs, argtypes);
+	return *cache;
+}
+
+/* The same for pending or finished jobs: the statement returns nothing. */
 SPIPlanPtr
 jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
 						const char *result, const char *error_columns, const char *join,
 						int nargs, Oid *argtypes)
 {
-	if (*cache == NULL)
-		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, false),
-									  nargs, argtypes);
-	return *cache;
-}
-
-/*
- * The same for jobs that leave the running state: the statement returns
- * their queues, for running_left.
- */
-static SPIPlanPtr
-prepare_move_running(SPIPlanPtr *cache, const char *cond, const char *status,
-					 const char *result, const char *error_columns, const char *join,
-					 int nargs, Oid *argtypes)
-{
-	if (*cache == NULL)
-		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, true),
-									  nargs, argtypes);
-	return *cache;
+	return prepare_move(cache, false, cond, status, result, error_columns, join, nargs, argtypes);
 }
 
 /*
@@ -225,10 +223,10 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 											   1, types),
 							   values, NULL, SPI_OK_DELETE_RETURNING);
 	else
-		jobq_superuser_execute(prepare_move_running(&plan_succeed_keep,
-													"id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
-													"JOIN unnest($1, $2) AS r(id, result) USING (id)",
-													2, types),
+		jobq_superuser_execute(prepare_move(&plan_succeed_keep, true,
+											"id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
+											"JOIN unnest($1, $2) AS r(id, result) USING (id)",
+											2, types),
 							   values, NULL, SPI_OK_INSERT_RETURNING);
 	running_left();
 	jobq_superuser_spi_end(&qc);
@@ -282,8 +280,8 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 						   values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (running_left() == 0)
 	{
-		jobq_superuser_execute(prepare_move_running(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
-													"$2, $3, $4, clock_timestamp()", "", 4, types),
+		jobq_superuser_execute(prepare_move(&plan_fail_final, true, "id = $1", DEAD_OR_CANCELLED, "NULL",
+											"$2, $3, $4, clock_timestamp()", "", 4, types),
 							   values, nulls, SPI_OK_INSERT_RETURNING);
 		running_left();
 	}
@@ -406,11 +404,11 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	for (this_boot = 0; this_boot <= 1; this_boot++)
 	{
 		values[3] = BoolGetDatum(this_boot);
-		n += jobq_superuser_execute(prepare_move_running(&plan_reap_final,
-														 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
-														 DEAD_OR_CANCELLED, "NULL",
-														 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
-														 "", 4, types),
+		n += jobq_superuser_execute(prepare_move(&plan_reap_final, true,
+												 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
+												 DEAD_OR_CANCELLED, "NULL",
+												 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
+												 "", 4, types),
 									values, NULL, SPI_OK_INSERT_RETURNING);
 		if (this_boot)
 			running_left();
