@@ -11,7 +11,8 @@
 #    pausing a queue in full flow stops its claims within a claim cycle,
 #    resuming it starts them again, and every job runs exactly once;
 #  - a worker terminated while it runs the one job a queue of limit 1
-#    allows frees its place: the next job runs;
+#    allows frees its place: the next job runs; after a kill -9 and the
+#    crash restart, the limit still holds;
 #  - jobq.queues shows the running jobs, and every count is back to zero
 #    (no entry left in shared memory) once the jobs are done;
 #  - bad input is refused with its SQLSTATE and changes nothing;
@@ -37,6 +38,7 @@ my $node = jobq_node(
 jobq.workers = 4
 jobq.poll_interval = '1s'
 jobq.retry_base_delay = '100ms'
+restart_after_crash = on
 });
 
 $node->safe_psql(
@@ -335,6 +337,25 @@ $node->safe_psql('postgres', q{SELECT jobq.drop_queue('sms')});
 all_done('sms', 'a dropped paused queue\'s jobs run as any queue\'s');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM jobq._queue_state() WHERE running > 0}),
 	'0', 'no queue counts a running job at the end');
+
+# ---- a crash restart ---------------------------------------------------------
+
+# kill -9 of the worker running the one job queue solo allows: the counts
+# start again from zero, and the job the last boot left running is reaped
+# before any worker claims, so one job at a time still
+$node->safe_psql('postgres', q{SELECT jobq.create_queue('solo', '{"concurrency": 1}')});
+my $victim = start_long(q{'{"queue": "solo", "sleep": 600}', queue => 'solo'});
+$node->safe_psql('postgres', q{SELECT enqueue_work('solo', 8, 0.1)});
+my $victim_pid = $node->safe_psql('postgres', "SELECT worker_pid FROM jobq._queue WHERE id = $victim");
+my $log_offset = -s $node->logfile;
+ok(kill('KILL', $victim_pid), 'kill -9 of the worker running the job of solo');
+jobq_wait_restarted($node, $log_offset);
+my ($solo_max) = split /\|/, $node->safe_psql('postgres', q{SELECT sample_max('solo', 'solo')});
+cmp_ok($solo_max, '<=', 1, "after the crash restart, never more than one running job sampled (most: $solo_max)");
+all_done('solo', 'after the crash restart');
+is($node->safe_psql('postgres', q{SELECT overlap('solo')}), '1', '... and no two ran at the same moment');
+is($node->safe_psql('postgres', "SELECT status FROM jobq.jobs WHERE id = $victim"),
+	'dead', 'the killed job was reaped (its one attempt spent)');
 
 # ---- precedence ------------------------------------------------------------
 

@@ -78,6 +78,7 @@ is(sql("SELECT jobq.cancel($a)"), 't', 'jobq.cancel of the sleeping job returns 
 wait_status($a, 'cancelled', 'the sleeping job');
 my $took = time - $t0;
 cmp_ok($took, '<', 30, sprintf('... stopped, not slept out (%.1f s of its 60)', $took));
+diag(sprintf('the sleeping job ended %.2f s after jobq.cancel returned', $took));
 is(sql("SELECT last_error_sqlstate || ': ' || last_error FROM jobq.jobs WHERE id = $a"),
 	'57014: canceling statement due to user request', '... with the cancel\'s error');
 wait_status($b, 'succeeded', 'the job before it in the batch');
@@ -126,6 +127,7 @@ sql("SELECT jobq.cancel($hang)");
 wait_status($hang, 'cancelled', 'an http job whose server does not answer');
 $took = time - $t0;
 cmp_ok($took, '<', 25, sprintf('... aborted, not waited out (%.1f s of the server\'s 30)', $took));
+diag(sprintf('the hanging request ended %.2f s after jobq.cancel returned', $took));
 is( sql("SELECT last_error_sqlstate FROM jobq.jobs WHERE id = $hang")
 	  . '|' . sql("SELECT error_sqlstate || ':' || outcome FROM jobq.deliveries WHERE job_id = $hang"),
 	'57014|57014:failed', '... with 57014, in its delivery log too');
