@@ -26,7 +26,6 @@
 #include <math.h>
 
 #include "access/xact.h"
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
 #include "executor/spi.h"
@@ -35,7 +34,6 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "guc.h"
@@ -100,11 +98,12 @@ move_statement(const char *cond, const char *status, const char *result,
 	/*
 	 * The tables of 0.1.0, before ALTER EXTENSION jobq UPDATE, have neither
 	 * the progress columns (jobq.set_progress comes with them) nor
-	 * concurrency_key.  A statement is built once per process: a worker
-	 * started before the update moves neither until it is restarted.
+	 * concurrency_key; the update adds them to both tables with precedence,
+	 * so the one check of the statements that write jobq._queue serves here.
+	 * A statement is built once per process: a worker started before the
+	 * update moves neither until it is restarted.
 	 */
-	bool has = get_attnum(get_relname_relid("_done", get_namespace_oid("jobq", false)),
-						  "concurrency_key") != InvalidAttrNumber;
+	bool has = jobq_qrel_has_queue_columns();
 	const char *more = has ? MOVED_0_2 : "";
 
 	initStringInfo(&buf);
