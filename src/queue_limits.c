@@ -56,6 +56,7 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -157,6 +158,25 @@ static bool claim_refused = false;
 static bool claim_left_share = false; /* left rows for the lane's other workers */
 static TimestampTz claim_retry_at = 0;
 
+/*
+ * The hash of a key: its database and the names up to their ends, not the
+ * zero padding (most of the key's 324 bytes), which hashing as a blob
+ * would read for every row a claim admits.  Keys still match as bytes.
+ */
+static uint32
+limits_key_hash(const void *key, Size keysize)
+{
+	const LimitsKey *k = key;
+	uint32 h = hash_bytes_uint32((uint32) k->dboid);
+
+	h = hash_combine(h, hash_bytes((const unsigned char *) k->name,
+								   (int) strnlen(k->name, sizeof(k->name))));
+	if (k->ckey[0] != '\0')
+		h = hash_combine(h, hash_bytes((const unsigned char *) k->ckey,
+									   (int) strnlen(k->ckey, sizeof(k->ckey))));
+	return h;
+}
+
 static Size
 limits_size(void)
 {
@@ -192,8 +212,9 @@ limits_shmem_startup(void)
 	memset(&info, 0, sizeof(info));
 	info.keysize = sizeof(LimitsKey);
 	info.entrysize = sizeof(LimitsEntry);
+	info.hash = limits_key_hash;
 	limits_hash = ShmemInitHash("jobq_limits queues", jobq_max_queues, jobq_max_queues,
-								&info, HASH_ELEM | HASH_BLOBS);
+								&info, HASH_ELEM | HASH_FUNCTION);
 	LWLockRelease(AddinShmemInitLock);
 }
 
