@@ -33,6 +33,8 @@
 #include "batch.h"
 #include "claim.h"
 #include "compat.h"
+#include "api.h"
+#include "external_wait.h"
 #include "guc.h"
 #include "handlers.h"
 #include "http_check.h"
@@ -48,6 +50,7 @@ PG_FUNCTION_INFO_V1(jobq_retry_jobs);
 PG_FUNCTION_INFO_V1(jobq_cancel_jobs);
 PG_FUNCTION_INFO_V1(jobq_purge_jobs);
 PG_FUNCTION_INFO_V1(jobq_register_kind);
+PG_FUNCTION_INFO_V1(jobq_register_external_kind);
 PG_FUNCTION_INFO_V1(jobq_unregister_kind);
 PG_FUNCTION_INFO_V1(jobq__kinds_changed);
 PG_FUNCTION_INFO_V1(jobq__queues_changed);
@@ -126,6 +129,13 @@ check_name(const char *name, const char *what)
 	check_text(name, what, JOBQ_MAX_QUEUE_NAME);
 }
 
+/* A queue or kind name given to jobq, checked (external.c). */
+void
+jobq_check_name(const char *name, const char *what)
+{
+	check_name(name, what);
+}
+
 /*
  * The earliest and the latest run_at accepted: 1970-01-01 and the end of
  * 9999 (UTC).  Earlier or later times are mistakes, and far ones overflow
@@ -173,6 +183,7 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	job->owner = GetUserId();
 	job->net = kind->net;
 	job->runs_sql = kind->runs_sql;
+	job->external = kind->external;
 
 	if (PG_ARGISNULL(ARG_QUEUE))
 		job->queue = pstrdup(kind->queue);
@@ -213,8 +224,11 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 	else
 		job->timeout_ms = jobq_default_timeout;
 
-	/* a job the owner could not run is refused now (built-in kinds without a handler: the SQL and network kinds) */
-	if (!(kind->builtin && !OidIsValid(kind->handler)))
+	/*
+	 * A job the owner could not run is refused now (built-in kinds without a
+	 * handler: the SQL and network kinds; external kinds have none here).
+	 */
+	if (!(kind->builtin && !OidIsValid(kind->handler)) && !kind->external)
 	{
 		AclResult aclresult;
 
@@ -227,6 +241,16 @@ new_job_from_args(FunctionCallInfo fcinfo, JobqNewJob *job)
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(kind->handler));
 	}
+}
+
+/* Wake, when this commits, whoever runs the new job: a lane's workers, or external ones. */
+static void
+wake_on_commit(const JobqNewJob *job)
+{
+	if (job->external)
+		jobq_external_wake_on_commit();
+	else
+		jobq_shmem_wake_on_commit(job->net, job->run_at);
 }
 
 /*
@@ -332,7 +356,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 		job.concurrency_key = concurrency_key_arg(PG_GETARG_TEXT_PP(ARG_CONCURRENCY_KEY));
 
 	id = jobq_queue_insert(&job, payload, job_key, key_mode_arg(fcinfo, job_key != NULL));
-	jobq_shmem_wake_on_commit(job.net, job.run_at);
+	wake_on_commit(&job);
 	PG_RETURN_INT64(id);
 }
 
@@ -427,12 +451,12 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
 	}
 	if (nids > 0)
-		jobq_shmem_wake_on_commit(job.net, job.run_at);
+		wake_on_commit(&job);
 	return (Datum) 0;
 }
 
-static void
-job_not_found(int64 job_id)
+void
+jobq_job_not_found(int64 job_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -447,7 +471,7 @@ jobq_cancel(PG_FUNCTION_ARGS)
 	int r = jobq_queue_cancel(job_id, GetUserId());
 
 	if (r == JOBQ_NOT_FOUND)
-		job_not_found(job_id);
+		jobq_job_not_found(job_id);
 	/* a running job is stopped once the request commits */
 	if (r == JOBQ_STOPPING)
 		jobq_shmem_cancel_on_commit(job_id);
@@ -463,6 +487,7 @@ wake_retried_on_commit(void)
 {
 	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
 	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
+	jobq_external_wake_on_commit();
 }
 
 Datum
@@ -472,7 +497,7 @@ jobq_retry(PG_FUNCTION_ARGS)
 	int r = jobq_queue_retry(job_id, GetUserId());
 
 	if (r == JOBQ_NOT_FOUND)
-		job_not_found(job_id);
+		jobq_job_not_found(job_id);
 	if (r == JOBQ_WRONG_STATE)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -624,6 +649,35 @@ jobq_register_kind(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * jobq.register_external_kind(kind, queue, max_attempts, timeout,
+ * priority): a kind whose jobs the application's workers claim.
+ */
+Datum
+jobq_register_external_kind(PG_FUNCTION_ARGS)
+{
+	char *kind = registrable_kind_arg(fcinfo);
+	char *queue;
+	int32 max_attempts = 0;
+	Interval *timeout = NULL;
+
+	queue = PG_ARGISNULL(1) ? "default" : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	check_name(queue, "queue name");
+	if (!PG_ARGISNULL(2))
+	{
+		max_attempts = PG_GETARG_INT32(2);
+		check_max_attempts(max_attempts);
+	}
+	if (!PG_ARGISNULL(3))
+	{
+		timeout = PG_GETARG_INTERVAL_P(3);
+		(void) timeout_arg_ms(timeout, "timeout");
+	}
+	jobq_queue_register_kind(kind, NULL, queue, max_attempts, PG_ARGISNULL(2), timeout,
+							 PG_ARGISNULL(4) ? 0 : PG_GETARG_INT32(4), GetUserId());
+	PG_RETURN_VOID();
+}
+
 Datum
 jobq_unregister_kind(PG_FUNCTION_ARGS)
 {
@@ -660,6 +714,7 @@ jobq__queues_changed(PG_FUNCTION_ARGS)
 	jobq_limits_changed_on_commit();
 	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
 	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
+	jobq_external_wake_on_commit();
 	return PointerGetDatum(NULL);
 }
 

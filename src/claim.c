@@ -40,6 +40,7 @@
 #include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
@@ -90,14 +91,67 @@ claim_job(TupleTableSlot *slot, const JobqQueueColumns *c, MemoryContext cxt, Jo
 	MemoryContextSwitchTo(old);
 }
 
+/* Is the row's queue one of those an external claim names (all if none)? */
+static bool
+claim_queue_named(const JobqExternalClaim *ext, text *queue)
+{
+	int len = (int) VARSIZE_ANY_EXHDR(queue);
+
+	if (ext->nqueues == 0)
+		return true;
+	for (int i = 0; i < ext->nqueues; i++)
+	{
+		text *name = DatumGetTextPP(ext->queues[i]);
+
+		if ((int) VARSIZE_ANY_EXHDR(name) == len &&
+			memcmp(VARDATA_ANY(name), VARDATA_ANY(queue), len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The text datum as a string in cxt, NULL for NULL. */
+static char *
+claim_string(TupleTableSlot *slot, AttrNumber att, MemoryContext cxt)
+{
+	bool isnull;
+	Datum d = slot_getattr(slot, att, &isnull);
+	MemoryContext old;
+	char *s;
+
+	if (isnull)
+		return NULL;
+	old = MemoryContextSwitchTo(cxt);
+	s = TextDatumGetCString(d);
+	MemoryContextSwitchTo(old);
+	return s;
+}
+
 /*
  * Claim up to batch_size ready jobs of a lane (net: the net worker's, else
  * the SQL workers') for the worker holding token: mark them running and
  * count the attempt.  Returns the jobs in claim order (precedence,
  * priority, run_at, id), allocated in the caller's memory context.
  */
+static int claim_lane(int64 token, bool net, const JobqExternalClaim *ext,
+					  int batch_size, JobqJob **jobs);
+
 int
 jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
+{
+	return claim_lane(token, net, NULL, batch_size, jobs);
+}
+
+/* The same for jobs of external kinds, with their lease. */
+int
+jobq_queue_claim_external(const JobqExternalClaim *spec, int max_jobs, JobqJob **jobs)
+{
+	return claim_lane(spec->token, false, spec, max_jobs, jobs);
+}
+
+static int
+claim_lane(int64 token, bool net, const JobqExternalClaim *ext, int batch_size,
+		   JobqJob **jobs)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext tmp_cxt;
@@ -110,7 +164,7 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	IndexScanDesc scan;
 	ScanKeyData key;
 	TupleTableSlot *slot;
-	CommandId cid = GetCurrentCommandId(true);
+	CommandId cid;
 	TimestampTz now = GetCurrentTimestamp();
 	Datum *values;
 	bool *nulls;
@@ -118,11 +172,17 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	int n = 0;
 	AttrNumber run_at_key;
 
-	/* before the snapshot: a change of jobq._queues that committed is seen */
-	jobq_limits_claim_begin(net);
+	/*
+	 * Before the snapshot: a change of jobq._queues that committed is seen.
+	 * A lane's workers share a limit among them; an external claim is one
+	 * of an unknown number of the application's workers.
+	 */
+	jobq_limits_claim_begin(ext != NULL ? 1 : Max(jobq_shmem_lane_max(net), 1));
 
 	rel = table_open(jobq_qrel_relid("_queue"), RowExclusiveLock);
-	index = index_open(jobq_qrel_relid(net ? "_queue_net_claim_idx" : "_queue_claim_idx"),
+	index = index_open(jobq_qrel_relid(ext != NULL ? "_queue_external_claim_idx"
+									   : net	   ? "_queue_net_claim_idx"
+												   : "_queue_claim_idx"),
 					   AccessShareLock);
 	desc = RelationGetDescr(rel);
 	c = jobq_qrel_columns(rel);
@@ -150,6 +210,11 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 	values[c->started_at - 1] = TimestampTzGetDatum(now);
 	values[c->locked_by - 1] = Int64GetDatum(token);
 	values[c->worker_pid - 1] = Int32GetDatum(MyProcPid);
+	if (ext != NULL)
+	{
+		replace[c->lease_until - 1] = true;
+		values[c->lease_until - 1] = TimestampTzGetDatum(ext->lease_until);
+	}
 
 	/* a worker's own transactions have no snapshot yet */
 	if (!ActiveSnapshotSet())
@@ -157,6 +222,16 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pushed_snapshot = true;
 	}
+	else if (ext != NULL)
+	{
+		/* the caller's statement's, seeing what it did before (leases it ended) */
+		CommandCounterIncrement();
+		PushCopiedSnapshot(GetActiveSnapshot());
+		UpdateActiveSnapshotCommandId();
+		pushed_snapshot = true;
+	}
+
+	cid = GetCurrentCommandId(true);
 
 	/* due: run_at <= the transaction's start, as now() in SQL */
 	ScanKeyInit(&key, run_at_key, BTLessEqualStrategyNumber, F_TIMESTAMPTZ_LE,
@@ -183,8 +258,15 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 		if (!claim_is_pending(slot_getattr(slot, c->status, &isnull)))
 			continue;
 
-		/* a paused queue's row, or one its limits or its key's do not admit now */
+		/* an external claim's: a queue it names, an owner whose rights it has */
 		queue = DatumGetTextPP(slot_getattr(slot, c->queue, &isnull));
+		if (ext != NULL &&
+			(!claim_queue_named(ext, queue) ||
+			 !has_privs_of_role(ext->caller,
+								DatumGetObjectId(slot_getattr(slot, c->owner, &isnull)))))
+			continue;
+
+		/* a paused queue's row, or one its limits or its key's do not admit now */
 		if (c->concurrency_key != InvalidAttrNumber)
 		{
 			Datum d = slot_getattr(slot, c->concurrency_key, &isnull);
@@ -220,6 +302,12 @@ jobq_queue_claim(int64 token, bool net, int batch_size, JobqJob **jobs)
 
 		claim_job(slot, c, caller_cxt, &(*jobs)[n]);
 		(*jobs)[n].claimed_at = now;
+		if (ext != NULL)
+		{
+			(*jobs)[n].queue = claim_string(slot, c->queue, caller_cxt);
+			(*jobs)[n].job_key = claim_string(slot, c->job_key, caller_cxt);
+			(*jobs)[n].concurrency_key = claim_string(slot, c->concurrency_key, caller_cxt);
+		}
 		n++;
 	}
 

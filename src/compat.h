@@ -70,6 +70,13 @@ object_aclcheck(Oid classid, Oid objectid, Oid roleid, AclMode mode)
 #define jobq_compat_my_lxid() (MyProc->lxid)
 #endif
 
+/* 17: this process's number (its PGPROC's index) */
+#if PG_VERSION_NUM >= 170000
+#define jobq_compat_my_procno() ((int) MyProcNumber)
+#else
+#define jobq_compat_my_procno() (MyProc->pgprocno)
+#endif
+
 /*
  * 17: a search path of pg_catalog for the statements jobq runs on its own
  * behalf, until jobq_compat_pop_catalog_path(the result).  Up to 16 an

@@ -15,6 +15,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 
+#include "external_wait.h"
 #include "guc.h"
 #include "launcher.h"
 #include "queue_limits.h"
@@ -38,6 +39,7 @@ _PG_init(void)
 
 	jobq_shmem_request();
 	jobq_limits_request();
+	jobq_external_wait_request();
 	jobq_launcher_register();
 	jobq_utility_install();
 }

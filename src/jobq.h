@@ -55,6 +55,7 @@ typedef struct JobqKind
 	bool runs_sql;		/* built-in, no handler, not net: the payload's SQL */
 	bool restricted;	/* runs as a security-restricted operation */
 	bool keep_response; /* a network kind whose response is its result */
+	bool external;		/* run by the application's workers (jobq.claim) */
 } JobqKind;
 
 /* A claimed job, as a worker runs it. */
@@ -72,6 +73,10 @@ typedef struct JobqJob
 	int64 timeout_ms;
 	TimestampTz created_at;
 	TimestampTz claimed_at; /* the claim's time, written to started_at */
+	/* external claims only (jobq.claim), else NULL */
+	char *queue;
+	char *job_key;
+	char *concurrency_key;
 } JobqJob;
 
 /* What a handler left behind. */
@@ -96,6 +101,7 @@ typedef struct JobqNewJob
 	Oid owner;
 	bool net;					 /* a network kind */
 	bool runs_sql;				 /* its payload is SQL (JobqKind.runs_sql) */
+	bool external;				 /* an external kind (JobqKind.external) */
 	const char *concurrency_key; /* NULL: none */
 } JobqNewJob;
 

@@ -119,6 +119,9 @@ jobq_qrel_columns(Relation rel)
 	c->cancel_requested = column_number(desc, "cancel_requested");
 	c->precedence = new_column_number(desc, "precedence");
 	c->concurrency_key = new_column_number(desc, "concurrency_key");
+	c->job_key = column_number(desc, "job_key");
+	c->external = new_column_number(desc, "external");
+	c->lease_until = new_column_number(desc, "lease_until");
 	c->id_sequence = jobq_compat_identity_sequence(rel, c->id);
 	cached_relid = RelationGetRelid(rel);
 	cached_natts = rel->rd_rel->relnatts;
@@ -280,6 +283,8 @@ jobq_qrel_insert(const JobqNewJob *job, Jsonb *payload)
 		SET(c->precedence, Int32GetDatum(precedence));
 	if (c->concurrency_key != InvalidAttrNumber && job->concurrency_key != NULL)
 		SET(c->concurrency_key, CStringGetTextDatum(job->concurrency_key));
+	if (c->external != InvalidAttrNumber)
+		SET(c->external, BoolGetDatum(job->external));
 #undef SET
 
 	/* a column left NULL must not have a default or be NOT NULL */

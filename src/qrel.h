@@ -31,7 +31,10 @@ typedef struct JobqQueueColumns
 	AttrNumber cancel_requested;
 	AttrNumber precedence;		/* InvalidAttrNumber before ALTER EXTENSION jobq UPDATE to 0.2.0 */
 	AttrNumber concurrency_key; /* the same */
-	Oid id_sequence;			/* the identity sequence of id */
+	AttrNumber job_key;
+	AttrNumber external;	/* the same */
+	AttrNumber lease_until; /* the same */
+	Oid id_sequence;		/* the identity sequence of id */
 } JobqQueueColumns;
 
 /* where the index entries of rows written without the executor go */
@@ -49,6 +52,9 @@ extern bool jobq_qrel_has_queue_columns(void);
 /* a queue's precedence in SQL, for statements that write jobq._queue: queue is an expression */
 #define JOBQ_PRECEDENCE_OF(queue) \
 	"coalesce((SELECT p.precedence FROM jobq._queues p WHERE p.name = " queue "), 0)"
+/* whether a kind (an expression) is external, for the same statements */
+#define JOBQ_EXTERNAL_OF(kind) \
+	"EXISTS (SELECT FROM jobq._kinds k WHERE k.kind = " kind " AND k.external)"
 extern struct List *jobq_qrel_index_row(JobqIndexer *ix, Relation rel,
 										HeapTuple tuple, bool update,
 										bool only_summarizing);

@@ -85,6 +85,14 @@ int8_array(const int64 *values, int n)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
+/* What a move statement returns. */
+typedef enum MoveReturns
+{
+	MOVE_QUIET,	  /* nothing: the jobs were pending or finished */
+	MOVE_RUNNING, /* the queue and key of each job, that left the running state */
+	MOVE_LEASED	  /* the same and the lease's token (external jobs, 0.2.0 on) */
+} MoveReturns;
+
 /*
  * The statement that moves the jobs of jobq._queue matching "cond" (as d)
  * to jobq._done with the given status, result and error expressions; "join"
@@ -92,7 +100,7 @@ int8_array(const int64 *values, int n)
  */
 static char *
 move_statement(const char *cond, const char *status, const char *result,
-			   const char *error_columns, const char *join, bool returning)
+			   const char *error_columns, const char *join, MoveReturns returns)
 {
 	StringInfoData buf;
 	/*
@@ -107,31 +115,49 @@ move_statement(const char *cond, const char *status, const char *result,
 	const char *more = has ? MOVED_0_2 : "";
 
 	initStringInfo(&buf);
+	appendStringInfo(&buf, "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) ", cond);
+	/* the token is d's, which the INSERT cannot return: the INSERT is a CTE too */
+	if (returns == MOVE_LEASED)
+		appendStringInfoString(&buf, ", i AS (");
 	appendStringInfo(&buf,
-					 "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) "
 					 "INSERT INTO jobq._done (" MOVED_COLUMNS "%s, status, finished_at, result, "
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
-					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s%s",
-					 cond, more, more, status, result, error_columns, join,
-					 !returning ? "" : has ? " RETURNING queue, concurrency_key"
-										   : " RETURNING queue, NULL::text");
+					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s",
+					 more, more, status, result, error_columns, join);
+	if (returns == MOVE_LEASED)
+		appendStringInfoString(&buf, ") SELECT queue, concurrency_key, locked_by FROM d");
+	else if (returns == MOVE_RUNNING)
+		appendStringInfoString(&buf, has ? " RETURNING queue, concurrency_key"
+										 : " RETURNING queue, NULL::text");
 	return buf.data;
 }
 
 /*
  * jobq_superuser_prepare() for a move_statement, built only the first time;
- * returning: the jobs leave the running state, and the statement returns
- * their queues and keys for running_left.
+ * MOVE_RUNNING: the jobs leave the running state, and the statement returns
+ * their queues and keys for jobq_queue_running_left.
  */
 static SPIPlanPtr
-prepare_move(SPIPlanPtr *cache, bool returning, const char *cond, const char *status,
+prepare_move(SPIPlanPtr *cache, MoveReturns returns, const char *cond, const char *status,
 			 const char *result, const char *error_columns, const char *join,
 			 int nargs, Oid *argtypes)
 {
 	if (*cache == NULL)
-		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, returning),
+		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, returns),
 									  nargs, argtypes);
 	return *cache;
+}
+
+/*
+ * The same for running external jobs (queue_external.c): the statement is
+ * a SELECT (SPI_OK_SELECT) of their queues, keys and lease tokens.
+ */
+SPIPlanPtr
+jobq_queue_prepare_leased_move(SPIPlanPtr *cache, const char *cond, const char *status,
+							   const char *result, const char *error_columns,
+							   int nargs, Oid *argtypes)
+{
+	return prepare_move(cache, MOVE_LEASED, cond, status, result, error_columns, "", nargs, argtypes);
 }
 
 /* The same for pending or finished jobs: the statement returns nothing. */
@@ -140,19 +166,35 @@ jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
 						const char *result, const char *error_columns, const char *join,
 						int nargs, Oid *argtypes)
 {
-	return prepare_move(cache, false, cond, status, result, error_columns, join, nargs, argtypes);
+	return prepare_move(cache, MOVE_QUIET, cond, status, result, error_columns, join, nargs, argtypes);
+}
+
+/*
+ * Whether a running job's token holds a place in its queue's count: a
+ * worker's always; a lease's once this boot's count has the database's
+ * leases (jobq_queue_adopt_leases, which every statement that ends an
+ * external job runs first).
+ */
+static bool
+lease_counted(int64 token)
+{
+	return token >= 0 || jobq_limits_leases_adopted();
 }
 
 /*
  * The rows the statement just run took out of the running state (it
- * returned their queues and concurrency keys): their places in the
- * queues' counts come free when the transaction commits (queue_limits.c).
- * Returns how many.
+ * returned their queues, concurrency keys and tokens, the token NULL when
+ * the statement cleared it): their places in the queues' counts come free
+ * when the transaction commits (queue_limits.c).  An external job's lease
+ * taken before the server last started holds no place: no count has it
+ * (the statements that end such jobs return the lease's token).  Returns
+ * how many.
  */
-static uint64
-running_left(void)
+uint64
+jobq_queue_running_left(void)
 {
 	uint64 i;
+	bool leases = SPI_tuptable->tupdesc->natts >= 3;
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -160,16 +202,24 @@ running_left(void)
 		bool isnull;
 		text *queue = DatumGetTextPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		Datum key = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+		bool key_null = isnull;
 
+		if (leases)
+		{
+			Datum token = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull);
+
+			if (!isnull && !lease_counted(DatumGetInt64(token)))
+				continue;
+		}
 		jobq_limits_release(VARDATA_ANY(queue), (int) VARSIZE_ANY_EXHDR(queue),
-							isnull ? NULL : DatumGetTextPP(key));
+							key_null ? NULL : DatumGetTextPP(key));
 	}
 	return SPI_processed;
 }
 
 /*
  * RETURNING_RUNNING is where a statement on jobq._queue that ends jobs'
- * running state returns what running_left reads: the statement is a
+ * running state returns what jobq_queue_running_left reads: the statement is a
  * format, prepared once by prepare_running.
  */
 #define RETURNING_RUNNING " RETURNING queue, %s"
@@ -222,13 +272,27 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 											   1, types),
 							   values, NULL, SPI_OK_DELETE_RETURNING);
 	else
-		jobq_superuser_execute(prepare_move(&plan_succeed_keep, true,
+		jobq_superuser_execute(prepare_move(&plan_succeed_keep, MOVE_RUNNING,
 											"id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
 											"JOIN unnest($1, $2) AS r(id, result) USING (id)",
 											2, types),
 							   values, NULL, SPI_OK_INSERT_RETURNING);
-	running_left();
+	jobq_queue_running_left();
 	jobq_superuser_spi_end(&qc);
+}
+
+/*
+ * The delay before the next attempt of a job that failed its attempts-th:
+ * base * 2^(attempts-1), capped, then jittered by +-25%.
+ */
+double
+jobq_queue_backoff_ms(int32 attempts)
+{
+	double delay_ms = (double) jobq_retry_base_delay * pow(2.0, (double) Max(attempts - 1, 0));
+
+	if (delay_ms > jobq_retry_max_delay)
+		delay_ms = jobq_retry_max_delay;
+	return delay_ms * (0.75 + 0.5 * pg_prng_double(&pg_global_prng_state));
 }
 
 /*
@@ -247,12 +311,7 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 	char nulls[6] = "      ";
 	double delay_ms;
 
-	/* delay = base * 2^(attempts-1), capped, then jittered by +-25% */
-	delay_ms = (double) jobq_retry_base_delay *
-			   pow(2.0, (double) Max(job->attempts - 1, 0));
-	if (delay_ms > jobq_retry_max_delay)
-		delay_ms = jobq_retry_max_delay;
-	delay_ms *= 0.75 + 0.5 * pg_prng_double(&pg_global_prng_state);
+	delay_ms = jobq_queue_backoff_ms(job->attempts);
 	if (delay_ms < min_delay_ms)
 		delay_ms = min_delay_ms;
 
@@ -277,12 +336,12 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 										   "AND attempts < max_attempts" RETURNING_RUNNING,
 										   6, types),
 						   values, nulls, SPI_OK_UPDATE_RETURNING);
-	if (running_left() == 0)
+	if (jobq_queue_running_left() == 0)
 	{
-		jobq_superuser_execute(prepare_move(&plan_fail_final, true, "id = $1", DEAD_OR_CANCELLED, "NULL",
+		jobq_superuser_execute(prepare_move(&plan_fail_final, MOVE_RUNNING, "id = $1", DEAD_OR_CANCELLED, "NULL",
 											"$2, $3, $4, clock_timestamp()", "", 4, types),
 							   values, nulls, SPI_OK_INSERT_RETURNING);
-		running_left();
+		jobq_queue_running_left();
 	}
 	jobq_superuser_spi_end(&qc);
 }
@@ -319,7 +378,7 @@ jobq_queue_release_uncounted(int64 token, const int64 *ids, int nids)
 		jobq_superuser_execute(prepare_running(&plan_release_all, RELEASE_STATEMENT("true"), 1, types),
 							   values, NULL, SPI_OK_UPDATE_RETURNING);
 	}
-	running_left();
+	jobq_queue_running_left();
 	jobq_superuser_spi_end(&qc);
 }
 
@@ -365,7 +424,7 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
 													   "AND (priority, run_at, id) <= ($6, $7, $8)"),
 							   10, types);
 	n = jobq_superuser_execute(plan_release_after, values, NULL, SPI_OK_UPDATE_RETURNING);
-	running_left();
+	jobq_queue_running_left();
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;
 }
@@ -375,7 +434,8 @@ jobq_queue_release_after(int64 token, TimestampTz claimed_at,
  * is orphaned when its token is not among the live tokens and was issued
  * before the live list was read (a token of another boot, or of this boot
  * up to max_counter).  The attempt stays counted: the job may be what
- * killed its worker.
+ * killed its worker.  External jobs hold a lease instead (a negative
+ * token): they go back when it ends (queue_external.c).
  */
 int64
 jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter)
@@ -391,7 +451,7 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	 * those of an earlier boot, which no count holds (see queue_limits.c).
 	 */
 #define ORPHANED \
-	"status = 'running' AND locked_by <> ALL ($1) " \
+	"status = 'running' AND locked_by > 0 AND locked_by <> ALL ($1) " \
 	"AND NOT (locked_by >> 32 = $2 AND (locked_by & 4294967295) > $3) " \
 	"AND (locked_by >> 32 = $2) = $4"
 
@@ -403,14 +463,14 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	for (this_boot = 0; this_boot <= 1; this_boot++)
 	{
 		values[3] = BoolGetDatum(this_boot);
-		n += jobq_superuser_execute(prepare_move(&plan_reap_final, true,
+		n += jobq_superuser_execute(prepare_move(&plan_reap_final, MOVE_RUNNING,
 												 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
 												 DEAD_OR_CANCELLED, "NULL",
 												 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
 												 "", 4, types),
 									values, NULL, SPI_OK_INSERT_RETURNING);
 		if (this_boot)
-			running_left();
+			jobq_queue_running_left();
 		n += jobq_superuser_execute(prepare_running(&plan_reap_retry,
 													"UPDATE jobq._queue SET status = 'pending', run_at = now(), "
 													"locked_by = NULL, worker_pid = NULL, "
@@ -421,7 +481,7 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 													4, types),
 									values, NULL, SPI_OK_UPDATE_RETURNING);
 		if (this_boot)
-			running_left();
+			jobq_queue_running_left();
 	}
 	jobq_superuser_spi_end(&qc);
 	return (int64) n;
@@ -456,10 +516,15 @@ jobq_queue_next_due(bool net)
 	Oid types[1] = {BOOLOID};
 	Datum values[1];
 
+#define NEXT_DUE "SELECT min(run_at) FROM jobq._queue " \
+				 "WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'"
+
+	/* external jobs (0.2.0 on) are not the lanes' */
 	values[0] = BoolGetDatum(net);
 	return query_time(&plan_next_due,
-					  "SELECT min(run_at) FROM jobq._queue "
-					  "WHERE status = 'pending' AND net = $1 AND run_at > '-infinity'",
+					  plan_next_due != NULL || !jobq_qrel_has_queue_columns()
+						  ? NEXT_DUE
+						  : NEXT_DUE " AND NOT external",
 					  1, types, values);
 }
 

@@ -56,8 +56,8 @@ static SPIPlanPtr plan_purge_jobs = NULL;
 
 /*
  * Prepare a statement that ends in RETRY_INSERT, once: its two %s are the
- * columns precedence (its queue's) and concurrency_key (kept), or nothing
- * in the tables of 0.1.0.
+ * columns precedence (its queue's), concurrency_key (kept) and external
+ * (its kind's lane now), or nothing in the tables of 0.1.0.
  */
 static SPIPlanPtr
 prepare_retry(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
@@ -68,8 +68,8 @@ prepare_retry(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types)
 		return *plan;
 	has = jobq_qrel_has_queue_columns();
 	return jobq_superuser_prepare(plan,
-								  psprintf(sql, has ? ", precedence, concurrency_key" : "",
-										   has ? ", " JOBQ_PRECEDENCE_OF("d.queue") ", d.concurrency_key" : ""),
+								  psprintf(sql, has ? ", precedence, concurrency_key, external" : "",
+										   has ? ", " JOBQ_PRECEDENCE_OF("d.queue") ", d.concurrency_key, " JOBQ_EXTERNAL_OF("d.kind") : ""),
 								  nargs, types);
 }
 

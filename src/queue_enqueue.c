@@ -48,9 +48,10 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 }
 
 /*
- * %s: ", precedence, concurrency_key" and their values (the queue's
- * precedence, JOBQ_PRECEDENCE_OF, and the job's key), or nothing in the
- * tables of 0.1.0 (see with_queue_columns).
+ * %s: ", precedence, concurrency_key, external" and their values (the
+ * queue's precedence, JOBQ_PRECEDENCE_OF, the job's key, and whether its
+ * kind is external), or nothing in the tables of 0.1.0 (see
+ * with_queue_columns).
  */
 #define NEW_JOB_INSERT \
 	"INSERT INTO jobq._queue (kind, queue, payload, priority, run_at, " \
@@ -58,6 +59,7 @@ new_job_values(const JobqNewJob *job, Datum *values, char *nulls)
 #define NEW_JOB_VALUES \
 	"VALUES ($1, $2, $3, $4, $5, $6, $7 * interval '1 ms', $8, $9::regrole, $10%s)"
 #define NEW_JOB_PRECEDENCE JOBQ_PRECEDENCE_OF("$2")
+#define NEW_JOB_EXTERNAL JOBQ_EXTERNAL_OF("$1")
 #define NEW_JOB_CONFLICT \
 	" ON CONFLICT (owner, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING id"
 /* the key modes but keep: the live job that holds the key, if pending and of the kind, takes */
@@ -74,17 +76,18 @@ static const char *const insert_sql[JOBQ_KEY_MODES] = {
 };
 
 /*
- * A statement of this file, built once: with the columns precedence and
- * concurrency_key where the table has them (0.2.0), the queue's precedence
- * and key (an expression) as their values.
+ * A statement of this file, built once: with the columns precedence,
+ * concurrency_key and external where the table has them (0.2.0), the
+ * queue's precedence, key (an expression) and the kind's lane as their
+ * values.
  */
 static char *
 with_queue_columns(const char *sql, const char *key)
 {
 	bool has = jobq_qrel_has_queue_columns();
 
-	return psprintf(sql, has ? ", precedence, concurrency_key" : "",
-					has ? psprintf(", %s, %s", NEW_JOB_PRECEDENCE, key) : "");
+	return psprintf(sql, has ? ", precedence, concurrency_key, external" : "",
+					has ? psprintf(", %s, %s, %s", NEW_JOB_PRECEDENCE, key, NEW_JOB_EXTERNAL) : "");
 }
 
 /* The bigint in the first column of the first row SPI returned. */

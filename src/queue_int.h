@@ -24,4 +24,19 @@ extern SPIPlanPtr jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond,
 										  const char *join, int nargs,
 										  Oid *argtypes);
 
+/*
+ * Statements that end jobs' running state return the jobs' queues and
+ * keys, and the external jobs' statements their lease tokens too (a
+ * SELECT: jobq_queue_prepare_leased_move, queue.c); jobq_queue_running_left
+ * reads them after they ran.
+ */
+extern SPIPlanPtr jobq_queue_prepare_leased_move(SPIPlanPtr *cache, const char *cond,
+												 const char *status, const char *result,
+												 const char *error_columns,
+												 int nargs, Oid *argtypes);
+extern uint64 jobq_queue_running_left(void);
+
+/* the backoff before a failed job's next attempt (queue.c) */
+extern double jobq_queue_backoff_ms(int32 attempts);
+
 #endif /* JOBQ_QUEUE_INT_H */

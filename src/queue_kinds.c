@@ -27,11 +27,13 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "qrel.h"
 #include "queue.h"
 #include "superuser.h"
 
 /* kept plans */
 static SPIPlanPtr plan_register = NULL;
+static SPIPlanPtr plan_register_0_1 = NULL;
 static SPIPlanPtr plan_unregister = NULL;
 static SPIPlanPtr plan_kind_exists = NULL;
 static SPIPlanPtr plan_kinds = NULL;
@@ -105,7 +107,7 @@ kind_cache_load(void)
 	jobq_superuser_spi_begin(&qc);
 	if (get_attnum(kind_cache_relid, "restricted") != InvalidAttrNumber)
 		plan = jobq_superuser_prepare(&plan_kinds,
-									  KINDS_SELECT "k.restricted, k.keep_response " KINDS_FROM,
+									  KINDS_SELECT "k.restricted, k.keep_response, k.external " KINDS_FROM,
 									  0, NULL);
 	else
 	{
@@ -117,7 +119,7 @@ kind_cache_load(void)
 		plan = jobq_superuser_prepare(&plan_kinds_0_1,
 									  KINDS_SELECT
 									  "NOT (k.builtin AND k.kind = 'matview.refresh'), "
-									  "k.builtin AND k.net AND k.kind = 'http' " KINDS_FROM,
+									  "k.builtin AND k.net AND k.kind = 'http', false " KINDS_FROM,
 									  0, NULL);
 	}
 	jobq_superuser_execute(plan, NULL, NULL, SPI_OK_SELECT);
@@ -151,6 +153,7 @@ kind_cache_load(void)
 		k->runs_sql = DatumGetBool(SPI_getbinval(tup, desc, 10, &isnull));
 		k->restricted = DatumGetBool(SPI_getbinval(tup, desc, 11, &isnull));
 		k->keep_response = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+		k->external = DatumGetBool(SPI_getbinval(tup, desc, 13, &isnull));
 	}
 	jobq_superuser_spi_end(&qc);
 	kind_cache = cache;
@@ -167,6 +170,22 @@ jobq_queue_lookup_kind(const char *name)
 	return hash_search(kind_cache, name, HASH_FIND, NULL);
 }
 
+/*
+ * Register (or replace) a kind: run by handler, a function's qualified
+ * signature, or by the application's workers when handler is NULL (an
+ * external kind; the tables of 0.1.0 have none).  %s: the column external,
+ * its value and its update, in the tables of 0.2.0.
+ */
+#define REGISTER_STATEMENT(column, value, update) \
+	"INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, " \
+	"max_attempts, timeout, registered_by" column ") " \
+	"VALUES ($1, $2, $3, $4, $5, $6, $7::regrole" value ") " \
+	"ON CONFLICT (kind) DO UPDATE SET handler = EXCLUDED.handler, " \
+	"queue = EXCLUDED.queue, priority = EXCLUDED.priority, " \
+	"max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout, " \
+	"registered_at = now()" update " " \
+	"WHERE NOT k.builtin AND " KIND_OWNED_BY("$7")
+
 void
 jobq_queue_register_kind(const char *kind, const char *handler,
 						 const char *queue, int32 max_attempts,
@@ -179,9 +198,13 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 	Datum values[7];
 	char nulls[7] = "       ";
 	uint64 n;
+	SPIPlanPtr plan;
 
 	values[0] = CStringGetTextDatum(kind);
-	values[1] = CStringGetTextDatum(handler);
+	if (handler != NULL)
+		values[1] = CStringGetTextDatum(handler);
+	else
+		nulls[1] = 'n';
 	values[2] = CStringGetTextDatum(queue);
 	values[3] = Int32GetDatum(priority);
 	values[4] = Int32GetDatum(max_attempts);
@@ -199,16 +222,19 @@ jobq_queue_register_kind(const char *kind, const char *handler,
 	 * another role is not replaced either.
 	 */
 	jobq_superuser_spi_begin(&qc);
-	n = jobq_superuser_execute(jobq_superuser_prepare(&plan_register,
-													  "INSERT INTO jobq._kinds AS k (kind, handler, queue, priority, "
-													  "max_attempts, timeout, registered_by) "
-													  "VALUES ($1, $2, $3, $4, $5, $6, $7::regrole) "
-													  "ON CONFLICT (kind) DO UPDATE SET handler = EXCLUDED.handler, "
-													  "queue = EXCLUDED.queue, priority = EXCLUDED.priority, "
-													  "max_attempts = EXCLUDED.max_attempts, timeout = EXCLUDED.timeout, "
-													  "registered_at = now() "
-													  "WHERE NOT k.builtin AND " KIND_OWNED_BY("$7"),
-													  7, types),
+	if (get_attnum(jobq_qrel_relid("_kinds"), "external") != InvalidAttrNumber)
+		plan = plan_register != NULL
+				   ? plan_register
+				   : jobq_superuser_prepare(&plan_register,
+											REGISTER_STATEMENT(", external", ", $2 IS NULL",
+															   ", external = EXCLUDED.external"),
+											7, types);
+	else
+		plan = plan_register_0_1 != NULL
+				   ? plan_register_0_1
+				   : jobq_superuser_prepare(&plan_register_0_1, REGISTER_STATEMENT("", "", ""),
+											7, types);
+	n = jobq_superuser_execute(plan,
 							   values, nulls, SPI_OK_INSERT);
 	jobq_superuser_spi_end(&qc);
 	if (n == 0)

@@ -69,6 +69,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "external_wait.h"
 #include "guc.h"
 #include "queue_limits.h"
 #include "shmem.h"
@@ -97,6 +98,9 @@ typedef struct LimitsShared
 } LimitsShared;
 
 static LimitsShared *limits = NULL;
+
+/* the name of a database's entry saying its leases of earlier boots are counted */
+#define LEASES_MARK "\001leases"
 static HTAB *limits_hash = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -355,6 +359,7 @@ apply_releases(void)
 	{
 		jobq_shmem_wake_database(MyDatabaseId, false, 1, now);
 		jobq_shmem_wake_database(MyDatabaseId, true, 1, now);
+		jobq_external_wake(MyDatabaseId);
 	}
 }
 
@@ -580,14 +585,16 @@ jobq_limits_precedence(const char *queue)
 /*
  * Before a claim walks the queue, and before it takes its snapshot: read
  * jobq._queues again if a change committed since this backend last did.
+ * workers: how many claim the same jobs alike (a lane's workers; 1 for an
+ * external claim), each taking at most its share of a concurrency limit.
  */
 void
-jobq_limits_claim_begin(bool net)
+jobq_limits_claim_begin(int workers)
 {
 	nclaim_counts = 0;
 	nlimited_counts = 0;
 	claim_left_share = false;
-	claim_workers = Max(jobq_shmem_lane_max(net), 1);
+	claim_workers = Max(workers, 1);
 	last_count = -1;
 	last_limited = false;
 	claim_refused = false;
@@ -913,7 +920,7 @@ jobq_limits_copy(Oid dboid, JobqQueueState **copy)
 	hash_seq_init(&status, limits_hash);
 	while ((e = hash_seq_search(&status)) != NULL)
 	{
-		if (e->key.dboid != dboid || n >= max)
+		if (e->key.dboid != dboid || n >= max || e->key.name[0] == LEASES_MARK[0])
 			continue;
 		strlcpy((*copy)[n].name, e->key.name, sizeof((*copy)[n].name));
 		strlcpy((*copy)[n].ckey, e->key.ckey, sizeof((*copy)[n].ckey));
@@ -923,4 +930,83 @@ jobq_limits_copy(Oid dboid, JobqQueueState **copy)
 	}
 	LWLockRelease(limits->lock);
 	return n;
+}
+
+/* ----------------------------------------------------------------
+ * Leases of an earlier boot
+ * ---------------------------------------------------------------- */
+
+/*
+ * The external jobs that a lease taken before this boot still holds are
+ * counted once per database and boot, before any external claim or end
+ * (queue_external.c: jobq_queue_adopt_leases), so that a limit holds
+ * after a restart and their ends count them off like any other.  The
+ * database's entry under this name (no queue's: a queue name has no
+ * control character) says it is done.
+ */
+static void
+leases_key(LimitsKey *key)
+{
+	make_key(key, LEASES_MARK, (int) strlen(LEASES_MARK));
+}
+
+/* Are the current database's leases of earlier boots counted (or no count kept)? */
+bool
+jobq_limits_leases_adopted(void)
+{
+	LimitsKey key;
+	bool found;
+
+	if (limits == NULL)
+		return true;
+	leases_key(&key);
+	LWLockAcquire(limits->lock, LW_SHARED);
+	found = hash_search(limits_hash, &key, HASH_FIND, NULL) != NULL;
+	LWLockRelease(limits->lock);
+	return found;
+}
+
+/*
+ * Count the n running jobs (their queues and keys, a key NULL for none)
+ * that leases of earlier boots hold in the current database, unless
+ * another backend did since it was asked.
+ */
+void
+jobq_limits_adopt_leases(char *const *queues, char *const *ckeys, int n)
+{
+	LimitsKey mark;
+	bool found;
+
+	if (limits == NULL)
+		return;
+	leases_key(&mark);
+	LWLockAcquire(limits->lock, LW_EXCLUSIVE);
+	(void) hash_search(limits_hash, &mark, HASH_FIND, &found);
+	if (!found)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			LimitsKey key;
+			LimitsEntry *e;
+
+			make_key(&key, queues[i], (int) strlen(queues[i]));
+			if ((e = enter(&key)) != NULL)
+				e->running++;
+			if (ckeys[i] != NULL)
+			{
+				LimitsKey keyed;
+
+				make_ckey(&keyed, &key, ckeys[i], (int) strlen(ckeys[i]));
+				if ((e = enter(&keyed)) != NULL)
+					e->running++;
+			}
+		}
+		if (enter(&mark) == NULL)
+		{
+			LWLockRelease(limits->lock);
+			warn_full("(leases of an earlier boot)");
+			return;
+		}
+	}
+	LWLockRelease(limits->lock);
 }

@@ -29,8 +29,8 @@ extern void jobq_limits_changed_on_commit(void);
 /* the precedence of a queue's jobs, for their rows */
 extern int32 jobq_limits_precedence(const char *queue);
 
-/* a claim (claim.c): begin, admit each row before taking it, end */
-extern void jobq_limits_claim_begin(bool net);
+/* a claim (claim.c) by one of workers claiming alike: begin, admit each row before taking it, end */
+extern void jobq_limits_claim_begin(int workers);
 extern bool jobq_limits_admit(const char *queue, int len, const char *ckey, int clen,
 							  TimestampTz now);
 extern void jobq_limits_unadmit(void);
@@ -40,6 +40,10 @@ extern bool jobq_limits_left_share(void);
 
 /* jobs that left the running state in this transaction (queue.c) */
 extern void jobq_limits_release(const char *queue, int len, text *ckey);
+
+/* the leases of external jobs taken before this boot (queue_external.c) */
+extern bool jobq_limits_leases_adopted(void);
+extern void jobq_limits_adopt_leases(char *const *queues, char *const *ckeys, int n);
 
 /* jobq._queue_state() */
 extern int jobq_limits_copy(Oid dboid, JobqQueueState **copy);

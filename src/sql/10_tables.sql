@@ -37,7 +37,9 @@ CREATE TABLE jobq._queue (
 	progress real,
 	progress_message text,
 	precedence integer NOT NULL DEFAULT 0,
-	concurrency_key text
+	concurrency_key text,
+	external boolean NOT NULL DEFAULT false,
+	lease_until timestamptz
 );
 COMMENT ON TABLE jobq._queue IS 'jobs that are pending or running; read jobq.jobs instead';
 COMMENT ON COLUMN jobq._queue.progress
@@ -46,6 +48,10 @@ COMMENT ON COLUMN jobq._queue.precedence
 	IS 'its queue''s precedence (jobq._queues), first in the claim order: lower is claimed first';
 COMMENT ON COLUMN jobq._queue.concurrency_key
 	IS 'at most its queue''s concurrency_per_key jobs (1 by default) with this key run at once';
+COMMENT ON COLUMN jobq._queue.external
+	IS 'a job of an external kind: claimed by the application''s workers (jobq.claim), never by jobq''s';
+COMMENT ON COLUMN jobq._queue.lease_until
+	IS 'when the lease of a running external job ends: then it goes back to pending, its attempt counted';
 
 /*
  * No index here depends on status: a claim (pending -> running), a release
@@ -57,17 +63,28 @@ COMMENT ON COLUMN jobq._queue.concurrency_key
  * workers' batches.
  */
 CREATE INDEX _queue_claim_idx ON jobq._queue (precedence, priority, run_at, id)
-	WHERE NOT net;
+	WHERE NOT net AND NOT external;
 COMMENT ON INDEX jobq._queue_claim_idx IS 'the claim order among jobs of the SQL workers (pending and running)';
 CREATE INDEX _queue_net_claim_idx ON jobq._queue (precedence, priority, run_at, id)
 	WHERE net;
 COMMENT ON INDEX jobq._queue_net_claim_idx IS 'the claim order among network jobs (http, email, sms, webhook; pending and running)';
+CREATE INDEX _queue_external_claim_idx ON jobq._queue (precedence, priority, run_at, id)
+	WHERE external;
+COMMENT ON INDEX jobq._queue_external_claim_idx IS 'the claim order among jobs of external kinds (jobq.claim; pending and running)';
+/*
+ * The leases of running external jobs, for their expiry.  A claim of an
+ * external job sets lease_until, so its update is not heap-only; the
+ * column stays NULL for every other job, whose updates still are.
+ */
+CREATE INDEX _queue_lease_idx ON jobq._queue (lease_until)
+	WHERE lease_until IS NOT NULL;
+COMMENT ON INDEX jobq._queue_lease_idx IS 'when the next lease of an external job ends';
 /*
  * The extra predicate is always true (run_at is finite) but the claim's
  * "run_at <= now()" cannot prove it, so the planner can never claim through
  * this index and sort the whole backlog: the claim takes _queue_claim_idx.
  */
-CREATE INDEX _queue_due_idx ON jobq._queue (net, run_at)
+CREATE INDEX _queue_due_idx ON jobq._queue (net, external, run_at)
 	WHERE run_at > '-infinity';
 COMMENT ON INDEX jobq._queue_due_idx IS 'when the next pending job is due, for idle workers (not for claims)';
 CREATE UNIQUE INDEX _queue_key_idx ON jobq._queue (owner, job_key)
@@ -159,17 +176,21 @@ CREATE TABLE jobq._kinds (
 	extension text,
 	restricted boolean NOT NULL DEFAULT true,
 	keep_response boolean NOT NULL DEFAULT false,
-	CHECK (builtin OR handler IS NOT NULL),
-	CHECK (NOT net OR builtin),
+	external boolean NOT NULL DEFAULT false,
+	CONSTRAINT _kinds_handler_check CHECK (builtin OR external OR handler IS NOT NULL),
+	CONSTRAINT _kinds_net_check CHECK (NOT net OR builtin),
 	CONSTRAINT _kinds_extension_check CHECK (extension IS NULL OR builtin),
 	CONSTRAINT _kinds_restricted_check CHECK (restricted OR builtin),
-	CONSTRAINT _kinds_keep_response_check CHECK (NOT keep_response OR net)
+	CONSTRAINT _kinds_keep_response_check CHECK (NOT keep_response OR net),
+	CONSTRAINT _kinds_external_check CHECK (NOT external OR (handler IS NULL AND NOT builtin))
 );
 COMMENT ON TABLE jobq._kinds IS 'job kinds; read jobq.kinds instead';
 COMMENT ON COLUMN jobq._kinds.restricted
 	IS 'jobs of the kind run as a security-restricted operation; false only for built-in kinds an install script made so';
 COMMENT ON COLUMN jobq._kinds.keep_response
 	IS 'a network kind whose response body is kept as the job''s result';
+COMMENT ON COLUMN jobq._kinds.external
+	IS 'a kind the application''s own workers run (jobq.register_external_kind, jobq.claim): no handler in the database';
 
 INSERT INTO jobq._kinds (kind, builtin) VALUES ('sql', true);
 INSERT INTO jobq._kinds (kind, builtin, net, queue, keep_response) VALUES

@@ -14,7 +14,7 @@ CREATE OR REPLACE VIEW jobq.jobs WITH (security_barrier) AS
 		   CASE WHEN p.job_id IS NULL THEN q.progress ELSE p.progress END AS progress,
 		   CASE WHEN p.job_id IS NULL THEN q.progress_message ELSE p.progress_message END
 			 AS progress_message,
-		   q.concurrency_key
+		   q.concurrency_key, q.lease_until
 	  FROM jobq._queue q
 	  LEFT JOIN jobq._progress() p ON p.job_id = q.id AND q.status = 'running'
 	 WHERE pg_catalog.pg_has_role(q.owner, 'MEMBER')
@@ -23,7 +23,8 @@ CREATE OR REPLACE VIEW jobq.jobs WITH (security_barrier) AS
 		   run_at, created_at, started_at, finished_at,
 		   result, last_error, last_error_sqlstate,
 		   last_error_context, last_error_at, owner, job_key, timeout,
-		   NULL::integer, false, progress, progress_message, concurrency_key
+		   NULL::integer, false, progress, progress_message, concurrency_key,
+		   NULL::timestamptz
 	  FROM jobq._done
 	 WHERE pg_catalog.pg_has_role(owner, 'MEMBER');
 COMMENT ON VIEW jobq.jobs
@@ -33,7 +34,7 @@ GRANT SELECT ON jobq.jobs TO PUBLIC;
 CREATE OR REPLACE VIEW jobq.kinds AS
 	SELECT kind, builtin, handler, queue, priority, max_attempts, timeout,
 		   registered_by, registered_at, net, extension, restricted,
-		   keep_response
+		   keep_response, external
 	  FROM jobq._kinds;
 COMMENT ON VIEW jobq.kinds IS 'the job kinds that jobq.enqueue accepts';
 GRANT SELECT ON jobq.kinds TO PUBLIC;

@@ -1075,6 +1075,116 @@ sub hostile_cases
 		add("SELECT jobq.$f($q, '{\"Concurrency\": 1}')", INV);
 	}
 
+	# the external worker API, as the application's role: no job is
+	# leased, so a call that passes its checks claims nothing or finds no
+	# job (42704)
+	$role = 'app';
+	my @lease = (
+		[ 'null', 'NULL', NULLV ],
+		[ 'second', q{'1 s'}, OK ],
+		[ 'day', q{'1 day'}, OK ],
+		[ 'under_second', q{'999 ms'}, INV ],
+		[ 'zero', q{'0'}, INV ],
+		[ 'negative', q{'-1 min'}, INV ],
+		[ 'day_and_ms', q{'1 day 1 ms'}, INV ],
+		[ 'month', q{'1 mon'}, INV ],
+		[ 'million_years', q{'178000000 years'}, INV ],
+		[ 'minus_million_years', q{'-178000000 years'}, INV ],
+		[ 'bad_text', q{'soon'}, '22007' ]);
+	my @delay = (
+		[ 'zero', q{'0'}, OK ],
+		[ 'second', q{'1 s'}, OK ],
+		[ '365_days', q{'365 days'}, OK ],
+		[ '366_days', q{'366 days'}, INV ],
+		[ 'negative', q{'-1 ms'}, INV ],
+		[ 'million_years', q{'178000000 years'}, INV ],
+		[ 'minus_million_years', q{'-178000000 years'}, INV ],
+		[ 'bad_text', q{'later'}, '22007' ]);
+	$grp = 'claim';
+	for my $n (names())
+	{
+		my ($label, $v, $class) = @$n;
+		add('SELECT count(*) FROM jobq.claim(ARRAY[' . L($v) . '])', $class eq 'ok' ? OK : INV);
+	}
+	add('SELECT count(*) FROM jobq.claim()', OK);
+	add('SELECT count(*) FROM jobq.claim(NULL)', OK);
+	add('SELECT count(*) FROM jobq.claim(ARRAY[]::text[])', INV);
+	add('SELECT count(*) FROM jobq.claim(ARRAY[NULL]::text[])', NULLV);
+	add(q{SELECT count(*) FROM jobq.claim(ARRAY['a', NULL])}, NULLV);
+	add(q{SELECT count(*) FROM jobq.claim(ARRAY[['a', 'b'], ['c', 'd']])}, OK);
+	add('SELECT count(*) FROM jobq.claim(array_fill(' . L('q') . '::text, ARRAY[100000]))', OK);
+	for my $m (qw(1 1000))
+	{
+		add("SELECT count(*) FROM jobq.claim(NULL, $m)", OK);
+	}
+	for my $m (qw(0 -1 1001 2147483647 -2147483648))
+	{
+		add("SELECT count(*) FROM jobq.claim(NULL, $m)", INV);
+	}
+	add('SELECT count(*) FROM jobq.claim(NULL, NULL)', NULLV);
+	add("SELECT count(*) FROM jobq.claim(NULL, 1, $_->[1])", $_->[2]) for @lease;
+
+	$grp = 'claim_wait';
+	# from the corpus's procedure, a CALL is in a transaction block
+	add("CALL jobq.claim_wait(NULL, 1, '1 min', '0 s')", '2D000');
+	# (a literal that is no interval is refused before the call)
+	add("CALL jobq.claim_wait(NULL, 1, $_->[1], '0 s')", $_->[2] eq '22007' ? '22007' : '2D000') for @lease;
+	add("CALL jobq.claim_wait(NULL, 1, '1 min', $_->[1])", $_->[2] eq '22007' ? '22007' : '2D000') for @delay;
+
+	$grp = 'heartbeat';
+	add('SELECT count(*) FROM jobq.heartbeat(ARRAY[1, 2], -1)', OK);
+	add('SELECT count(*) FROM jobq.heartbeat(ARRAY[]::bigint[], -1)', OK);
+	add('SELECT count(*) FROM jobq.heartbeat(NULL, -1)', NULLV);
+	add('SELECT count(*) FROM jobq.heartbeat(ARRAY[1], NULL)', NULLV);
+	add('SELECT count(*) FROM jobq.heartbeat(ARRAY[1, NULL], -1)', NULLV);
+	add('SELECT count(*) FROM jobq.heartbeat(ARRAY[[1, 2], [3, 4]], -1)', OK);
+	add('SELECT count(*) FROM jobq.heartbeat(ARRAY[-9223372036854775808, 9223372036854775807], 0)', OK);
+	add("SELECT count(*) FROM jobq.heartbeat(ARRAY[1], -1, $_->[1])", $_->[2]) for @lease;
+
+	for my $f (qw(complete fail snooze))
+	{
+		$grp = $f;
+		my $more = $f eq 'fail' ? q{, 'error'} : $f eq 'snooze' ? q{, '1 s'} : '';
+		add("SELECT jobq.$f(1, -1$more)", NOOBJ);
+		add("SELECT jobq.$f(-9223372036854775808, 9223372036854775807$more)", NOOBJ);
+		add("SELECT jobq.$f(NULL, -1$more)", NULLV);
+		add("SELECT jobq.$f(1, NULL$more)", NULLV);
+	}
+	$grp = 'complete';
+	for my $v (@jvals)
+	{
+		add("SELECT jobq.complete(1, -1, $v->[1])", NOOBJ);
+	}
+	$grp = 'fail';
+	add('SELECT jobq.fail(1, -1, NULL)', NULLV);
+	add(q{SELECT jobq.fail(1, -1, 'x', final => NULL)}, NULLV);
+	add(q{SELECT jobq.fail(1, -1, repeat('x', 1000000), context => repeat('y', 1000000))}, NOOBJ);
+	add(q{SELECT jobq.fail(1, -1, E'a\x01b')}, NOOBJ);
+	add("SELECT jobq.fail(1, -1, 'x', $_->[1])", $_->[2] eq OK ? NOOBJ : $_->[2]) for @delay;
+	add(q{SELECT jobq.fail(1, -1, 'x', NULL)}, NOOBJ);
+	$grp = 'snooze';
+	add('SELECT jobq.snooze(1, -1, NULL)', NULLV);
+	add("SELECT jobq.snooze(1, -1, $_->[1])", $_->[2] eq OK ? NOOBJ : $_->[2]) for @delay;
+
+	# external kinds, as the superuser
+	$role = undef;
+	$grp = 'register_external_kind';
+	for my $n (names())
+	{
+		my ($label, $v, $class) = @$n;
+		add('SELECT jobq.register_external_kind(' . L($v) . ')', $class eq 'ok' ? OK : INV);
+		add(q{SELECT jobq.register_external_kind('ext.x', } . L($v) . ')', $class eq 'ok' ? OK : INV);
+	}
+	add('SELECT jobq.register_external_kind(NULL)', NULLV);
+	add(q{SELECT jobq.register_external_kind('sql')}, INV);
+	add(q{SELECT jobq.register_external_kind('http')}, INV);
+	add(q{SELECT jobq.register_external_kind('ext.x', NULL)}, OK);
+	add(q{SELECT jobq.register_external_kind('ext.x', max_attempts => 0)}, INV);
+	add(q{SELECT jobq.register_external_kind('ext.x', max_attempts => 2147483647)}, OK);
+	add(q{SELECT jobq.register_external_kind('ext.x', timeout => '0')}, INV);
+	add(q{SELECT jobq.register_external_kind('ext.x', timeout => '25 days')}, INV);
+	add(q{SELECT jobq.register_external_kind('ext.x', priority => -2147483648)}, OK);
+
 	# channels, as the superuser
 	$role = undef;
 	$grp = 'create_channel';

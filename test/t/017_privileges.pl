@@ -89,7 +89,12 @@ ALTER DATABASE postgres OWNER TO dora;
 GRANT CREATE ON SCHEMA public TO cora;
 GRANT EXECUTE ON FUNCTION
 	jobq.register_kind(text, regprocedure, text, integer, interval, integer),
+	jobq.register_external_kind(text, text, integer, interval, integer),
 	jobq.unregister_kind(text) TO kay, kim;
+SELECT jobq.register_external_kind('ext.k');
+-- the leases of alice's external jobs, for the cells that end them
+CREATE TABLE public.leases (tag text, lease bigint);
+GRANT SELECT ON public.leases TO PUBLIC;
 
 -- what the jobs of the matrix write: the cell's tag and who ran it
 CREATE TABLE public.ran (tag text, who text);
@@ -222,6 +227,9 @@ my %public_functions = (
 	(   map { $_ => 'network helper: reads no table, runs with the caller\'s rights' }
 		  qw(_granted _payload_text _addresses _bare_address _mime_header _mime_part)
 	),
+	(   map { $_ => 'the external worker API: takes and ends only jobs of roles whose privileges the caller has' }
+		  qw(claim claim_wait heartbeat complete fail snooze)
+	),
 	_schedule_check => 'enqueues as the caller and rolls back',
 	_progress => 'shows only the running jobs of roles the caller is a member of',
 	_queue_state => 'shows the queues\' running counts, no job; concurrency keys to pg_monitor only',
@@ -277,6 +285,8 @@ retry alice's job              ok    ok    42704 42704 42704 42704 42704 42704 4
 retry_jobs alice's job         ok    ok    0     0     0     0     0     0     0     0     0
 cancel_jobs alice's job        ok    ok    0     0     0     0     0     0     0     0     0
 purge_jobs alice's job         ok    ok    0     0     0     0     0     0     0     0     0
+claim alice's external job     ok    ok    0     0     0     0     0     0     0     0     0
+complete alice's leased job    ok    ok    42704 42704 42704 42704 42704 42704 42704 42704 42704
 see alice's jobs               all   all   none  none  none  none  none  none  none  none  none
 see alice's queue_stats        all   all   none  none  none  none  none  none  none  none  none
 see alice's deliveries         all   all   none  none  none  none  none  none  none  none  none
@@ -287,6 +297,7 @@ see secret values              names names names names names names names names n
 read jobq.workers              ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 ok
 read jobq.databases            ok    42501 42501 42501 42501 42501 42501 42501 42501 42501 ok
 register own kind              ok    42501 42501 ok    ok    ok    42501 42501 42501 42501 42501
+register own external kind     ok    42501 42501 ok    ok    ok    42501 42501 42501 42501 42501
 register kind, private handler ok    42501 42501 ok    42501 ok    42501 42501 42501 42501 42501
 register kind sql              22023 42501 42501 22023 22023 22023 42501 42501 42501 42501 42501
 replace kay's kind             ok    42501 42501 ok    42501 ok    42501 42501 42501 42501 42501
@@ -484,6 +495,24 @@ SELECT :id;},
 		run => q{SELECT jobq.retry_jobs(queue => 'q@TAG@', sqlstate => '22012')}, label => $one,
 		state => 'SELECT status FROM jobq.jobs WHERE id = @ID@',
 		initial => 'dead', effect => 'succeeded', poll => 1 },
+	"claim alice's external job" => {
+		setup => q{
+SET ROLE alice;
+SELECT jobq.enqueue('ext.k', '{"tag": "@TAG@"}', queue => 'q@TAG@');},
+		run => q{SELECT count(*) FROM jobq.claim(ARRAY['q@TAG@'])}, label => $one,
+		state => 'SELECT status FROM jobq.jobs WHERE id = @ID@',
+		initial => 'pending', effect => 'running' },
+	"complete alice's leased job" => {
+		setup => q{
+SET ROLE alice;
+SELECT jobq.enqueue('ext.k', '{"tag": "@TAG@"}', queue => 'q@TAG@');
+RESET ROLE;
+INSERT INTO public.leases
+	SELECT '@TAG@', lease_id FROM jobq.claim(ARRAY['q@TAG@']);
+SELECT id FROM jobq._queue WHERE queue = 'q@TAG@';},
+		run => q{SELECT jobq.complete(@ID@, (SELECT lease FROM public.leases WHERE tag = '@TAG@'))},
+		state => 'SELECT status FROM jobq.jobs WHERE id = @ID@',
+		initial => 'running', effect => 'succeeded' },
 	"cancel_jobs alice's job" => {
 		setup => q{
 SET ROLE alice;
@@ -525,6 +554,10 @@ SELECT jobq.enqueue('sql', '{"sql": "SELECT 1"}', queue => 'q@TAG@', run_at => n
 		run => q{SELECT jobq.register_kind('@ROLE@.own', 'public.rec(jsonb)')},
 		state => q{SELECT coalesce((SELECT registered_by::text FROM jobq.kinds WHERE kind = '@ROLE@.own'), '')},
 		initial => '', effect => $same },
+	'register own external kind' => {
+		run => q{SELECT jobq.register_external_kind('@ROLE@.ext')},
+		state => q{SELECT coalesce((SELECT registered_by::text || ' ' || external FROM jobq.kinds WHERE kind = '@ROLE@.ext'), '')},
+		initial => '', effect => sub { "$_[0] true" } },
 	'register kind, private handler' => {
 		run => q{SELECT jobq.register_kind('@ROLE@.priv', 'public.rec_priv(jsonb)')},
 		state => q{SELECT coalesce((SELECT registered_by::text FROM jobq.kinds WHERE kind = '@ROLE@.priv'), '')},

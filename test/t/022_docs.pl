@@ -11,8 +11,9 @@
 #    The convention: a function is documented by its signature, a line in a
 #    fenced code block that starts with schema.name( and whose argument list
 #    (names, types, DEFAULTs; OUT arguments may be left out) is followed by
-#    RETURNS on the same or the next line; a view by a heading
-#    "View schema.name".
+#    RETURNS on the same or the next line; a procedure by a line that
+#    starts with CALL schema.name( and ends with its argument list; a view
+#    by a heading "View schema.name".
 # 3. The same for extension jobq_pack against pack/README.md, when jobq_pack
 #    is available; when it is not, a diag says so and the rest runs.
 # 4. Every relative link of every Markdown file of the tree points to a file
@@ -254,11 +255,12 @@ sub documented
 				$views{$1}++;
 				next;
 			}
-			next unless $in_code && $line =~ /^(\w+\.\w+)\(/;
-			my $name = $1;
+			# a function's signature, or a procedure's, CALL before it
+			next unless $in_code && $line =~ /^(CALL\s+)?(\w+\.\w+)\(/;
+			my ($call, $name) = ($1, $2);
 
 			# the argument list, up to its closing parenthesis
-			my $text = substr($line, length($name) + 1);
+			my $text = substr($line, length($&));
 			my $j = $i;
 			my ($depth, $args, $rest) = (1, '', undef);
 			my $quote = 0;
@@ -284,7 +286,10 @@ sub documented
 			}
 			next unless defined $rest;
 			my $next = $j < $#lines ? $lines[ $j + 1 ][0] : '';
-			next unless $rest =~ /^\s*RETURNS\b/i || ($rest =~ /^\s*$/ && $next =~ /^\s*RETURNS\b/i);
+			next
+			  unless ($call && $rest =~ /^\s*$/)
+			  || $rest =~ /^\s*RETURNS\b/i
+			  || ($rest =~ /^\s*$/ && $next =~ /^\s*RETURNS\b/i);
 			$functions{ signature($name, split_args($args)) }++;
 		}
 	}
