@@ -5,6 +5,8 @@
 # the servers and tests running as the postgres user in a scratch copy of
 # the tree.
 # Usage: bash tools/test.sh [test/t/00N_name.pl ...]   (as root)
+# With no test named, the clients' tests run too (clients/node/test.sh;
+# JOBQ_CLIENTS=1 runs them with named tests as well).
 #        JOBQ_PG=18 bash tools/test.sh [test/t/00N_name.pl ...]
 # JOBQ_PG is the PostgreSQL major version to test on: 15 by default
 # (Debian 12's packages); 18 is built from Debian's source package by
@@ -46,7 +48,13 @@ if [ $status -eq 0 ] && [ "${tap_files:-0}" -eq 0 ]; then
 	echo "== a build without --enable-tap-tests cannot test jobq" >&2
 	status=1
 fi
-if [ $status -ne 0 ]; then
+# The clients, when the whole suite runs: the TypeScript client's tests
+# against a server of their own.
+client_status=0
+if [ $# -eq 0 ] || [ -n "${JOBQ_CLIENTS:-}" ]; then
+	bash clients/node/test.sh 2>&1 | tee "$work/clients.log" || client_status=$?
+fi
+if [ $status -ne 0 ] || [ $client_status -ne 0 ]; then
 	for f in "$work"/pack/regression.diffs "$work"/pack/output_iso/regression.diffs \
 		"$work"/regression.diffs "$work"/output_iso/regression.diffs; do
 		[ -f "$f" ] && { echo "== $f"; cat "$f"; }
@@ -73,6 +81,11 @@ if [ $status -ne 0 ]; then
 	done
 	grep -E '^(test/)?t/.*\(Wstat|^ *Failed tests?:|^# +Failed test|^# +at (test/)?t/|^Dubious|^Bailout|TAP harness ran no' \
 		"$work/installcheck.log" | sed 's/^/== FAILED: /' >&2 || true
+	[ $client_status -eq 0 ] || {
+		echo "== FAILED: the TypeScript client's tests (clients/node/test.sh):" >&2
+		grep -E '^not ok|^# (fail|cancelled) [1-9]' "$work/clients.log" | sed 's/^/== FAILED: /' >&2 || true
+	}
 	echo "== tests failed" >&2
+	status=1
 fi
 exit $status

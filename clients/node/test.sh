@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# clients/node/test.sh: the TypeScript client's tests against a real server.
+# Run as root (tools/test.sh runs it after the TAP tests, holding the test
+# lock, with jobq installed): installs the client's pinned dependencies
+# from the npm registry (package-lock.json) into a scratch copy, builds it
+# with tsc, starts a throwaway cluster as postgres with jobq preloaded, and
+# runs the tests with Node's test runner (node --test).  JOBQ_PG as in
+# tools/test.sh.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/bench/lib.sh"
+
+require_root "it starts a server as postgres"
+require_jobq "$ROOT"
+if ! command -v npm >/dev/null; then
+	echo "== installing nodejs and npm (Debian's)"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+work=$(mktemp -d /tmp/jobq-node.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+	local rc=$?
+	stop_cluster "$work/cluster"
+	rm -rf "$work"
+	return $rc
+}
+trap cleanup EXIT
+
+echo "== the TypeScript client: npm ci, tsc ($(node --version))"
+cp -r "$HERE/package.json" "$HERE/package-lock.json" "$HERE/tsconfig.json" "$HERE/src" "$HERE/test" "$work/"
+(cd "$work" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npx tsc -p .)
+
+mkdir -p "$work/cluster"
+chown postgres: "$work/cluster"
+port=$(free_port 5460 "$work/cluster")
+as_pg "$PG_BIN/initdb" -D "$work/cluster/data" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+cat >>"$work/cluster/data/postgresql.conf" <<CONF
+port = $port
+listen_addresses = ''
+unix_socket_directories = '$work/cluster'
+shared_preload_libraries = 'jobq'
+jobq.retry_base_delay = '100ms'
+CONF
+as_pg "$PG_BIN/pg_ctl" -D "$work/cluster/data" -l "$work/cluster/server.log" -w start >/dev/null
+as_pg "$PG_BIN/psql" -qX -h "$work/cluster" -p "$port" -d postgres -c 'CREATE EXTENSION jobq' >/dev/null
+
+echo "== node --test (server on port $port)"
+status=0
+(cd "$work" && PGHOST="$work/cluster" PGPORT=$port PGUSER=postgres PGDATABASE=postgres \
+	node --test --test-concurrency=1 dist/test/) || status=$?
+if [ $status -ne 0 ]; then
+	echo "== the server's log:"
+	tail -n 50 "$work/cluster/server.log"
+fi
+exit $status
