@@ -44,6 +44,7 @@
 #include "api.h"
 #include "claim.h"
 #include "external_wait.h"
+#include "queue.h"
 #include "queue_external.h"
 
 PG_FUNCTION_INFO_V1(jobq_claim);
@@ -341,7 +342,7 @@ jobq_claim_wait(PG_FUNCTION_ARGS)
 static void
 not_held(int64 job_id, int64 token)
 {
-	if (!jobq_queue_external_visible(job_id, GetUserId()))
+	if (!jobq_queue_visible(job_id, GetUserId()))
 		jobq_job_not_found(job_id);
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -66,7 +66,8 @@ extern Jsonb *jobq_queue_net_request(int64 job_id, const char *kind, Jsonb *payl
 extern void jobq_queue_log_delivery(const JobqDelivery *d);
 extern int jobq_queue_net_cancelled(const int64 *ids, int n, int64 *cancelled);
 
-/* administration: cancel and retry one job */
+/* administration: whether a caller may see a job; cancel and retry one job */
+extern bool jobq_queue_visible(int64 job_id, Oid caller);
 extern int jobq_queue_cancel(int64 job_id, Oid caller);
 extern int jobq_queue_retry(int64 job_id, Oid caller);
 

@@ -115,6 +115,22 @@ visible_to_caller(Datum *values)
 	return SPI_processed > 0;
 }
 
+/* Whether job job_id exists and caller may see it (a member of its owner). */
+bool
+jobq_queue_visible(int64 job_id, Oid caller)
+{
+	JobqSpiCall qc;
+	Datum values[2];
+	bool found;
+
+	values[0] = Int64GetDatum(job_id);
+	values[1] = ObjectIdGetDatum(caller);
+	jobq_superuser_spi_begin(&qc);
+	found = visible_to_caller(values);
+	jobq_superuser_spi_end(&qc);
+	return found;
+}
+
 int
 jobq_queue_cancel(int64 job_id, Oid caller)
 {

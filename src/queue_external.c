@@ -72,7 +72,6 @@ static SPIPlanPtr plan_attempts = NULL;
 static SPIPlanPtr plan_snooze_cancel = NULL;
 static SPIPlanPtr plan_done_state = NULL;
 static SPIPlanPtr plan_heartbeat = NULL;
-static SPIPlanPtr plan_visible = NULL;
 static SPIPlanPtr plan_adopt = NULL;
 
 /*
@@ -419,29 +418,4 @@ jobq_queue_external_heartbeat(const int64 *ids, int n, int64 token, Oid caller,
 	}
 	jobq_superuser_spi_end(&qc);
 	return nheld;
-}
-
-/*
- * Whether a job exists that the caller may see (its owner's member), for
- * the error of a statement that found no job held.
- */
-bool
-jobq_queue_external_visible(int64 job_id, Oid caller)
-{
-	JobqSpiCall qc;
-	Oid types[2] = {INT8OID, OIDOID};
-	Datum values[2];
-	bool found;
-
-	values[0] = Int64GetDatum(job_id);
-	values[1] = ObjectIdGetDatum(caller);
-	jobq_superuser_spi_begin_indexed(&qc);
-	found = jobq_superuser_execute(jobq_superuser_prepare(&plan_visible,
-														  "SELECT FROM jobq._queue WHERE id = $1 AND pg_has_role($2, owner::oid, 'MEMBER') "
-														  "UNION ALL "
-														  "SELECT FROM jobq._done WHERE id = $1 AND pg_has_role($2, owner::oid, 'MEMBER')",
-														  2, types),
-								   values, NULL, SPI_OK_SELECT) > 0;
-	jobq_superuser_spi_end(&qc);
-	return found;
 }

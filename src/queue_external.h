@@ -30,6 +30,5 @@ extern const char *jobq_queue_external_snooze(int64 job_id, int64 token, Oid cal
 											  double delay_ms);
 extern int jobq_queue_external_heartbeat(const int64 *ids, int n, int64 token, Oid caller,
 										 TimestampTz until, JobqLeaseState **held);
-extern bool jobq_queue_external_visible(int64 job_id, Oid caller);
 
 #endif /* JOBQ_QUEUE_EXTERNAL_H */
