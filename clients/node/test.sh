@@ -50,7 +50,7 @@ as_pg "$PG_BIN/psql" -qX -h "$work/cluster" -p "$port" -d postgres -c 'CREATE EX
 echo "== node --test (server on port $port)"
 status=0
 (cd "$work" && PGHOST="$work/cluster" PGPORT=$port PGUSER=postgres PGDATABASE=postgres \
-	node --test --test-concurrency=1 dist/test/) || status=$?
+	timeout 900 node --test --test-concurrency=1 --test-timeout=180000 dist/test/client.test.js) || status=$?
 if [ $status -ne 0 ]; then
 	echo "== the server's log:"
 	tail -n 50 "$work/cluster/server.log"
