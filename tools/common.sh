@@ -85,3 +85,22 @@ scratch_copy() {
 as_postgres() {
 	if [ "$(id -un)" = postgres ]; then "$@"; else runuser -u postgres -- "$@"; fi
 }
+
+# build_node_client DEST: jobq's TypeScript client (clients/node) built in
+# DEST from its pinned dependencies (npm ci from the npm registry, then
+# tsc): DEST/dist/src/index.js, with DEST/node_modules (pg) beside it.
+# Node and npm come with the machine; Debian's are installed if missing.
+build_node_client() {
+	local root
+	root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	if ! command -v npm >/dev/null; then
+		echo "== installing nodejs and npm (Debian's)"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+	fi
+	rm -rf "$1"
+	mkdir -p "$1"
+	cp -r "$root/clients/node/package.json" "$root/clients/node/package-lock.json" \
+		"$root/clients/node/tsconfig.json" "$root/clients/node/src" "$root/clients/node/test" "$1/"
+	(cd "$1" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npx tsc -p .)
+}

@@ -4,8 +4,9 @@
 # 5499) and a local HTTP server standing in for the SMS and e-mail gateways,
 # then shows jobq at work in a clinic and a school database side by side:
 # the seeds' timetable installed as pg_cron jobs, the first runs of each
-# job, notifications delivered, queue statistics.  The cluster and the
-# gateway are left running.
+# job, notifications delivered, jobs of an external kind run by a
+# TypeScript worker (clients/node, built with npm and tsc), queue
+# statistics.  The cluster and the gateway are left running.
 # Usage: bash tools/demo.sh   (as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,18 @@ psql_demo -d clinic -v gateway="$GATEWAY" -f tools/demo_clinic.sql
 psql_demo -d school -v gateway="$GATEWAY" -f tools/demo_school.sql
 
 echo
+echo "== clinic: appointment cards rendered by the application's own TypeScript worker, beside the SQL jobs"
+psql_demo -d clinic -c "DO \$\$BEGIN PERFORM jobq.register_external_kind('card.render', 'documents'); END\$\$" \
+	-c "CREATE TABLE appointment_cards (slot_id bigint PRIMARY KEY, card text, job bigint)" \
+	-c "SELECT count(*) AS cards_enqueued FROM jobq.enqueue_many('card.render',
+	      (SELECT array_agg(jsonb_build_object('slot_id', slot_id) ORDER BY slot_id)
+	         FROM (SELECT slot_id FROM appointments ORDER BY slot_id LIMIT 200) a))"
+build_node_client "$DEMO/client" >/dev/null
+cp tools/demo_worker.mjs "$DEMO/client/"
+(cd "$DEMO/client" && PGHOST="$DEMO" PGPORT="$PORT" PGUSER=postgres PGDATABASE=clinic node demo_worker.mjs)
+psql_demo -d clinic -c "SELECT c.card, j.status, j.attempts FROM appointment_cards c JOIN jobq.jobs j ON j.id = c.job ORDER BY c.slot_id LIMIT 3"
+
+echo
 echo "== what the gateway received"
 /usr/bin/python3 - "$DEMO/gateway.log" <<'PY'
 import collections, json, sys
@@ -90,16 +103,18 @@ echo "== in short"
 clinic=$(psql_demo -d clinic -At -F ' ' -c "
 	SELECT (SELECT result->>'created' FROM jobq.jobs WHERE kind = 'slots.generate' ORDER BY id LIMIT 1),
 		   (SELECT result->>'released' FROM jobq.jobs WHERE kind = 'reservations.release' ORDER BY id LIMIT 1),
-		   (SELECT count(*) FROM jobq.deliveries WHERE outcome = 'delivered')")
+		   (SELECT count(*) FROM jobq.deliveries WHERE outcome = 'delivered'),
+		   (SELECT count(*) FROM jobq.jobs WHERE kind = 'card.render' AND status = 'succeeded')")
 school=$(psql_demo -d school -At -F ' ' -c "
 	SELECT (SELECT (result->>'warning')::int + (result->>'mahroom')::int + (result->>'tasdiq')::int
 			  FROM jobq.jobs WHERE kind = 'attendance.thresholds' ORDER BY id LIMIT 1),
 		   (SELECT count(*) FROM jobq.deliveries WHERE outcome = 'delivered')")
-read -r slots released reminders <<<"$clinic"
+read -r slots released reminders cards <<<"$clinic"
 read -r flagged notices <<<"$school"
 cat <<SUMMARY
    clinic: $slots appointment slots created for the next 30 days, $released expired reservations
-           released, $reminders reminder SMS delivered through the gateway
+           released, $reminders reminder SMS delivered through the gateway, $cards appointment
+           cards rendered by a TypeScript worker from the same queue
    school: $flagged attendance flags (warning, mahroom, tasdiq) raised, $notices SMS and e-mails
            delivered through the gateways, each student notified once per month and threshold
 SUMMARY

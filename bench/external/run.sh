@@ -15,6 +15,8 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# common.sh (build_node_client) first: bench/lib.sh sets PG_BIN for JOBQ_PG
+. "$ROOT/tools/common.sh"
 . "$ROOT/bench/lib.sh"
 SCRATCH=/tmp/jobq-bench
 PEERS=$SCRATCH/peers
@@ -27,11 +29,7 @@ require_jobq "$ROOT"
 install_peers "$ROOT/bench/peers" "$PEERS"
 
 echo "== the client: npm ci and tsc in $CLIENT"
-rm -rf "$CLIENT"
-mkdir -p "$CLIENT"
-cp -r "$ROOT/clients/node/package.json" "$ROOT/clients/node/package-lock.json" \
-	"$ROOT/clients/node/tsconfig.json" "$ROOT/clients/node/src" "$ROOT/clients/node/test" "$CLIENT/"
-(cd "$CLIENT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npx tsc -p .)
+build_node_client "$CLIENT"
 
 remove_stale_cluster "$DIR"
 PORT=$(free_port 5480 "$DIR")

@@ -9,16 +9,12 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
+# common.sh (build_node_client) first: bench/lib.sh sets PG_BIN for JOBQ_PG
+. "$ROOT/tools/common.sh"
 . "$ROOT/bench/lib.sh"
 
 require_root "it starts a server as postgres"
 require_jobq "$ROOT"
-if ! command -v npm >/dev/null; then
-	echo "== installing nodejs and npm (Debian's)"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
-
 work=$(mktemp -d /tmp/jobq-node.XXXXXX)
 chmod 755 "$work"
 cleanup() {
@@ -29,9 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== the TypeScript client: npm ci, tsc ($(node --version))"
-cp -r "$HERE/package.json" "$HERE/package-lock.json" "$HERE/tsconfig.json" "$HERE/src" "$HERE/test" "$work/"
-(cd "$work" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npx tsc -p .)
+echo "== the TypeScript client: npm ci, tsc"
+build_node_client "$work/client"
 
 mkdir -p "$work/cluster"
 chown postgres: "$work/cluster"
@@ -49,7 +44,7 @@ as_pg "$PG_BIN/psql" -qX -h "$work/cluster" -p "$port" -d postgres -c 'CREATE EX
 
 echo "== node --test (server on port $port)"
 status=0
-(cd "$work" && PGHOST="$work/cluster" PGPORT=$port PGUSER=postgres PGDATABASE=postgres \
+(cd "$work/client" && PGHOST="$work/cluster" PGPORT=$port PGUSER=postgres PGDATABASE=postgres \
 	timeout 900 node --test --test-concurrency=1 --test-timeout=180000 dist/test/client.test.js) || status=$?
 if [ $status -ne 0 ]; then
 	echo "== the server's log:"
