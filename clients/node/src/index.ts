@@ -361,9 +361,16 @@ export class Worker {
     this.loop = undefined;
   }
 
-  /** Stop on SIGTERM and SIGINT (once). */
-  handleSignals(): void {
-    const onSignal = () => void this.stop();
+  /**
+   * Stop gracefully on SIGTERM and SIGINT (once): the running jobs finish,
+   * the claimed ones not started are given back; then, unless exit is
+   * false, the process exits (code 0).
+   */
+  handleSignals(exit = true): void {
+    const onSignal = () =>
+      void this.stop().then(() => {
+        if (exit) process.exit(0);
+      });
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
   }

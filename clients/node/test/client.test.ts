@@ -4,9 +4,10 @@
  * that commits or rolls back, a Worker running external jobs (results,
  * retries, final failures, snoozes, a concurrency of 4, a cancel), a job
  * completed in the transaction of its write, a stale completion refused, a
- * graceful stop, and a worker process killed with SIGKILL in the middle of
- * a job: with the completion in the job's transaction, its write and its
- * completion are there once, never twice.
+ * graceful stop (stop(), and SIGTERM to a worker process), and a worker
+ * process killed with SIGKILL in the middle of a job: with the completion
+ * in the job's transaction, its write and its completion are there once,
+ * never twice.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -273,6 +274,30 @@ test('stop() ends a wait at once and leaves no job running', async () => {
   await worker.stop();
   assert.ok(Date.now() - t0 < 10_000, 'stop did not wait for the 30 s wait to end');
   assert.equal((await one("SELECT count(*)::int AS n FROM jobq._queue WHERE status = 'running' AND external")).n, 0);
+});
+
+test('SIGTERM: the worker process finishes its running job, gives back the claimed ones not started, and exits', async () => {
+  await pool.query("SELECT jobq.register_external_kind('ts.term', 'tsterm')");
+  const ids = await enqueueMany(pool, 'ts.term', [{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+  const script = fileURLToPath(new URL('./sigterm-worker.js', import.meta.url));
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  await waitFor('the first job to start', async () => out.includes('started'));
+  await waitFor('all four claimed', async () =>
+    (await one("SELECT count(*)::int AS n FROM jobq._queue WHERE queue = 'tsterm' AND status = 'running'")).n === 4);
+  child.kill('SIGTERM');
+  assert.equal(await exited, 0, 'the process exits with 0');
+  assert.equal(out.split('started').length - 1, 1, 'no job started after SIGTERM');
+  const rows = (await pool.query('SELECT status, attempts FROM jobq.jobs WHERE id = ANY($1::bigint[]) ORDER BY id', [ids])).rows;
+  assert.deepEqual(rows, [
+    { status: 'succeeded', attempts: 1 },
+    { status: 'pending', attempts: 0 },
+    { status: 'pending', attempts: 0 },
+    { status: 'pending', attempts: 0 },
+  ]);
+  await pool.query("SELECT jobq.cancel_jobs(queue => 'tsterm')");
 });
 
 test('a worker process killed with SIGKILL in the middle of a job: the job runs again after its lease, its write and completion exactly once', async () => {
