@@ -34,7 +34,6 @@
 #include "claim.h"
 #include "compat.h"
 #include "api.h"
-#include "external_wait.h"
 #include "guc.h"
 #include "handlers.h"
 #include "http_check.h"
@@ -248,7 +247,7 @@ static void
 wake_on_commit(const JobqNewJob *job)
 {
 	if (job->external)
-		jobq_external_wake_on_commit();
+		jobq_shmem_wake_external_on_commit();
 	else
 		jobq_shmem_wake_on_commit(job->net, job->run_at);
 }
@@ -479,15 +478,16 @@ jobq_cancel(PG_FUNCTION_ARGS)
 }
 
 /*
- * Retried jobs are due now, on either lane (their kind decides, as it is
- * now): wake both when the transaction commits.
+ * Jobs of any lane may be claimable now (retried jobs, whose kind decides
+ * their lane; a changed queue's): wake the database's workers of both
+ * lanes and its external workers when the transaction commits.
  */
 static void
-wake_retried_on_commit(void)
+wake_lanes_on_commit(void)
 {
 	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
 	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
-	jobq_external_wake_on_commit();
+	jobq_shmem_wake_external_on_commit();
 }
 
 Datum
@@ -503,7 +503,7 @@ jobq_retry(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("job " INT64_FORMAT " is neither dead nor cancelled", job_id),
 				 errdetail("Only dead and cancelled jobs can be retried.")));
-	wake_retried_on_commit();
+	wake_lanes_on_commit();
 	PG_RETURN_BOOL(true);
 }
 
@@ -564,7 +564,7 @@ jobq_retry_jobs(PG_FUNCTION_ARGS)
 	bulk_filter(fcinfo, &f);
 	n = jobq_queue_retry_jobs(&f, GetUserId());
 	if (n > 0)
-		wake_retried_on_commit();
+		wake_lanes_on_commit();
 	PG_RETURN_INT64(n);
 }
 
@@ -712,9 +712,7 @@ jobq__queues_changed(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("jobq._queues_changed() must be called as a trigger")));
 	jobq_limits_changed_on_commit();
-	jobq_shmem_wake_on_commit(false, GetCurrentTimestamp());
-	jobq_shmem_wake_on_commit(true, GetCurrentTimestamp());
-	jobq_external_wake_on_commit();
+	wake_lanes_on_commit();
 	return PointerGetDatum(NULL);
 }
 

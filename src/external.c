@@ -46,6 +46,8 @@
 #include "external_wait.h"
 #include "queue.h"
 #include "queue_external.h"
+#include "queue_limits.h"
+#include "shmem.h"
 
 PG_FUNCTION_INFO_V1(jobq_claim);
 PG_FUNCTION_INFO_V1(jobq_claim_wait);
@@ -281,6 +283,7 @@ jobq_claim_wait(PG_FUNCTION_ARGS)
 		for (;;)
 		{
 			TimestampTz next;
+			TimestampTz lease_end;
 			TimestampTz now;
 			long sleep_ms;
 			bool isnull;
@@ -305,13 +308,21 @@ jobq_claim_wait(PG_FUNCTION_ARGS)
 			}
 			if (GetCurrentTimestamp() >= deadline)
 				break;
-			next = jobq_queue_external_next(values[0], args.nqueues > 0);
+			/*
+			 * The next look: when the next job is due, unless the claim
+			 * left due jobs for a queue's limit or pause (then a rate's next
+			 * start, or the wake-up of the place that comes free or the
+			 * queue resumed: jobq_limits_due), or when the next lease ends.
+			 */
+			next = jobq_limits_due(jobq_queue_external_next(values[0], args.nqueues > 0,
+															GetUserId(), &lease_end));
+			next = Min(next, lease_end);
 
 			/* the claim's changes (expired leases) and its snapshot go */
 			SPI_commit();
 			now = GetCurrentTimestamp();
 			if (next <= now)
-				sleep_ms = 0;
+				sleep_ms = 10; /* due but held by another: look again soon */
 			else if (next < deadline)
 				sleep_ms = TimestampDifferenceMilliseconds(now, next) + 1;
 			else
@@ -413,7 +424,6 @@ jobq_complete(PG_FUNCTION_ARGS)
 	if (!jobq_queue_external_complete(job_id, token, GetUserId(),
 									  PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2)))
 		not_held(job_id, token);
-	jobq_external_wake_on_commit(); /* a place in a limited queue may come free */
 	PG_RETURN_VOID();
 }
 
@@ -442,7 +452,7 @@ jobq_fail(PG_FUNCTION_ARGS)
 									 delay_ms, PG_GETARG_BOOL(4));
 	if (state == NULL)
 		not_held(job_id, token);
-	jobq_external_wake_on_commit();
+	jobq_shmem_wake_external_on_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(state));
 }
 
@@ -464,6 +474,6 @@ jobq_snooze(PG_FUNCTION_ARGS)
 																"0 and 365 days"));
 	if (state == NULL)
 		not_held(job_id, token);
-	jobq_external_wake_on_commit();
+	jobq_shmem_wake_external_on_commit();
 	PG_RETURN_TEXT_P(cstring_to_text(state));
 }

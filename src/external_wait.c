@@ -24,7 +24,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
@@ -46,8 +45,7 @@ static WaitShared *waits = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool waiting = false;
-static bool wake_at_commit = false;
-static bool callback_registered = false;
+static bool exit_callback_registered = false;
 
 static int
 wait_slots(void)
@@ -106,18 +104,7 @@ jobq_external_can_wait(void)
 	return waits != NULL && jobq_compat_my_procno() < waits->nslots;
 }
 
-static void wake_xact_callback(XactEvent event, void *arg);
 static void wait_at_exit(int code, Datum arg);
-
-static void
-ensure_callbacks(void)
-{
-	if (callback_registered)
-		return;
-	RegisterXactCallback(wake_xact_callback, NULL);
-	before_shmem_exit(wait_at_exit, (Datum) 0);
-	callback_registered = true;
-}
 
 /*
  * From now on, wake-ups for the current database's external jobs set this
@@ -128,7 +115,11 @@ jobq_external_wait_begin(void)
 {
 	if (waiting || !jobq_external_can_wait())
 		return;
-	ensure_callbacks();
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(wait_at_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
 	pg_atomic_write_u32(&waits->dboid[jobq_compat_my_procno()], MyDatabaseId);
 	pg_atomic_fetch_add_u32(&waits->nwaiting, 1);
 	waiting = true;
@@ -165,35 +156,4 @@ jobq_external_wake(Oid dboid)
 	for (int i = 0; i < waits->nslots; i++)
 		if (pg_atomic_read_u32(&waits->dboid[i]) == dboid)
 			SetLatch(&GetPGProcByNumber(i)->procLatch);
-}
-
-static void
-wake_xact_callback(XactEvent event, void *arg)
-{
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_at_commit)
-				jobq_external_wake(MyDatabaseId);
-			wake_at_commit = false;
-			break;
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-			/* a prepared transaction's jobs wake no one: the next look finds them */
-			wake_at_commit = false;
-			break;
-		default:
-			break;
-	}
-}
-
-void
-jobq_external_wake_on_commit(void)
-{
-	if (waits == NULL)
-		return;
-	ensure_callbacks();
-	wake_at_commit = true;
 }

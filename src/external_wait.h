@@ -22,10 +22,7 @@ extern bool jobq_external_can_wait(void);
 extern void jobq_external_wait_begin(void);
 extern void jobq_external_wait_end(void);
 
-/* wake the waiters of the current database when the transaction commits */
-extern void jobq_external_wake_on_commit(void);
-
-/* wake the waiters of a database now */
+/* wake the waiters of a database now (at commit: jobq_shmem_wake_external_on_commit) */
 extern void jobq_external_wake(Oid dboid);
 
 #endif /* JOBQ_EXTERNAL_WAIT_H */

@@ -85,14 +85,6 @@ int8_array(const int64 *values, int n)
 										   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 }
 
-/* What a move statement returns. */
-typedef enum MoveReturns
-{
-	MOVE_QUIET,	  /* nothing: the jobs were pending or finished */
-	MOVE_RUNNING, /* the queue and key of each job, that left the running state */
-	MOVE_LEASED	  /* the same and the lease's token (external jobs, 0.2.0 on) */
-} MoveReturns;
-
 /*
  * The statement that moves the jobs of jobq._queue matching "cond" (as d)
  * to jobq._done with the given status, result and error expressions; "join"
@@ -100,7 +92,7 @@ typedef enum MoveReturns
  */
 static char *
 move_statement(const char *cond, const char *status, const char *result,
-			   const char *error_columns, const char *join, MoveReturns returns)
+			   const char *error_columns, const char *join, bool returning)
 {
 	StringInfoData buf;
 	/*
@@ -115,86 +107,54 @@ move_statement(const char *cond, const char *status, const char *result,
 	const char *more = has ? MOVED_0_2 : "";
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) ", cond);
-	/* the token is d's, which the INSERT cannot return: the INSERT is a CTE too */
-	if (returns == MOVE_LEASED)
-		appendStringInfoString(&buf, ", i AS (");
 	appendStringInfo(&buf,
+					 "WITH d AS (DELETE FROM jobq._queue WHERE %s RETURNING *) "
 					 "INSERT INTO jobq._done (" MOVED_COLUMNS "%s, status, finished_at, result, "
 					 "last_error, last_error_sqlstate, last_error_context, last_error_at) "
-					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s",
-					 more, more, status, result, error_columns, join);
-	if (returns == MOVE_LEASED)
-		appendStringInfoString(&buf, ") SELECT queue, concurrency_key, locked_by FROM d");
-	else if (returns == MOVE_RUNNING)
-		appendStringInfoString(&buf, has ? " RETURNING queue, concurrency_key"
-										 : " RETURNING queue, NULL::text");
+					 "SELECT " MOVED_COLUMNS "%s, %s, clock_timestamp(), %s, %s FROM d %s%s",
+					 cond, more, more, status, result, error_columns, join,
+					 !returning ? "" : has ? " RETURNING queue, concurrency_key"
+										   : " RETURNING queue, NULL::text");
 	return buf.data;
 }
 
-/*
- * jobq_superuser_prepare() for a move_statement, built only the first time;
- * MOVE_RUNNING: the jobs leave the running state, and the statement returns
- * their queues and keys for jobq_queue_running_left.
- */
-static SPIPlanPtr
-prepare_move(SPIPlanPtr *cache, MoveReturns returns, const char *cond, const char *status,
-			 const char *result, const char *error_columns, const char *join,
-			 int nargs, Oid *argtypes)
-{
-	if (*cache == NULL)
-		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, returns),
-									  nargs, argtypes);
-	return *cache;
-}
-
-/*
- * The same for running external jobs (queue_external.c): the statement is
- * a SELECT (SPI_OK_SELECT) of their queues, keys and lease tokens.
- */
-SPIPlanPtr
-jobq_queue_prepare_leased_move(SPIPlanPtr *cache, const char *cond, const char *status,
-							   const char *result, const char *error_columns,
-							   int nargs, Oid *argtypes)
-{
-	return prepare_move(cache, MOVE_LEASED, cond, status, result, error_columns, "", nargs, argtypes);
-}
-
-/* The same for pending or finished jobs: the statement returns nothing. */
+/* jobq_superuser_prepare() for a move_statement, built only the first time */
 SPIPlanPtr
 jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond, const char *status,
 						const char *result, const char *error_columns, const char *join,
 						int nargs, Oid *argtypes)
 {
-	return prepare_move(cache, MOVE_QUIET, cond, status, result, error_columns, join, nargs, argtypes);
+	if (*cache == NULL)
+		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, false),
+									  nargs, argtypes);
+	return *cache;
 }
 
 /*
- * Whether a running job's token holds a place in its queue's count: a
- * worker's always; a lease's once this boot's count has the database's
- * leases (jobq_queue_adopt_leases, which every statement that ends an
- * external job runs first).
+ * The same for jobs that leave the running state: the statement returns
+ * their queues and keys, for jobq_queue_running_left.
  */
-static bool
-lease_counted(int64 token)
+SPIPlanPtr
+jobq_queue_prepare_move_running(SPIPlanPtr *cache, const char *cond, const char *status,
+								const char *result, const char *error_columns, const char *join,
+								int nargs, Oid *argtypes)
 {
-	return token >= 0 || jobq_limits_leases_adopted();
+	if (*cache == NULL)
+		return jobq_superuser_prepare(cache, move_statement(cond, status, result, error_columns, join, true),
+									  nargs, argtypes);
+	return *cache;
 }
 
 /*
  * The rows the statement just run took out of the running state (it
- * returned their queues, concurrency keys and tokens, the token NULL when
- * the statement cleared it): their places in the queues' counts come free
- * when the transaction commits (queue_limits.c).  An external job's lease
- * taken before the server last started holds no place: no count has it
- * (the statements that end such jobs return the lease's token).  Returns
- * how many.
+ * returned their queues and concurrency keys): their places in the
+ * queues' counts come free when the transaction commits (queue_limits.c).
+ * Returns how many.
  */
 uint64
 jobq_queue_running_left(void)
 {
 	uint64 i;
-	bool leases = SPI_tuptable->tupdesc->natts >= 3;
 
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -202,17 +162,9 @@ jobq_queue_running_left(void)
 		bool isnull;
 		text *queue = DatumGetTextPP(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
 		Datum key = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-		bool key_null = isnull;
 
-		if (leases)
-		{
-			Datum token = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull);
-
-			if (!isnull && !lease_counted(DatumGetInt64(token)))
-				continue;
-		}
 		jobq_limits_release(VARDATA_ANY(queue), (int) VARSIZE_ANY_EXHDR(queue),
-							key_null ? NULL : DatumGetTextPP(key));
+							isnull ? NULL : DatumGetTextPP(key));
 	}
 	return SPI_processed;
 }
@@ -272,10 +224,10 @@ jobq_queue_succeed_many(const int64 *ids, Jsonb *const *results, int n)
 											   1, types),
 							   values, NULL, SPI_OK_DELETE_RETURNING);
 	else
-		jobq_superuser_execute(prepare_move(&plan_succeed_keep, MOVE_RUNNING,
-											"id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
-											"JOIN unnest($1, $2) AS r(id, result) USING (id)",
-											2, types),
+		jobq_superuser_execute(jobq_queue_prepare_move_running(&plan_succeed_keep,
+															   "id = ANY ($1)", "'succeeded'", "r.result", KEEP_ERROR,
+															   "JOIN unnest($1, $2) AS r(id, result) USING (id)",
+															   2, types),
 							   values, NULL, SPI_OK_INSERT_RETURNING);
 	jobq_queue_running_left();
 	jobq_superuser_spi_end(&qc);
@@ -338,8 +290,8 @@ jobq_queue_fail(const JobqJob *job, const JobqOutcome *outcome, bool final,
 						   values, nulls, SPI_OK_UPDATE_RETURNING);
 	if (jobq_queue_running_left() == 0)
 	{
-		jobq_superuser_execute(prepare_move(&plan_fail_final, MOVE_RUNNING, "id = $1", DEAD_OR_CANCELLED, "NULL",
-											"$2, $3, $4, clock_timestamp()", "", 4, types),
+		jobq_superuser_execute(jobq_queue_prepare_move_running(&plan_fail_final, "id = $1", DEAD_OR_CANCELLED, "NULL",
+															   "$2, $3, $4, clock_timestamp()", "", 4, types),
 							   values, nulls, SPI_OK_INSERT_RETURNING);
 		jobq_queue_running_left();
 	}
@@ -463,11 +415,11 @@ jobq_queue_reap(int64 *live_tokens, int nlive, int32 boot_id, uint32 max_counter
 	for (this_boot = 0; this_boot <= 1; this_boot++)
 	{
 		values[3] = BoolGetDatum(this_boot);
-		n += jobq_superuser_execute(prepare_move(&plan_reap_final, MOVE_RUNNING,
-												 ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
-												 DEAD_OR_CANCELLED, "NULL",
-												 "'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
-												 "", 4, types),
+		n += jobq_superuser_execute(jobq_queue_prepare_move_running(&plan_reap_final,
+																	ORPHANED " AND (attempts >= max_attempts OR cancel_requested)",
+																	DEAD_OR_CANCELLED, "NULL",
+																	"'" ORPHAN_MESSAGE "', '" ORPHAN_SQLSTATE "', NULL, clock_timestamp()",
+																	"", 4, types),
 									values, NULL, SPI_OK_INSERT_RETURNING);
 		if (this_boot)
 			jobq_queue_running_left();

@@ -16,7 +16,9 @@
  * The tokens come from the same counter as the workers' (with the boot
  * id's low bits in the high half).  The queues' counts start empty at each
  * boot: the jobs that leases of an earlier boot still hold are counted in
- * before any external claim or end of this boot (jobq_queue_adopt_leases).
+ * before any external claim or end of this boot (jobq_queue_adopt_leases),
+ * so the statements that end a job give its place back whichever boot its
+ * lease is of, as the workers' statements do (jobq_queue_running_left).
  *
  * Functions here connect to SPI and run as the bootstrap superuser (see
  * queue.c); callers check the arguments and pass the caller's role.
@@ -149,23 +151,21 @@ jobq_queue_expire_leases(void)
 	uint64 n;
 
 	jobq_superuser_spi_begin_indexed(&qc);
-	n = jobq_superuser_execute(jobq_queue_prepare_leased_move(&plan_expire_final,
-															  EXPIRED " AND (attempts >= max_attempts OR cancel_requested)",
-															  "CASE WHEN cancel_requested THEN 'cancelled' ELSE 'dead' END",
-															  "NULL",
-															  "'" EXPIRED_MESSAGE "', '" EXPIRED_SQLSTATE "', NULL, clock_timestamp()",
-															  0, NULL),
-							   NULL, NULL, SPI_OK_SELECT);
+	n = jobq_superuser_execute(jobq_queue_prepare_move_running(&plan_expire_final,
+															   EXPIRED " AND (attempts >= max_attempts OR cancel_requested)",
+															   "CASE WHEN cancel_requested THEN 'cancelled' ELSE 'dead' END",
+															   "NULL",
+															   "'" EXPIRED_MESSAGE "', '" EXPIRED_SQLSTATE "', NULL, clock_timestamp()",
+															   "", 0, NULL),
+							   NULL, NULL, SPI_OK_INSERT_RETURNING);
 	jobq_queue_running_left();
 	n += jobq_superuser_execute(jobq_superuser_prepare(&plan_expire_retry,
-													   "UPDATE jobq._queue q SET status = 'pending', run_at = now(), "
+													   "UPDATE jobq._queue SET status = 'pending', run_at = now(), "
 													   "locked_by = NULL, worker_pid = NULL, lease_until = NULL, "
 													   "last_error = '" EXPIRED_MESSAGE "', "
 													   "last_error_sqlstate = '" EXPIRED_SQLSTATE "', "
 													   "last_error_context = NULL, last_error_at = clock_timestamp() "
-													   "FROM (SELECT id, locked_by FROM jobq._queue WHERE " EXPIRED ") o "
-													   "WHERE q.id = o.id AND q.locked_by = o.locked_by AND q." EXPIRED " "
-													   "RETURNING q.queue, q.concurrency_key, o.locked_by",
+													   "WHERE " EXPIRED " RETURNING queue, concurrency_key",
 													   0, NULL),
 								NULL, NULL, SPI_OK_UPDATE_RETURNING);
 	jobq_queue_running_left();
@@ -174,38 +174,42 @@ jobq_queue_expire_leases(void)
 }
 
 /*
- * When a waiting external worker should look again by itself: the next
- * pending external job of the queues (a text[] datum, or all when
- * have_queues is false) is due, or the next lease ends.  DT_NOEND: never.
+ * When a waiting external worker should look again by itself: when the
+ * next pending external job of the queues (a text[] datum, or all when
+ * have_queues is false) that caller may take is due, returned, and when the
+ * next lease of the database ends, in *lease_end.  DT_NOEND: never.
  */
 TimestampTz
-jobq_queue_external_next(Datum queues, bool have_queues)
+jobq_queue_external_next(Datum queues, bool have_queues, Oid caller, TimestampTz *lease_end)
 {
 	JobqSpiCall qc;
-	Oid types[1] = {TEXTARRAYOID};
-	Datum values[1];
-	char nulls[1] = " ";
-	TimestampTz t = DT_NOEND;
+	Oid types[2] = {TEXTARRAYOID, OIDOID};
+	Datum values[2];
+	char nulls[2] = "  ";
+	TimestampTz due = DT_NOEND;
 	bool isnull;
 	Datum d;
 
 	values[0] = queues;
 	if (!have_queues)
 		nulls[0] = 'n';
+	values[1] = ObjectIdGetDatum(caller);
 	jobq_superuser_spi_begin_indexed(&qc);
 	jobq_superuser_execute(jobq_superuser_prepare(&plan_next,
-												  "SELECT least("
-												  "(SELECT min(run_at) FROM jobq._queue WHERE NOT net AND external "
+												  "SELECT (SELECT min(run_at) FROM jobq._queue WHERE NOT net AND external "
 												  "AND run_at > '-infinity' AND status = 'pending' "
-												  "AND ($1 IS NULL OR queue = ANY ($1))), "
-												  "(SELECT min(lease_until) FROM jobq._queue WHERE lease_until IS NOT NULL))",
-												  1, types),
+												  "AND ($1 IS NULL OR queue = ANY ($1)) "
+												  "AND pg_has_role($2, owner::oid, 'USAGE')), "
+												  "(SELECT min(lease_until) FROM jobq._queue WHERE lease_until IS NOT NULL)",
+												  2, types),
 						   values, nulls, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (!isnull)
-		t = DatumGetTimestampTz(d);
+		due = DatumGetTimestampTz(d);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*lease_end = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 	jobq_superuser_spi_end(&qc);
-	return t;
+	return due;
 }
 
 /* The state of a job that has just moved to jobq._done. */
@@ -256,14 +260,14 @@ jobq_queue_external_complete(int64 job_id, int64 token, Oid caller, Jsonb *resul
 	if (jobq_retention == 0)
 		n = jobq_superuser_execute(jobq_superuser_prepare(&plan_complete_drop,
 														  "DELETE FROM jobq._queue WHERE " HELD
-														  " RETURNING queue, concurrency_key, locked_by",
+														  " RETURNING queue, concurrency_key",
 														  4, types),
 								   values, nulls, SPI_OK_DELETE_RETURNING);
 	else
-		n = jobq_superuser_execute(jobq_queue_prepare_leased_move(&plan_complete_keep, HELD,
-																  "'succeeded'", "$4", KEEP_ERROR,
-																  4, types),
-								   values, nulls, SPI_OK_SELECT);
+		n = jobq_superuser_execute(jobq_queue_prepare_move_running(&plan_complete_keep, HELD,
+																   "'succeeded'", "$4", KEEP_ERROR,
+																   "", 4, types),
+								   values, nulls, SPI_OK_INSERT_RETURNING);
 	jobq_queue_running_left();
 	jobq_superuser_spi_end(&qc);
 	return n > 0;
@@ -321,16 +325,16 @@ jobq_queue_external_fail(int64 job_id, int64 token, Oid caller, const char *erro
 													  "last_error_context = $5, last_error_at = clock_timestamp() "
 													  "WHERE " HELD " AND NOT $7 AND NOT cancel_requested "
 													  "AND attempts < max_attempts "
-													  "RETURNING queue, concurrency_key, $2",
+													  "RETURNING queue, concurrency_key",
 													  7, types),
 							   values, nulls, SPI_OK_UPDATE_RETURNING) > 0)
 		state = "pending";
-	else if (jobq_superuser_execute(jobq_queue_prepare_leased_move(&plan_fail_final, HELD,
-																   "CASE WHEN cancel_requested THEN 'cancelled' ELSE 'dead' END",
-																   "NULL",
-																   "$4, '" FAILED_SQLSTATE "', $5, clock_timestamp()",
-																   5, types),
-									values, nulls, SPI_OK_SELECT) > 0)
+	else if (jobq_superuser_execute(jobq_queue_prepare_move_running(&plan_fail_final, HELD,
+																	"CASE WHEN cancel_requested THEN 'cancelled' ELSE 'dead' END",
+																	"NULL",
+																	"$4, '" FAILED_SQLSTATE "', $5, clock_timestamp()",
+																	"", 5, types),
+									values, nulls, SPI_OK_INSERT_RETURNING) > 0)
 		state = "";
 	jobq_queue_running_left();
 	if (state != NULL && state[0] == '\0')
@@ -362,15 +366,15 @@ jobq_queue_external_snooze(int64 job_id, int64 token, Oid caller, double delay_m
 													  "attempts = greatest(attempts - 1, 0), "
 													  "locked_by = NULL, worker_pid = NULL, lease_until = NULL "
 													  "WHERE " HELD " AND NOT cancel_requested "
-													  "RETURNING queue, concurrency_key, $2",
+													  "RETURNING queue, concurrency_key",
 													  4, types),
 							   values, NULL, SPI_OK_UPDATE_RETURNING) > 0)
 		state = "pending";
-	else if (jobq_superuser_execute(jobq_queue_prepare_leased_move(&plan_snooze_cancel,
-																   HELD " AND cancel_requested",
-																   "'cancelled'", "NULL", KEEP_ERROR,
-																   3, types),
-									values, NULL, SPI_OK_SELECT) > 0)
+	else if (jobq_superuser_execute(jobq_queue_prepare_move_running(&plan_snooze_cancel,
+																	HELD " AND cancel_requested",
+																	"'cancelled'", "NULL", KEEP_ERROR,
+																	"", 3, types),
+									values, NULL, SPI_OK_INSERT_RETURNING) > 0)
 		state = "cancelled";
 	jobq_queue_running_left();
 	jobq_superuser_spi_end(&qc);

@@ -20,7 +20,8 @@ typedef struct JobqLeaseState
 extern int64 jobq_queue_lease_token(void);
 extern void jobq_queue_adopt_leases(void);
 extern int64 jobq_queue_expire_leases(void);
-extern TimestampTz jobq_queue_external_next(Datum queues, bool have_queues);
+extern TimestampTz jobq_queue_external_next(Datum queues, bool have_queues, Oid caller,
+											TimestampTz *lease_end);
 extern bool jobq_queue_external_complete(int64 job_id, int64 token, Oid caller,
 										 Jsonb *result);
 extern const char *jobq_queue_external_fail(int64 job_id, int64 token, Oid caller,

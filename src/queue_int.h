@@ -25,15 +25,14 @@ extern SPIPlanPtr jobq_queue_prepare_move(SPIPlanPtr *cache, const char *cond,
 										  Oid *argtypes);
 
 /*
- * Statements that end jobs' running state return the jobs' queues and
- * keys, and the external jobs' statements their lease tokens too (a
- * SELECT: jobq_queue_prepare_leased_move, queue.c); jobq_queue_running_left
- * reads them after they ran.
+ * The same shape for jobs that leave the running state (queue.c): the
+ * statement returns their queues and keys, which jobq_queue_running_left
+ * reads after it ran to give their places back.
  */
-extern SPIPlanPtr jobq_queue_prepare_leased_move(SPIPlanPtr *cache, const char *cond,
-												 const char *status, const char *result,
-												 const char *error_columns,
-												 int nargs, Oid *argtypes);
+extern SPIPlanPtr jobq_queue_prepare_move_running(SPIPlanPtr *cache, const char *cond,
+												  const char *status, const char *result,
+												  const char *error_columns, const char *join,
+												  int nargs, Oid *argtypes);
 extern uint64 jobq_queue_running_left(void);
 
 /* the backoff before a failed job's next attempt (queue.c) */

@@ -982,6 +982,13 @@ jobq_limits_adopt_leases(char *const *queues, char *const *ckeys, int n)
 	leases_key(&mark);
 	LWLockAcquire(limits->lock, LW_EXCLUSIVE);
 	(void) hash_search(limits_hash, &mark, HASH_FIND, &found);
+	if (!found && enter(&mark) == NULL)
+	{
+		/* nothing counted: the next call tries again */
+		LWLockRelease(limits->lock);
+		warn_full("(leases of an earlier boot)");
+		return;
+	}
 	if (!found)
 	{
 		for (int i = 0; i < n; i++)
@@ -1000,12 +1007,6 @@ jobq_limits_adopt_leases(char *const *queues, char *const *ckeys, int n)
 				if ((e = enter(&keyed)) != NULL)
 					e->running++;
 			}
-		}
-		if (enter(&mark) == NULL)
-		{
-			LWLockRelease(limits->lock);
-			warn_full("(leases of an earlier boot)");
-			return;
 		}
 	}
 	LWLockRelease(limits->lock);

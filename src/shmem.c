@@ -42,6 +42,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "external_wait.h"
 #include "guc.h"
 #include "shmem.h"
 #include "shmem_int.h"
@@ -57,6 +58,7 @@ static bool wake_at_commit = false;
 static bool wake_net_at_commit = false;
 static TimestampTz wake_due[JOBQ_LANES]; /* the earliest run_at of each lane */
 static bool wake_all_at_commit = false;
+static bool wake_external_at_commit = false; /* the waiters of jobq.claim_wait */
 static bool probe_at_commit = false;
 typedef struct CancelAtCommit
 {
@@ -444,6 +446,8 @@ xact_callback(XactEvent event, void *arg)
 				jobq_shmem_wake_database(MyDatabaseId, false, 1, wake_due[JOBQ_LANE_SQL]);
 			if (wake_net_at_commit)
 				jobq_shmem_wake_database(MyDatabaseId, true, 1, wake_due[JOBQ_LANE_NET]);
+			if (wake_external_at_commit)
+				jobq_external_wake(MyDatabaseId);
 			if (probe_at_commit)
 				request_probe(MyDatabaseId);
 			for (int i = 0; i < ncancel_at_commit; i++)
@@ -452,6 +456,7 @@ xact_callback(XactEvent event, void *arg)
 			wake_at_commit = false;
 			wake_net_at_commit = false;
 			wake_all_at_commit = false;
+			wake_external_at_commit = false;
 			probe_at_commit = false;
 			break;
 		case XACT_EVENT_PREPARE:
@@ -466,6 +471,7 @@ xact_callback(XactEvent event, void *arg)
 			wake_at_commit = false;
 			wake_net_at_commit = false;
 			wake_all_at_commit = false;
+			wake_external_at_commit = false;
 			probe_at_commit = false;
 			ncancel_at_commit = 0; /* COMMIT PREPARED's session stops nothing */
 			break;
@@ -475,6 +481,7 @@ xact_callback(XactEvent event, void *arg)
 			wake_at_commit = false;
 			wake_net_at_commit = false;
 			wake_all_at_commit = false;
+			wake_external_at_commit = false;
 			probe_at_commit = false;
 			break;
 		default:
@@ -561,6 +568,20 @@ jobq_shmem_cancel_on_commit(int64 job_id)
 	}
 	cancel_at_commit[ncancel_at_commit].job_id = job_id;
 	cancel_at_commit[ncancel_at_commit++].level = GetCurrentTransactionNestLevel();
+}
+
+/*
+ * Wake the backends of this database waiting in jobq.claim_wait when the
+ * current transaction commits (external_wait.c).  A prepared transaction
+ * wakes no one: their next look finds its jobs.
+ */
+void
+jobq_shmem_wake_external_on_commit(void)
+{
+	if (jobq_shared == NULL)
+		return;
+	ensure_xact_callback();
+	wake_external_at_commit = true;
 }
 
 /* Have the launcher probe this database when the current transaction commits. */

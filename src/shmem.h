@@ -172,6 +172,7 @@ extern bool jobq_shmem_durable_claims(void);
 /* wake-ups and requests, any backend */
 extern void jobq_shmem_wake_on_commit(bool net, TimestampTz due);
 extern void jobq_shmem_wake_all_on_commit(void);
+extern void jobq_shmem_wake_external_on_commit(void);
 extern void jobq_shmem_cancel_on_commit(int64 job_id);
 extern void jobq_shmem_wake_database(Oid dboid, bool net, int how_many,
 									 TimestampTz due);

@@ -22,6 +22,7 @@
 #    transaction block;
 #  - a queue's concurrency limit and pause hold for external claims, and
 #    a lease taken before a crash still holds its place after the restart;
+#    a worker waiting for the place is woken when it comes free;
 #  - a dead external job retried goes back to the external lane;
 #  - bad arguments are refused with their SQLSTATE.
 
@@ -307,6 +308,20 @@ is(scalar(split /\n/, $c), 1, 'its end, by the worker that held it, frees the pl
 my ($s2, $sl2) = split /\|/, $c;
 jobq_safe_as($node, 'worker', qq{SELECT jobq.complete($s2, $sl2)});
 is(sq("SELECT running FROM jobq.queues WHERE name = 'solo'"), '0', 'and the count is back to zero');
+
+# a worker waiting for a limited queue's place is woken when it comes free
+jobq_safe_as($node, 'app', q{SELECT jobq.enqueue_many('solo.k', ARRAY['{"n": 3}', '{"n": 4}']::jsonb[])});
+$c = jobq_safe_as($node, 'worker', q{SELECT id, lease_id FROM jobq.claim(ARRAY['solo'], 5)});
+my ($s3, $sl3) = split /\|/, $c;
+($h, $out, $err, $t0) = start_wait("ARRAY['solo']", '30 s');
+isnt(waiting_pid(), '', 'a worker waits while the one place of solo is taken');
+jobq_safe_as($node, 'worker', qq{SELECT jobq.complete($s3, $sl3)});
+$h->finish;
+like($$out, qr/"payload": \{"n": 4\}/, 'the completion that frees the place gives it the next job');
+cmp_ok(time() - $t0, '<', 15, 'long before its 30 s wait ended');
+($id6) = $$out =~ /"id": (\d+)/;
+($lease6) = $$out =~ /"lease_id": (-\d+)/;
+jobq_safe_as($node, 'worker', qq{SELECT jobq.complete($id6, $lease6)});
 
 # ---------------------------------------------------------------------
 # bad arguments
